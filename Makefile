@@ -1,0 +1,38 @@
+# Two commands for a new user: `make demo` and `make test`.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+# torch first, pinned: pip takes this CPU build from local disk; a bare `torch` would pull a multi-GB CUDA build.
+TORCH   ?= torch==2.13.0
+EXTRAS  ?= dev,stac
+ASV_ARGS ?=
+
+.PHONY: demo test install lint bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/xcalving demo
+
+test: $(STAMP)
+	$(BIN)/ruff check xcalving tests benchmarks
+	$(BIN)/python -m pytest -m "not gpu" -q --doctest-modules xcalving tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check xcalving tests benchmarks
+	$(BIN)/mypy xcalving
+
+bench: $(STAMP)
+	$(BIN)/asv machine --yes >/dev/null
+	$(BIN)/asv run --python=same --show-stderr $(ASV_ARGS)
+
+clean:
+	rm -rf $(VENV) xcalving-demo .pytest_cache

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+import xcalving
+from xcalving.cli import main
+
+
+def test_demo_writes_a_lazy_georeferenced_cube_and_a_picture(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--n-times", "2", "--size", "96", "--seed", "3"]) == 0
+    cube = xcalving.open_cube(out / "cube.zarr")
+    assert cube.rio.crs.to_epsg() == 3031
+    assert (cube.rio.transform().a, cube.rio.transform().e) == (20.0, -20.0)
+    assert cube.sar.shape == (2, 96, 96) and cube.sar.chunks is not None
+    png = (out / "scene.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    printed = capsys.readouterr().out
+    assert "files written" in printed and str(out / "scene.png") in printed
+
+
+def test_demo_replaces_its_own_folder_but_not_a_users(tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--n-times", "1", "--size", "64"]
+    assert main(args) == 0
+    assert main([*args, "--seed", "9"]) == 0  # a re-run replaces the demo's own output
+    assert xcalving.open_cube(out / "cube.zarr").sizes["time"] == 1
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    assert main(["demo", "--out", str(mine), "--n-times", "1", "--size", "64"]) == 1
+    assert (mine / "thesis.tex").read_text() == "precious"
+    assert "--out" in capsys.readouterr().err
+
+
+def test_version_and_help(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == xcalving.__version__
+    assert main([]) == 2
+    with pytest.raises(SystemExit):
+        main(["no-such-command"])
+
+
+def test_plot_scene_rejects_a_missing_variable(small_cube):
+    from xcalving.plot import scene
+
+    cube, _ = small_cube
+    with pytest.raises(xcalving.InputError, match="variable"):
+        scene(cube, variable="backscatter")
+    fig = scene(cube.drop_vars(["zones"]), time=1)
+    assert len(fig.axes) == 2  # one panel and its colour bar
+    assert np.isfinite(fig.axes[0].images[0].get_array()).any()

@@ -1,0 +1,57 @@
+import dask.array as da
+import numpy as np
+import pytest
+
+import xcalving
+
+
+def test_write_then_open_is_lazy_and_keeps_crs_transform_and_values(small_cube, tmp_path):
+    cube, _ = small_cube
+    path = xcalving.write_cube(cube, tmp_path / "cube.zarr")
+    back = xcalving.open_cube(path)
+    assert isinstance(back.sar.data, da.Array)
+    assert back.sar.chunksizes["time"] == (1, 1, 1)
+    assert back.rio.crs.to_epsg() == 3031
+    assert back.rio.transform() == cube.rio.transform()
+    assert "spatial_ref" in back.coords
+    np.testing.assert_array_equal(back.sar.values, cube.sar.values)
+    np.testing.assert_array_equal(back.zones.values, cube.zones.values)
+    np.testing.assert_array_equal(back.time.values, cube.time.values)
+
+
+def test_write_warns_nothing(small_cube, tmp_path, recwarn):
+    cube, _ = small_cube
+    assert xcalving.open_cube(xcalving.write_cube(cube, tmp_path / "c.zarr")).sar.values.size
+    assert [str(w.message) for w in recwarn if "onsolidated" in str(w.message)] == []
+
+
+def test_write_never_overwrites_unless_asked(small_cube, tmp_path):
+    cube, _ = small_cube
+    path = xcalving.write_cube(cube, tmp_path / "c.zarr")
+    with pytest.raises(FileExistsError, match="mode='w'"):
+        xcalving.write_cube(cube.isel(time=[0]), path)
+    assert xcalving.open_cube(path).sizes["time"] == 3
+    xcalving.write_cube(cube.isel(time=[0]), path, mode="w")
+    assert xcalving.open_cube(path).sizes["time"] == 1
+
+
+def test_rechunked_cube_from_a_store_writes_again(small_cube, tmp_path):
+    cube, _ = small_cube
+    first = xcalving.open_cube(xcalving.write_cube(cube, tmp_path / "a.zarr"))
+    second = xcalving.write_cube(first.chunk({"time": 3, "y": 48}), tmp_path / "b.zarr")
+    assert xcalving.open_cube(second).sar.chunksizes["y"] == (48, 48)
+
+
+def test_open_missing_store_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.zarr"):
+        xcalving.open_cube(tmp_path / "nowhere.zarr")
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, xcalving; heavy = [m for m in ('matplotlib', 'geopandas', 'xcalving.cli')"
+            " if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

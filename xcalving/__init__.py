@@ -1,0 +1,43 @@
+"""xcalving: glacier calving fronts from SAR datacubes, lazily, with xarray, Dask and PyTorch.
+
+The public API fits on one screen:
+
+- :func:`open_cube` / :func:`write_cube` — Zarr cubes in and out, CRS kept.
+- :mod:`xcalving.model` — the ASPP U-Net and its self-describing safetensors checkpoints.
+- :mod:`xcalving.data.synthetic` — synthetic SAR glacier cubes with exact truth.
+
+Importing xcalving stays light: matplotlib, geopandas and the CLI load only when used.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from xcalving.errors import (
+    DeviceError,
+    InputError,
+    InputTypeError,
+    PerformanceWarning,
+    UnsafeFileError,
+    WeightsNotFoundError,
+    XcalvingError,
+    XcalvingWarning,
+)
+from xcalving.io import open_cube, write_cube
+
+try:
+    __version__ = version("xcalving")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "DeviceError",
+    "InputError",
+    "InputTypeError",
+    "PerformanceWarning",
+    "UnsafeFileError",
+    "WeightsNotFoundError",
+    "XcalvingError",
+    "XcalvingWarning",
+    "__version__",
+    "open_cube",
+    "write_cube",
+]
