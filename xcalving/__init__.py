@@ -3,6 +3,8 @@
 The public API fits on one screen:
 
 - :func:`open_cube` / :func:`write_cube` — Zarr cubes in and out, CRS kept.
+- :func:`predict` and ``da.calving.predict()`` — lazy, chunk-invariant front probability and
+  zones; :func:`progress` shows a bar while computing.
 - :mod:`xcalving.model` — the ASPP U-Net and its self-describing safetensors checkpoints.
 - :mod:`xcalving.data.synthetic` — synthetic SAR glacier cubes with exact truth.
 
@@ -21,6 +23,7 @@ from xcalving.errors import (
     XcalvingError,
     XcalvingWarning,
 )
+from xcalving import accessor as _accessor  # noqa: F401  (registers .calving)
 from xcalving.io import open_cube, write_cube
 
 try:
@@ -39,5 +42,19 @@ __all__ = [
     "XcalvingWarning",
     "__version__",
     "open_cube",
+    "predict",
+    "progress",
     "write_cube",
 ]
+
+
+def __getattr__(name: str):  # torch loads on first use, not with the package
+    if name == "predict":
+        from xcalving.inference import predict
+
+        return predict
+    if name == "progress":
+        from xcalving._progress import progress
+
+        return progress
+    raise AttributeError(f"module 'xcalving' has no attribute {name!r}")

@@ -1,0 +1,603 @@
+"""Tiled, blended, chunk-invariant inference over lazy SAR cubes.
+
+Plan, then execute:
+
+1. :func:`plan_windows` lays one global grid of windows over the whole (y, x) array, anchored at
+   pixel (0, 0), ``tile - overlap`` apart, the last window snapped inside the array so that every
+   pixel is covered and none is dropped. An axis shorter than a tile gets one window, padded at
+   the array border by repeating the edge pixels up to a multiple of the network stride.
+2. :func:`blend_weights` gives every window a smooth weight: a raised-cosine ramp over the
+   overlap at each side, clamped above zero, so seams vanish and border pixels (covered by one
+   window only) still count. The blended result is the weighted sum divided by the float sum
+   of weights.
+3. The executor maps a block function over the cube with a halo of ``tile - 1`` pixels: each
+   output block computes every window of the global plan that touches it, whole, from the
+   haloed input, and keeps its own part. Which windows touch a pixel, and their weights, do
+   not depend on the chunking, so neither does the result.
+
+Networks are built on each worker from a :class:`~xcalving.model.weights.ModelSpec`, once per
+process, device and precision (see :func:`model_cache_info`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from xcalving.errors import DeviceError, InputError, PerformanceWarning, did_you_mean
+from xcalving.io import fill_value
+from xcalving.model.weights import ModelSpec
+
+__all__ = [
+    "WindowPlan", "blend_weights", "model_cache_info", "plan_windows", "predict", "redundancy",
+]
+
+#: Output channels of the block function: front probability, then the four zone probabilities.
+N_CHANNELS = 5
+_MIN_WEIGHT = 1e-3
+
+
+# --- the plan ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WindowPlan:
+    """Where the windows of one (y, x) array are, and how big the network input is.
+
+    ``starts_y``/``starts_x`` are the first row/column of every window; a window covers
+    ``extent`` pixels of the array along each axis (``tile``, or the axis length when that is
+    shorter) and is fed to the network as ``size`` pixels (``extent`` padded up to the stride).
+    """
+
+    shape: tuple[int, int]
+    tile: int
+    overlap: int
+    starts_y: np.ndarray
+    starts_x: np.ndarray
+    extent: tuple[int, int]
+    size: tuple[int, int]
+
+    @property
+    def n_windows(self) -> int:
+        return len(self.starts_y) * len(self.starts_x)
+
+
+def _axis_starts(n: int, tile: int, overlap: int) -> np.ndarray:
+    if n <= tile:
+        return np.zeros(1, dtype=np.int64)
+    starts = list(range(0, n - tile + 1, tile - overlap))
+    if starts[-1] + tile < n:
+        starts.append(n - tile)  # snap the last window inside rather than drop the remainder
+    return np.asarray(starts, dtype=np.int64)
+
+
+def plan_windows(shape: tuple[int, int], tile: int, overlap: int, stride: int = 1) -> WindowPlan:
+    """Lay the global window grid over an array of ``shape`` = (rows, cols).
+
+    Examples
+    --------
+    >>> plan = plan_windows((100, 40), tile=32, overlap=8, stride=16)
+    >>> plan.starts_y.tolist(), plan.starts_x.tolist(), plan.extent, plan.size
+    ([0, 24, 48, 68], [0, 8], (32, 32), (32, 32))
+    >>> plan_windows((20, 50), tile=32, overlap=8, stride=16).size  # short axis: one padded window
+    (32, 32)
+    """
+    extent = (min(tile, shape[0]), min(tile, shape[1]))
+    size = tuple(-(-e // stride) * stride for e in extent)
+    return WindowPlan(
+        shape=(int(shape[0]), int(shape[1])), tile=tile, overlap=overlap,
+        starts_y=_axis_starts(shape[0], tile, overlap),
+        starts_x=_axis_starts(shape[1], tile, overlap),
+        extent=extent, size=(int(size[0]), int(size[1])),
+    )
+
+
+def _ramp(n: int, overlap: int) -> np.ndarray:
+    """1-D weight: raised cosine over ``overlap`` pixels at both ends, 1 in between, > 0."""
+    w = np.ones(n, dtype=np.float64)
+    ramp = min(overlap, n // 2)
+    if ramp > 0:
+        rise = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
+        w[:ramp] = rise
+        w[n - ramp:] = rise[::-1]
+    return np.maximum(w, _MIN_WEIGHT)
+
+
+def blend_weights(extent: tuple[int, int], overlap: int) -> np.ndarray:
+    """2-D blend weight of a window of ``extent`` (rows, cols): outer product of two ramps."""
+    return np.outer(_ramp(extent[0], overlap), _ramp(extent[1], overlap)).astype(np.float32)
+
+
+def redundancy(shape: tuple[int, int], chunks: tuple[Sequence[int], Sequence[int]], tile: int,
+               overlap: int) -> float:
+    """Windows computed over all blocks of ``chunks`` ÷ windows in the plan (1.0: no waste)."""
+    plan = plan_windows(shape, tile, overlap)
+    computed = 1
+    for starts, extent, axis_chunks in zip((plan.starts_y, plan.starts_x), plan.extent, chunks,
+                                           strict=True):
+        edges = np.cumsum([0, *axis_chunks])
+        computed *= sum(int(((starts < hi) & (starts + extent > lo)).sum())
+                        for lo, hi in zip(edges[:-1], edges[1:], strict=True))
+    return computed / plan.n_windows
+
+
+# --- the per-worker model cache ------------------------------------------------------------------
+_CACHE: dict[tuple[str, str, str], Callable[[np.ndarray], np.ndarray]] = {}
+_LOADS: dict[str, int] = {}
+_LOCK = threading.Lock()
+
+
+def model_cache_info() -> dict[str, Any]:
+    """What this process has loaded: ``{"loaded": {sha256: times built}, "torch_threads": n}``.
+
+    Each network is built once per process, device and precision, whatever the number of tasks.
+    """
+    import torch
+
+    return {"loaded": dict(_LOADS), "torch_threads": torch.get_num_threads(),
+            "cached": len(_CACHE)}
+
+
+def dask_threads_here() -> int:
+    """Number of Dask threads that run tasks in this process (1 outside Dask's thread pools)."""
+    import dask
+
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        pass
+    scheduler = dask.config.get("scheduler", None)
+    if scheduler in ("sync", "synchronous", "single-threaded", "processes", "multiprocessing"):
+        return 1
+    from dask.system import CPU_COUNT
+
+    return int(dask.config.get("num_workers", None) or CPU_COUNT)
+
+
+def torch_threads_for_process() -> int:
+    """``max(1, cores of this process // Dask threads of this process)``: no oversubscription."""
+    from dask.system import CPU_COUNT
+
+    return max(1, CPU_COUNT // dask_threads_here())
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` → ``"cuda"`` where this process sees a GPU, else ``"cpu"``; checks the rest."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError(
+            f"device={device!r} but torch sees no CUDA GPU in this process "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda is not None}). "
+            "Use device='auto' (GPU where there is one, else CPU) or device='cpu'."
+        )
+    if str(device) not in ("cpu",) and not str(device).startswith(("cuda", "mps")):
+        raise InputError(f"device must be 'auto', 'cpu' or 'cuda[:N]'; got {device!r}.")
+    return str(device)
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``"auto"`` → bf16 (fp16 where bf16 is missing) on CUDA, fp32 on CPU."""
+    import torch
+
+    if precision == "auto":
+        if not device.startswith("cuda"):
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise InputError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16'; got {precision!r}.")
+    return precision
+
+
+def _build_module(spec: ModelSpec) -> Any:
+    if spec.path is not None:
+        from xcalving.errors import UnsafeFileError
+        from xcalving.model.checkpoint import load_model
+        from xcalving.model.weights import sha256_file
+
+        digest = sha256_file(spec.path)
+        if digest != spec.sha256:
+            raise UnsafeFileError(
+                f"model: {spec.path} changed since predict() was called (sha256 {digest}, "
+                f"expected {spec.sha256}); call predict() again."
+            )
+        return load_model(spec.path)
+    if spec.state is not None:
+        from safetensors.torch import load as from_bytes
+
+        from xcalving.model.unet import ASPPUNet
+
+        config, blob = spec.state
+        net = ASPPUNet.from_config(config)
+        net.load_state_dict(from_bytes(blob))
+        return net.eval()
+    return spec.module
+
+
+def get_runner(spec: ModelSpec, device: str, precision: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The network for ``spec`` on ``device``: built once per process, then served from cache."""
+    key = (spec.sha256, device, precision)
+    with _LOCK:
+        if key not in _CACHE:
+            import torch
+
+            torch.set_num_threads(torch_threads_for_process())
+            module = _build_module(spec).to(device).eval()
+            _CACHE[key] = _Runner(module, device, precision)
+            _LOADS[spec.sha256] = _LOADS.get(spec.sha256, 0) + 1
+        return _CACHE[key]
+
+
+class _Runner:
+    """Call a network on a numpy batch (B, 1, H, W) → probabilities (B, 5, H, W) float32."""
+
+    def __init__(self, module: Any, device: str, precision: str) -> None:
+        self.module, self.device, self.precision = module, device, precision
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        x = torch.from_numpy(batch).to(self.device)
+        with torch.inference_mode(), torch.autocast(
+            device_type=self.device.split(":")[0], dtype=dtype or torch.float32,
+            enabled=dtype is not None,
+        ):
+            out = self.module(x)
+        if not isinstance(out, dict) or "front" not in out or "zones" not in out:
+            raise InputError(
+                "model must return a dict with 'front' (N×1×H×W) and 'zones' (N×4×H×W) logits, "
+                f"like xcalving.model.ASPPUNet; got {type(out).__name__}."
+            )
+        zones, front = out["zones"].float(), out["front"].float()
+        if zones.shape[1] != N_CHANNELS - 1 or front.shape[1] != 1:
+            raise InputError(
+                f"model returned zones with {zones.shape[1]} and front with {front.shape[1]} "
+                "channels; predict needs 4 zone classes (no data, rock, glacier, ocean) and 1 front."
+            )
+        probs = torch.cat([torch.sigmoid(front), torch.softmax(zones, dim=1)], dim=1)
+        return probs.cpu().numpy()
+
+
+# --- the block function --------------------------------------------------------------------------
+def _touching(starts: np.ndarray, extent: int, lo: int, hi: int) -> np.ndarray:
+    return starts[(starts < hi) & (starts + extent > lo)]
+
+
+def _windows(block: np.ndarray, origin: tuple[int, int], core: tuple[int, int, int, int],
+             plan: WindowPlan) -> Iterator[tuple[int, int, int, np.ndarray]]:
+    """Yield (lead index, row start, col start, padded window) for every window touching core."""
+    (ey, ex), (sy_, sx_) = plan.extent, plan.size
+    for y0 in _touching(plan.starts_y, ey, core[0], core[1]):
+        for x0 in _touching(plan.starts_x, ex, core[2], core[3]):
+            r, c = int(y0) - origin[0], int(x0) - origin[1]
+            for lead in range(block.shape[0]):
+                window = block[lead, r:r + ey, c:c + ex]
+                if (ey, ex) != (sy_, sx_):  # an axis shorter than a tile: edge padding
+                    window = np.pad(window, ((0, sy_ - ey), (0, sx_ - ex)), mode="edge")
+                yield lead, int(y0), int(x0), window
+
+
+def predict_block(block: np.ndarray, origin: tuple[int, int], core: tuple[int, int, int, int],
+                  plan: WindowPlan, runner: Callable[[np.ndarray], np.ndarray], fill: float,
+                  batch_size: int) -> np.ndarray:
+    """Blend every window that touches ``core`` into (L, 5, core rows, core cols).
+
+    ``block`` is (L, rows, cols) normalised input with NaN for no data, whose pixel (0, 0) is
+    global pixel ``origin``; ``core`` = (row0, row1, col0, col1) is the part to return, global.
+    """
+    height, width = core[1] - core[0], core[3] - core[2]
+    total = np.zeros((block.shape[0], N_CHANNELS, height, width), np.float32)
+    weight_sum = np.zeros((height, width), np.float32)
+    weights = blend_weights(plan.extent, plan.overlap)
+    clean = np.where(np.isnan(block), np.float32(fill), block)
+    batch: list[tuple[int, int, int, np.ndarray]] = []
+    counted: set[tuple[int, int]] = set()
+
+    def flush() -> None:
+        probs = runner(np.stack([w for *_, w in batch])[:, None])
+        for (lead, y0, x0, _), p in zip(batch, probs, strict=True):
+            _accumulate(total[lead], weight_sum, p, weights, (y0, x0), core, plan.extent,
+                        add_weight=(y0, x0) not in counted)
+            counted.add((y0, x0))
+        batch.clear()
+
+    for item in _windows(clean, origin, core, plan):
+        batch.append(item)
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    out = total / weight_sum
+    core_block = block[:, core[0] - origin[0]:core[1] - origin[0],
+                       core[2] - origin[1]:core[3] - origin[1]]
+    out[np.broadcast_to(np.isnan(core_block)[:, None], out.shape)] = np.nan
+    return out
+
+
+def _accumulate(total: np.ndarray, weight_sum: np.ndarray, probs: np.ndarray, weights: np.ndarray,
+                start: tuple[int, int], core: tuple[int, int, int, int],
+                extent: tuple[int, int], add_weight: bool) -> None:
+    """Add one window's weighted probabilities to the part of ``core`` it covers."""
+    r0, r1 = max(start[0], core[0]), min(start[0] + extent[0], core[1])
+    c0, c1 = max(start[1], core[2]), min(start[1] + extent[1], core[3])
+    win = (slice(r0 - start[0], r1 - start[0]), slice(c0 - start[1], c1 - start[1]))
+    out = (slice(r0 - core[0], r1 - core[0]), slice(c0 - core[2], c1 - core[2]))
+    w = weights[win]
+    total[(slice(None), *out)] += probs[(slice(None), *win)] * w
+    if add_weight:
+        weight_sum[out] += w
+
+
+# --- dask execution ------------------------------------------------------------------------------
+def spatial_chunks(chunks: tuple[int, ...], n: int, tile: int, overlap: int) -> tuple[int, ...]:
+    """Chunks along one spatial axis that hold several windows a block and none below a tile.
+
+    A block should span at least four window steps (``4 * (tile - overlap) + overlap``), so that
+    few windows straddle two blocks; chunks below that are merged, and a chunk smaller than a
+    tile is merged with its neighbour (the halo of ``tile - 1`` needs it).
+    """
+    from dask.array.overlap import ensure_minimum_chunksize
+
+    target = min(n, 4 * (tile - overlap) + overlap)
+    if max(chunks) < target:
+        count = max(1, n // target)
+        base, extra = divmod(n, count)
+        chunks = tuple(base + (i < extra) for i in range(count))
+    if n > tile:
+        chunks = ensure_minimum_chunksize(tile, chunks)
+    return tuple(chunks)
+
+
+def run_blocks(data: Any, plan: WindowPlan, spec: Any, device: str, precision: str,
+               batch_size: int) -> Any:
+    """Map :func:`predict_block` over a dask array (..., y, x) → (..., 5, y, x) float32.
+
+    ``spec`` may be a ``dask.delayed`` ModelSpec so that a large in-memory network is one graph
+    key, sent to each worker once, rather than a copy inside every task.
+    """
+    import dask.array as da
+
+    lead = data.ndim - 2
+    depth = {lead: plan.extent[0] - 1, lead + 1: plan.extent[1] - 1}
+    haloed = da.overlap.overlap(data, depth=depth, boundary="none")
+    edges = [np.cumsum([0, *c]) for c in data.chunks[-2:]]
+
+    def block_fn(block: np.ndarray, spec: ModelSpec, block_id: tuple[int, ...] = ()) -> np.ndarray:
+        iy, ix = block_id[-2], block_id[-1]
+        core = (int(edges[0][iy]), int(edges[0][iy + 1]), int(edges[1][ix]), int(edges[1][ix + 1]))
+        origin = (max(core[0] - depth[lead], 0), max(core[2] - depth[lead + 1], 0))
+        dev = resolve_device(device)
+        runner = get_runner(spec, dev, resolve_precision(precision, dev))
+        flat = block.reshape(-1, *block.shape[-2:])
+        out = predict_block(flat, origin, core, plan, runner, fill_value(spec.scaling), batch_size)
+        return out.reshape(*block.shape[:-2], N_CHANNELS, *out.shape[-2:])
+
+    chunks = (*data.chunks[:-2], (N_CHANNELS,), *data.chunks[-2:])
+    return da.map_blocks(block_fn, haloed, spec, chunks=chunks, new_axis=[lead], dtype=np.float32,
+                         name="xcalving-predict")
+
+
+def check_tile(tile: int, overlap: int, stride: int, batch_size: int) -> None:
+    """Validate the window arguments against the network stride."""
+    for name, value in (("tile", tile), ("overlap", overlap), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise InputError(f"{name} must be a whole number; got {value!r}.")
+    if tile < stride or tile % stride:
+        good = max(stride, int(round(tile / stride)) * stride)
+        raise InputError(
+            f"tile={tile} is not a multiple of the network stride {stride}: windows must divide "
+            f"evenly through its {int(math.log2(stride)) if stride > 1 else 0} poolings. "
+            f"Use tile={good}."
+        )
+    if not 0 <= overlap < tile:
+        raise InputError(
+            f"overlap={overlap} must be >= 0 and smaller than tile={tile}; "
+            f"e.g. overlap={tile // 4}."
+        )
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1; got {batch_size}.")
+
+
+def warn_rechunk(dim: str, before: tuple[int, ...], after: tuple[int, ...], tile: int) -> None:
+    """Warn when the caller's chunks had to grow because a window did not fit in them."""
+    if min(before[:-1] or before) < tile and before != after:
+        warnings.warn(
+            f"chunks along {dim!r} ({before[0]} px) are smaller than one window ({tile} px); "
+            f"rechunked to {after[0]} px, which reads neighbouring chunks together and costs "
+            "memory. Open the cube with larger chunks (e.g. chunks={'"
+            f"{dim}': {after[0]}}}) to avoid it.",
+            PerformanceWarning, stacklevel=4,
+        )
+
+
+# --- the xarray shell ----------------------------------------------------------------------------
+ZONE_LABELS = ["no_data", "rock", "glacier", "ocean"]
+_SPATIAL_HINTS = {"lat": "y", "latitude": "y", "lon": "x", "longitude": "x", "row": "y",
+                  "rows": "y", "col": "x", "cols": "x", "northing": "y", "easting": "x"}
+
+
+def _check_dims(da: Any) -> None:
+    if "y" in da.dims and "x" in da.dims:
+        return
+    rename = {d: _SPATIAL_HINTS[str(d).lower()] for d in da.dims if str(d).lower() in _SPATIAL_HINTS}
+    fix = f"da.rename({rename})" if rename else "da.rename({'<row dim>': 'y', '<col dim>': 'x'})"
+    raise InputError(
+        f"da must have spatial dims 'y' and 'x'; it has {tuple(da.dims)}. Rename them: {fix}."
+    )
+
+
+def _select_band(da: Any, band: Any) -> Any:
+    if "band" not in da.dims:
+        if band is not None:
+            raise InputError(f"band={band!r} was given but da has no 'band' dim ({da.dims}).")
+        return da
+    labels = list(da["band"].values) if "band" in da.coords else list(range(da.sizes["band"]))
+    if band is None:
+        if da.sizes["band"] == 1:
+            return da.isel(band=0, drop=True)
+        raise InputError(
+            f"da has {da.sizes['band']} bands {labels} and the network takes one: choose it with "
+            f"band=..., e.g. band={labels[0]!r} (HH is preferred, VV accepted)."
+        )
+    if band not in labels:
+        raise InputError(f"band={band!r} is not among da's bands {labels}."
+                         + did_you_mean(str(band), [str(b) for b in labels]))
+    return da.sel(band=band, drop=True) if "band" in da.coords else da.isel(band=band, drop=True)
+
+
+def _nodata(da: Any) -> float | None:
+    for source in (da.attrs, da.encoding):
+        for key in ("_FillValue", "nodata", "missing_value"):
+            if source.get(key) is not None:
+                return float(source[key])
+    return None
+
+
+def _as_dask(da: Any, tile: int, overlap: int) -> Any:
+    """The data as a dask array with chunks that suit the window grid (warn where they grow)."""
+    import dask.array as dsa
+
+    data = da.data
+    if not isinstance(data, dsa.Array):
+        data = dsa.from_array(np.asarray(data), chunks=(1,) * (da.ndim - 2) + (-1, -1))
+    new = list(data.chunks)
+    for axis, dim in ((-2, "y"), (-1, "x")):
+        new[axis] = spatial_chunks(data.chunks[axis], data.shape[axis], tile, overlap)
+        warn_rechunk(dim, data.chunks[axis], new[axis], tile)
+    return data.rechunk(tuple(new)) if tuple(new) != data.chunks else data
+
+
+def _client_active() -> bool:
+    try:
+        from distributed import default_client
+
+        default_client()
+        return True
+    except (ImportError, ValueError):
+        return False
+
+
+def predict(
+    da: Any,
+    model: Any = None,
+    *,
+    tile: int = 512,
+    overlap: int = 128,
+    batch_size: int = 8,
+    device: str = "auto",
+    precision: str = "auto",
+    band: Any = None,
+    scaling: str = "auto",
+) -> Any:
+    """Predict calving-front probability and zones over a SAR cube, lazily.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        Backscatter with dims ``y`` and ``x`` (and any others, e.g. ``time``, ``band``),
+        numpy- or dask-backed. NaN or nodata pixels come out as NaN (zone 0).
+    model
+        A registered weights name, a path to a ``.safetensors`` checkpoint (hashed; the hash is
+        recorded), an ``nn.Module`` returning ``{"zones", "front"}`` logits, or ``None`` for the
+        package's default weights.
+    tile, overlap
+        Window size and overlap in pixels. ``tile`` must be a multiple of the network stride.
+    batch_size
+        Windows per forward pass.
+    device
+        ``"auto"``: each worker's GPU where it has one, else CPU; or ``"cpu"``, ``"cuda"``.
+    precision
+        ``"auto"``: bf16 (fp16 without bf16) on CUDA, fp32 on CPU; or ``"fp32"``, ``"bf16"``,
+        ``"fp16"``.
+    band
+        Band to use when ``da`` has a ``band`` dim with more than one entry.
+    scaling
+        What the values are: ``"auto"`` (uint8 → 8-bit; else the ``units`` attribute), ``"db"``,
+        ``"linear"``, ``"uint8"``, or ``"none"`` to feed values unchanged. They are converted to
+        the scaling the weights were trained on (see :func:`xcalving.io.to_network_input`).
+
+    Returns
+    -------
+    xarray.Dataset
+        Lazy: ``front_probability`` (..., y, x) float32, ``zone_probability`` (zone, ..., y, x)
+        float32 and ``zones`` (..., y, x) uint8, with the input's coordinates and CRS.
+    """
+    import dask
+    import xarray as xr
+
+    from xcalving.io import input_kind
+    from xcalving.model.weights import model_spec
+
+    if isinstance(da, xr.Dataset):
+        raise InputError("da is a Dataset; call ds.calving.predict(variable='sar', ...) or pass "
+                         "one variable, e.g. predict(ds['sar'], ...).")
+    if not isinstance(da, xr.DataArray):
+        raise InputError(f"da must be an xarray.DataArray; got {type(da).__name__}.")
+    _check_dims(da)
+    da = _select_band(da, band)
+    kind = input_kind(da, scaling)
+    spec = model_spec(model)
+    check_tile(tile, overlap, spec.stride, batch_size)
+    if device != "auto" and not _client_active():
+        resolve_device(device)  # fail now, not inside a task
+    resolve_precision(precision, "cpu" if device == "cpu" else "cuda")
+    lead = [d for d in da.dims if d not in ("y", "x")]
+    da = da.transpose(*lead, "y", "x")
+    data = _as_dask(da, tile, overlap)
+    plan = plan_windows(data.shape[-2:], tile, overlap, spec.stride)
+    from xcalving.io import to_network_input
+
+    normalised = data.map_blocks(to_network_input, kind, spec.scaling, _nodata(da),
+                                 dtype=np.float32)
+    spec_key = dask.delayed(spec, name=f"xcalving-model-{spec.sha256[:16]}", traverse=False)
+    out = run_blocks(normalised, plan, spec_key, device, precision, batch_size)
+    return _to_dataset(da, out, lead, spec, kind, tile, overlap, batch_size, precision)
+
+
+def _to_dataset(da: Any, out: Any, lead: list[Any], spec: ModelSpec, kind: str, tile: int,
+                overlap: int, batch_size: int, precision: str) -> Any:
+    import dask.array as dsa
+    import xarray as xr
+
+    import xcalving
+
+    n = len(lead)
+    front = out[(slice(None),) * n + (0,)]
+    zone_prob = dsa.moveaxis(out[(slice(None),) * n + (slice(1, None),)], n, 0)
+    zones = dsa.where(dsa.isnan(front), 0, dsa.argmax(zone_prob, axis=0)).astype(np.uint8)
+    dims = (*lead, "y", "x")
+    coords = {k: v for k, v in da.coords.items()}
+    ds = xr.Dataset(
+        {
+            "front_probability": (dims, front, {"long_name": "calving front probability",
+                                                "units": "1"}),
+            "zone_probability": (("zone", *dims), zone_prob, {"long_name": "zone probability",
+                                                             "units": "1"}),
+            "zones": (dims, zones, {"long_name": "zone", "flag_values": [0, 1, 2, 3],
+                                    "flag_meanings": " ".join(ZONE_LABELS)}),
+        },
+        coords={**coords, "zone": ZONE_LABELS},
+    )
+    ds.attrs.update({
+        "model": spec.name, "model_sha256": spec.sha256, "tile": tile, "overlap": overlap,
+        "batch_size": batch_size, "precision": precision, "input_scaling": kind,
+        "network_scaling": str(spec.scaling.to_dict()), "xcalving_version": xcalving.__version__,
+    })
+    import rioxarray  # noqa: F401  (registers .rio)
+
+    crs = da.rio.crs
+    if crs is not None:
+        ds = ds.rio.write_crs(crs)
+    else:
+        ds.attrs["crs"] = "none: the input had no CRS, x and y are pixel coordinates"
+    return ds
