@@ -13,6 +13,7 @@ Importing xcalving stays light: matplotlib, geopandas and the CLI load only when
 
 from importlib.metadata import PackageNotFoundError, version
 
+from xcalving import accessor as _accessor  # noqa: F401  (registers .calving)
 from xcalving.errors import (
     DeviceError,
     InputError,
@@ -23,7 +24,6 @@ from xcalving.errors import (
     XcalvingError,
     XcalvingWarning,
 )
-from xcalving import accessor as _accessor  # noqa: F401  (registers .calving)
 from xcalving.io import open_cube, write_cube
 
 try:

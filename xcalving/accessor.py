@@ -1,5 +1,7 @@
-"""The ``.calving`` accessors: validation and dispatch only, no state (xarray makes a new accessor
-for every object)."""
+"""The ``.calving`` accessors.
+
+Validation and dispatch only, no state: xarray makes a new accessor for every object.
+"""
 
 from __future__ import annotations
 

@@ -22,7 +22,6 @@ process, device and precision (see :func:`model_cache_info`).
 from __future__ import annotations
 
 import math
-import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -64,6 +63,7 @@ class WindowPlan:
 
     @property
     def n_windows(self) -> int:
+        """Number of windows in the plan."""
         return len(self.starts_y) * len(self.starts_x)
 
 
@@ -262,7 +262,8 @@ class _Runner:
         if zones.shape[1] != N_CHANNELS - 1 or front.shape[1] != 1:
             raise InputError(
                 f"model returned zones with {zones.shape[1]} and front with {front.shape[1]} "
-                "channels; predict needs 4 zone classes (no data, rock, glacier, ocean) and 1 front."
+                "channels; predict needs 4 zone classes (no data, rock, glacier, ocean) and "
+                "1 front."
             )
         probs = torch.cat([torch.sigmoid(front), torch.softmax(zones, dim=1)], dim=1)
         return probs.cpu().numpy()
@@ -429,7 +430,8 @@ _SPATIAL_HINTS = {"lat": "y", "latitude": "y", "lon": "x", "longitude": "x", "ro
 def _check_dims(da: Any) -> None:
     if "y" in da.dims and "x" in da.dims:
         return
-    rename = {d: _SPATIAL_HINTS[str(d).lower()] for d in da.dims if str(d).lower() in _SPATIAL_HINTS}
+    rename = {d: _SPATIAL_HINTS[str(d).lower()] for d in da.dims
+              if str(d).lower() in _SPATIAL_HINTS}
     fix = f"da.rename({rename})" if rename else "da.rename({'<row dim>': 'y', '<col dim>': 'x'})"
     raise InputError(
         f"da must have spatial dims 'y' and 'x'; it has {tuple(da.dims)}. Rename them: {fix}."

@@ -38,6 +38,7 @@ class WeightsRecord:
 
     @property
     def path(self) -> Path:
+        """Where the file lies inside the installed package."""
         return WEIGHTS_DIR / self.filename
 
 
@@ -96,7 +97,8 @@ def _spec_from_record(record: WeightsRecord) -> ModelSpec:
     return _spec_from_file(record.path, record.name, digest, record.scaling)
 
 
-def _spec_from_file(path: Path, name: str, digest: str, scaling: Scaling | None = None) -> ModelSpec:
+def _spec_from_file(path: Path, name: str, digest: str,
+                    scaling: Scaling | None = None) -> ModelSpec:
     from xcalving.model.checkpoint import load_model, read_metadata
 
     meta = read_metadata(path)
