@@ -443,7 +443,7 @@ def _select_band(da: Any, band: Any) -> Any:
         if band is not None:
             raise InputError(f"band={band!r} was given but da has no 'band' dim ({da.dims}).")
         return da
-    labels = list(da["band"].values) if "band" in da.coords else list(range(da.sizes["band"]))
+    labels = da["band"].values.tolist() if "band" in da.coords else list(range(da.sizes["band"]))
     if band is None:
         if da.sizes["band"] == 1:
             return da.isel(band=0, drop=True)
@@ -588,7 +588,8 @@ def _to_dataset(da: Any, out: Any, lead: list[Any], spec: ModelSpec, kind: str, 
             "zones": (dims, zones, {"long_name": "zone", "flag_values": [0, 1, 2, 3],
                                     "flag_meanings": " ".join(ZONE_LABELS)}),
         },
-        coords={**coords, "zone": ZONE_LABELS},
+        # object dtype: Zarr v3 stores variable-length strings without an "unstable dtype" warning
+        coords={**coords, "zone": np.array(ZONE_LABELS, dtype=object)},
     )
     ds.attrs.update({
         "model": spec.name, "model_sha256": spec.sha256, "tile": tile, "overlap": overlap,
@@ -601,5 +602,5 @@ def _to_dataset(da: Any, out: Any, lead: list[Any], spec: ModelSpec, kind: str, 
     if crs is not None:
         ds = ds.rio.write_crs(crs)
     else:
-        ds.attrs["crs"] = "none: the input had no CRS, x and y are pixel coordinates"
+        ds.attrs["georeference"] = "none: the input had no CRS, x and y are pixel coordinates"
     return ds
