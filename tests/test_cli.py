@@ -49,3 +49,34 @@ def test_plot_scene_rejects_a_missing_variable(small_cube):
     fig = scene(cube.drop_vars(["zones"]), time=1)
     assert len(fig.axes) == 2  # one panel and its colour bar
     assert np.isfinite(fig.axes[0].images[0].get_array()).any()
+
+
+def test_predict_writes_a_georeferenced_prediction_cube(small_cube, tmp_path, capsys):
+    from xcalving.model import ASPPUNet, save_model
+
+    cube, _ = small_cube
+    store = xcalving.write_cube(cube, tmp_path / "cube.zarr")
+    weights = save_model(ASPPUNet(width=4), tmp_path / "net.safetensors")
+    out = tmp_path / "pred.zarr"
+    args = ["predict", store, "--out", str(out), "--model", str(weights), "--tile", "32",
+            "--overlap", "8"]
+    assert main(args) == 0
+    pred = xcalving.open_cube(out)
+    assert pred.rio.crs.to_epsg() == 3031 and pred.rio.transform() == cube.rio.transform()
+    assert pred.front_probability.shape == cube.sar.shape
+    assert np.isfinite(pred.front_probability.values).any()
+    captured = capsys.readouterr()
+    assert "wrote" in captured.out and "predict" in captured.err  # the progress bar
+    # never overwrites without --overwrite, and errors are one line, not a traceback
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "Traceback" not in err
+    assert main([*args, "--overwrite"]) == 0
+
+
+def test_predict_with_an_unknown_model_says_what_exists(small_cube, tmp_path, capsys):
+    cube, _ = small_cube
+    store = xcalving.write_cube(cube, tmp_path / "cube.zarr")
+    assert main(["predict", store, "--out", str(tmp_path / "p.zarr"), "--model", "nope"]) == 1
+    assert "Registered names" in capsys.readouterr().err
+    assert not (tmp_path / "p.zarr").exists()

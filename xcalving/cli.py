@@ -7,6 +7,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from xcalving.errors import InputError, XcalvingError
 
@@ -51,6 +52,44 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compute_with_progress(delayed: Any, scheduler: str | None, what: str) -> None:
+    """Compute ``delayed`` with a progress bar: tqdm locally, distributed.progress on a cluster."""
+    if scheduler is None:
+        from xcalving._progress import progress
+
+        with progress(desc=what):
+            delayed.compute()
+        return
+    from distributed import Client
+    from distributed import progress as cluster_progress
+
+    with Client(scheduler) as client:
+        future = client.compute(delayed)
+        cluster_progress(future)
+        future.result()
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    import xcalving
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise InputError(f"--out: {out} already exists; choose a new path or pass --overwrite.")
+    cube = xcalving.open_cube(args.cube)
+    pred = cube.calving.predict(
+        args.model, variable=args.variable, tile=args.tile, overlap=args.overlap,
+        batch_size=args.batch_size, device=args.device, band=args.band, scaling=args.scaling,
+    )
+    pred.attrs["source"] = str(args.cube)
+    job = pred.to_zarr(out, mode="w" if args.overwrite else "w-", consolidated=False,
+                       zarr_format=3, compute=False)
+    _compute_with_progress(job, args.scheduler, "predict")
+    sizes = ", ".join(f"{k}: {v}" for k, v in pred.sizes.items())
+    print(f"wrote {out} ({sizes}; crs {pred.rio.crs or 'none (pixel coordinates)'}; "
+          f"model {pred.attrs['model']} sha256 {pred.attrs['model_sha256'][:12]}…)")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xcalving", description=__doc__)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -64,6 +103,23 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", type=int, default=512, help="scene size in pixels")
     demo.add_argument("--resolution", type=float, default=20.0, help="pixel spacing in metres")
     demo.set_defaults(run=_run_demo)
+    pred = sub.add_parser("predict", help="predict front probability and zones over a Zarr cube")
+    pred.add_argument("cube", help="input Zarr cube (e.g. written by xcalving.write_cube)")
+    pred.add_argument("--out", required=True, help="output Zarr store (a new path)")
+    pred.add_argument("--model", default=None,
+                      help="registered weights name or .safetensors path (default: the package's)")
+    pred.add_argument("--variable", default="sar", help="backscatter variable (default: sar)")
+    pred.add_argument("--tile", type=int, default=512, help="window size in pixels")
+    pred.add_argument("--overlap", type=int, default=128, help="window overlap in pixels")
+    pred.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    pred.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    pred.add_argument("--band", default=None, help="band to use when the cube has several")
+    pred.add_argument("--scaling", default="auto", choices=["auto", "db", "linear", "uint8",
+                                                             "none"])
+    pred.add_argument("--scheduler", default=None,
+                      help="dask.distributed scheduler address (default: local threads)")
+    pred.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    pred.set_defaults(run=_run_predict)
     return parser
 
 
@@ -81,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args))
-    except XcalvingError as err:
+    except (XcalvingError, FileNotFoundError, FileExistsError) as err:
         print(f"xcalving {args.command}: error: {err}", file=sys.stderr)
         return 1
 
