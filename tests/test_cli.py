@@ -80,3 +80,25 @@ def test_predict_with_an_unknown_model_says_what_exists(small_cube, tmp_path, ca
     assert main(["predict", store, "--out", str(tmp_path / "p.zarr"), "--model", "nope"]) == 1
     assert "Registered names" in capsys.readouterr().err
     assert not (tmp_path / "p.zarr").exists()
+
+
+def test_fronts_writes_parquet_geopackage_and_a_map(small_cube, tmp_path, capsys):
+    import xarray as xr
+
+    from xcalving.vector import read_fronts
+
+    cube, _ = small_cube
+    # a 'prediction' whose zones are the truth: the CLI must find every front
+    pred = xr.Dataset({"zones": cube.zones}).rio.write_crs(cube.rio.crs)
+    pred = pred.rio.write_transform(cube.rio.transform())
+    store = xcalving.write_cube(pred, tmp_path / "pred.zarr")
+    out = tmp_path / "fronts.parquet"
+    args = ["fronts", store, "--out", str(out), "--gpkg", str(tmp_path / "fronts.gpkg"),
+            "--map", str(tmp_path / "map.png"), "--min-length", "0"]
+    assert main(args) == 0
+    frame = read_fronts(out)
+    assert len(frame) == 3 and not frame.geometry.is_empty.any()
+    assert read_fronts(tmp_path / "fronts.gpkg").crs.to_epsg() == 3031
+    assert (tmp_path / "map.png").read_bytes()[:4] == b"\x89PNG"
+    assert "3 of 3 scenes have a front" in capsys.readouterr().out
+    assert main(args) == 1  # existing outputs are not replaced without --overwrite

@@ -5,6 +5,8 @@ The public API fits on one screen:
 - :func:`open_cube` / :func:`write_cube` — Zarr cubes in and out, CRS kept.
 - :func:`predict` and ``da.calving.predict()`` — lazy, chunk-invariant front probability and
   zones; :func:`progress` shows a bar while computing.
+- :func:`fronts` and ``ds.calving.fronts()`` — time-indexed front lines (GeoDataFrame);
+  :mod:`xcalving.metrics`, :mod:`xcalving.change`, :mod:`xcalving.plot`.
 - :mod:`xcalving.model` — the ASPP U-Net and its self-describing safetensors checkpoints.
 - :mod:`xcalving.data.synthetic` — synthetic SAR glacier cubes with exact truth.
 
@@ -42,6 +44,7 @@ __all__ = [
     "XcalvingWarning",
     "__version__",
     "open_cube",
+    "fronts",
     "predict",
     "progress",
     "write_cube",
@@ -53,6 +56,10 @@ def __getattr__(name: str):  # torch loads on first use, not with the package
         from xcalving.inference import predict
 
         return predict
+    if name == "fronts":
+        from xcalving.vector import fronts
+
+        return fronts
     if name == "progress":
         from xcalving._progress import progress
 

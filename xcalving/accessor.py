@@ -49,3 +49,11 @@ class CalvingDatasetAccessor:
         return predict(self._obj[variable], model, tile=tile, overlap=overlap,
                        batch_size=batch_size, device=device, precision=precision, band=band,
                        scaling=scaling)
+
+    def fronts(self, *, method: str = "zones", min_length: float = 750.0,
+               min_length_px: float | None = None, threshold: float = 0.5) -> Any:
+        """Time-indexed front lines of a prediction Dataset; see :func:`xcalving.fronts`."""
+        from xcalving.vector import fronts
+
+        return fronts(self._obj, method=method,  # type: ignore[arg-type]
+                      min_length=min_length, min_length_px=min_length_px, threshold=threshold)

@@ -35,21 +35,45 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     out = _demo_folder(Path(args.out))
     shape = (args.size, args.size)
-    print(f"[1/3] synthetic cube: {args.n_times} scenes of {shape[0]} x {shape[1]} px, "
+    print(f"[1/4] synthetic cube: {args.n_times} scenes of {shape[0]} x {shape[1]} px, "
           f"{args.resolution:g} m, seed {args.seed}")
-    cube, fronts = glacier_cube(args.n_times, shape=shape, resolution=args.resolution,
-                                seed=args.seed)
+    cube, truth = glacier_cube(args.n_times, shape=shape, resolution=args.resolution,
+                               seed=args.seed, freq=args.freq)
     store = xcalving.write_cube(cube, out / "cube.zarr")
     reopened = xcalving.open_cube(store)
-    print(f"[2/3] wrote {store} (Zarr v3) and reopened it lazily: crs {reopened.rio.crs}, "
+    print(f"[2/4] wrote {store} (Zarr v3) and reopened it lazily: crs {reopened.rio.crs}, "
           f"chunks {dict(reopened.sar.chunksizes)}")
     picture = out / "scene.png"
     scene(reopened, time=0).savefig(picture, dpi=110)
-    print(f"[3/3] drew the first scene with its zones and front: {picture}")
+    print(f"[3/4] drew the first scene with its zones and front: {picture}")
+    written = [store, picture, *_demo_fronts(reopened, truth, out, args.resolution)]
     print("\nfiles written:")
-    for path in (store, picture):
+    for path in written:
         print(f"  {path}")
     return 0
+
+
+def _demo_fronts(cube: Any, truth: Any, out: Path, resolution: float) -> list[Path]:
+    """Fronts from the cube's true zones → files, map and MDE against the true lines.
+
+    No trained weights ship yet, so this step vectorises the true zones (CaFFe's
+    post-processing), which checks the vector path end to end.
+    """
+    from xcalving.metrics import mean_distance_error
+    from xcalving.plot import front_map
+    from xcalving.vector import write_fronts
+
+    frame = cube.calving.fronts()
+    paths = [Path(write_fronts(frame, out / "fronts.parquet")),
+             Path(write_fronts(frame, out / "fronts.gpkg"))]
+    front_map(frame, cube.sar.isel(time=-1),
+              title="fronts from the true zones").figure.savefig(out / "fronts_map.png", dpi=110)
+    paths.append(out / "fronts_map.png")
+    score = mean_distance_error(frame, truth, resolution=resolution)
+    print(f"[4/4] fronts of {len(frame)} dates from the true zones → GeoParquet, GeoPackage, map; "
+          f"MDE against the true lines {score.mde:.1f} m ({score.mde / resolution:.2f} px), "
+          f"{score.n_no_front} without a front")
+    return paths
 
 
 def _compute_with_progress(delayed: Any, scheduler: str | None, what: str) -> None:
@@ -90,6 +114,48 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_fronts(args: argparse.Namespace) -> int:
+    import xcalving
+    from xcalving.vector import write_fronts
+
+    outputs = [p for p in (args.out, args.gpkg, args.map) if p]
+    for path in outputs:
+        if Path(path).exists() and not args.overwrite:
+            raise InputError(f"{path} already exists; choose a new path or pass --overwrite.")
+    pred = xcalving.open_cube(args.pred)
+    from xcalving._progress import progress
+
+    with progress(desc="fronts"):
+        frame = pred.calving.fronts(method=args.method, min_length=args.min_length,
+                                    min_length_px=args.min_length_px)
+    found = int((~frame.geometry.is_empty).sum())
+    print(f"{found} of {len(frame)} scenes have a front ({args.method} method)")
+    if args.out:
+        print(f"wrote {write_fronts(frame, args.out, overwrite=args.overwrite)}")
+    if args.gpkg:
+        print(f"wrote {write_fronts(frame, args.gpkg, overwrite=args.overwrite)}")
+    if args.map:
+        from xcalving.plot import front_map
+
+        background = _background(pred)
+        front_map(frame, background).figure.savefig(args.map, dpi=120)
+        print(f"wrote {args.map}")
+    return 0
+
+
+def _background(pred: Any) -> Any:
+    """The scene to draw under the fronts: the input backscatter if recorded, else zones."""
+    import xcalving
+
+    source = pred.attrs.get("source")
+    if source and Path(source).exists():
+        cube = xcalving.open_cube(source)
+        if "sar" in cube and "time" in cube["sar"].dims:
+            return cube["sar"].isel(time=-1)
+    zones = pred["zones"]
+    return zones.isel(time=-1) if "time" in zones.dims else zones
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xcalving", description=__doc__)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -102,6 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--n-times", type=int, default=6, help="number of scenes")
     demo.add_argument("--size", type=int, default=512, help="scene size in pixels")
     demo.add_argument("--resolution", type=float, default=20.0, help="pixel spacing in metres")
+    demo.add_argument("--freq", default="30D", help="time between scenes (pandas frequency)")
     demo.set_defaults(run=_run_demo)
     pred = sub.add_parser("predict", help="predict front probability and zones over a Zarr cube")
     pred.add_argument("cube", help="input Zarr cube (e.g. written by xcalving.write_cube)")
@@ -120,6 +187,18 @@ def _parser() -> argparse.ArgumentParser:
                       help="dask.distributed scheduler address (default: local threads)")
     pred.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     pred.set_defaults(run=_run_predict)
+    fr = sub.add_parser("fronts", help="vector fronts, files and a map from a prediction cube")
+    fr.add_argument("pred", help="prediction Zarr store (from `xcalving predict`)")
+    fr.add_argument("--out", default=None, help="GeoParquet file to write (.parquet)")
+    fr.add_argument("--gpkg", default=None, help="GeoPackage file to write (.gpkg)")
+    fr.add_argument("--map", default=None, help="PNG map of the fronts through time")
+    fr.add_argument("--method", default="zones", choices=["zones", "probability"])
+    fr.add_argument("--min-length", type=float, default=750.0,
+                    help="drop front pieces up to this length in metres (CaFFe: 750)")
+    fr.add_argument("--min-length-px", type=float, default=None,
+                    help="the same rule in pixels (for cubes without pixel spacing)")
+    fr.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    fr.set_defaults(run=_run_fronts)
     return parser
 
 

@@ -1,4 +1,7 @@
-"""Pictures: a scene with its zones and front. Imports matplotlib, so import it only to draw."""
+"""Pictures: a scene with its zones and front; fronts through time on a map.
+
+Imports matplotlib, so import it only to draw.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from matplotlib.figure import Figure
 from xcalving.data.synthetic import ZONE_NAMES
 from xcalving.errors import InputError
 
-__all__ = ["ZONE_COLOURS", "scene"]
+__all__ = ["ZONE_COLOURS", "front_map", "scene"]
 
 #: Colours of the zone classes 0..3: no data, rock, glacier, ocean.
 ZONE_COLOURS = ("#000000", "#8c6d46", "#dff3ff", "#1d4e89")
@@ -86,3 +89,84 @@ def scene(cube: xr.Dataset, *, time: int | str | Any = 0, variable: str = "sar")
         ax.ticklabel_format(style="plain", useOffset=False)
         ax.tick_params(labelsize=7)
     return fig
+
+
+def _nice_length(span: float) -> float:
+    """A round scale-bar length of about a fifth of ``span``."""
+    target = span / 5
+    power = 10 ** np.floor(np.log10(target))
+    return float(max(m for m in (1, 2, 5) if m * power <= target) * power)
+
+
+def _scale_bar(ax: Any, units: str) -> None:
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    length = _nice_length(abs(x1 - x0))
+    left, bottom = min(x0, x1) + 0.05 * abs(x1 - x0), min(y0, y1) + 0.06 * abs(y1 - y0)
+    ax.plot([left, left + length], [bottom, bottom], color="white", lw=4, solid_capstyle="butt")
+    ax.plot([left, left + length], [bottom, bottom], color="black", lw=2, solid_capstyle="butt")
+    label = f"{length / 1000:g} km" if units == "metre" and length >= 1000 else \
+        f"{length:g} {'m' if units == 'metre' else units}"
+    ax.text(left + length / 2, bottom + 0.02 * abs(y1 - y0), label, ha="center", va="bottom",
+            fontsize=8, color="black", bbox={"facecolor": "white", "alpha": 0.7, "lw": 0})
+
+
+def front_map(fronts: Any, background: xr.DataArray | None = None, *, ax: Any = None,
+              cmap: str = "plasma", title: str | None = None) -> Any:
+    """Draw fronts coloured by date over a scene, with a date colour bar and a scale bar.
+
+    Parameters
+    ----------
+    fronts
+        GeoDataFrame indexed by time (from :func:`xcalving.fronts`).
+    background
+        A 2-D scene (y, x) to draw underneath in grey, e.g. ``cube.sar.isel(time=-1)``.
+    ax
+        Matplotlib Axes to draw into; a new Figure (not attached to pyplot) when None.
+    cmap
+        Colour map of the dates.
+    title
+        Axes title (default: the number of dates).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Axes in the CRS's units; ``ax.figure.savefig(path)`` writes it.
+    """
+    import matplotlib.dates as mdates
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    if ax is None:
+        ax = Figure(figsize=(7.5, 6.5), layout="constrained").add_subplot()
+    if background is not None:
+        values = np.asarray(background.values, float)
+        lo, hi = np.nanpercentile(values, [2, 98]) if np.isfinite(values).any() else (0, 1)
+        ax.imshow(values, cmap="gray", vmin=lo, vmax=hi, extent=_extent(background),
+                  interpolation="nearest")
+    times = mdates.date2num(fronts.index.to_pydatetime())
+    norm = Normalize(times.min(), max(times.max(), times.min() + 1))
+    colours = ScalarMappable(norm=norm, cmap=cmap)
+    for t, geom in zip(times, fronts.geometry, strict=True):
+        if geom is not None and not geom.is_empty:
+            for part in getattr(geom, "geoms", [geom]):
+                xs, ys = part.xy
+                ax.plot(xs, ys, color=colours.to_rgba(t), lw=1.6)
+    bar = ax.figure.colorbar(colours, ax=ax, shrink=0.8, label="date")
+    bar.ax.yaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+    units = _crs_units(fronts)
+    ax.set_xlabel(f"x [{units}]")
+    ax.set_ylabel(f"y [{units}]")
+    ax.set_aspect("equal")
+    ax.ticklabel_format(style="plain", useOffset=False)
+    ax.tick_params(labelsize=7)
+    _scale_bar(ax, units)
+    ax.set_title(title or f"calving fronts, {len(fronts)} dates")
+    return ax
+
+
+def _crs_units(fronts: Any) -> str:
+    if fronts.crs is None:
+        return "pixel"
+    axis = fronts.crs.axis_info[0] if fronts.crs.axis_info else None
+    return axis.unit_name if axis is not None else "unknown"

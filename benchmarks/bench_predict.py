@@ -1,0 +1,410 @@
+"""Throughput and memory of ``xcalving.predict``, every figure a ratio measured in one process.
+
+The machine these run on is noisy, so no figure is an absolute time compared across runs: each
+compares two things measured in the same process, back to back (``A, B, A``: the reference is
+timed before and after the candidate and averaged, which cancels slow drifts of the machine).
+
+* ``PredictVsBare``: ``predict`` + ``.compute()`` of a lazy Zarr cube against the bare forward
+  pass of the same network over exactly the same windows in the same batches.
+* ``Redundancy``: windows computed ÷ windows in the plan, for chunkings of a scene, before and
+  after predict's own rechunking (cheap, deterministic).
+* ``PredictVsPeer``: ``predict`` against the same job written by hand with xbatcher windows, a
+  torch loop and an averaging accumulator.
+* ``PeakMemory``: peak RSS of predict + ``to_zarr`` for a lazy cube 16x as large as another,
+  each in a fresh subprocess, with a cheap stand-in network.
+
+Run them with ``make bench ASV_ARGS="--bench bench_predict"``, or without asv with
+``python benchmarks/bench_predict.py`` (prints every figure).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+#: Predict's defaults, used by every benchmark here.
+TILE, OVERLAP, BATCH = 512, 128, 8
+#: The measured cube: (time, y, x) float32 dB, one Zarr chunk per scene.
+N_TIMES, SCENE = 2, 2048
+#: The long measurements take ~1 min each on 2 CPU cores; three of them make one figure.
+TIMEOUT = 1800
+
+
+def _log(message: str) -> None:
+    print(f"[bench_predict] {message}", file=sys.stderr, flush=True)
+
+
+def _cores() -> int:
+    from dask.system import CPU_COUNT
+
+    return int(CPU_COUNT)
+
+
+# --- shared inputs -------------------------------------------------------------------------------
+def make_cube(directory: str = ".") -> str:
+    """Write the (2, 2048, 2048) synthetic dB cube, one chunk per scene; return its path.
+
+    Used as ``setup_cache``: asv runs it once and the benchmarks run in the same directory.
+    """
+    import xcalving
+    from xcalving.data.synthetic import glacier_cube
+
+    cube, _ = glacier_cube(N_TIMES, shape=(SCENE, SCENE), seed=0)
+    sar = cube[["sar"]].chunk({"time": 1, "y": SCENE, "x": SCENE})
+    return os.path.abspath(xcalving.write_cube(sar, os.path.join(directory, "cube.zarr"),
+                                               mode="w"))
+
+
+make_cube.timeout = 600  # type: ignore[attr-defined]
+
+
+def _open(path: str) -> Any:
+    import xcalving
+
+    cube = xcalving.open_cube(path)
+    assert cube.sar.chunks == ((1,) * N_TIMES, (SCENE,), (SCENE,)), cube.sar.chunks
+    return cube
+
+
+def _network() -> Any:
+    import torch
+
+    from xcalving.model.unet import ASPPUNet
+
+    torch.manual_seed(0)
+    return ASPPUNet().eval()  # the default network: width=32, 16.2 M parameters
+
+
+def _network_input(values: np.ndarray, net: Any) -> np.ndarray:
+    """What predict feeds the network: dB converted to the net's scaling, no data filled."""
+    from xcalving.io import fill_value, to_network_input
+    from xcalving.model.weights import model_spec
+
+    scaling = model_spec(net).scaling
+    x = to_network_input(values, "db", scaling)
+    return np.where(np.isnan(x), np.float32(fill_value(scaling)), x).astype(np.float32)
+
+
+def _time_predict(sar: Any, net: Any) -> float:
+    """Seconds for ``predict`` + ``.compute()`` with the threaded scheduler (the default)."""
+    import xcalving
+
+    start = time.perf_counter()
+    xcalving.predict(sar, net, tile=TILE, overlap=OVERLAP, batch_size=BATCH).compute()
+    return time.perf_counter() - start
+
+
+def _pool_torch_threads() -> dict[int, int]:
+    """Torch threads of each thread of dask's default pool (torch threads are per thread)."""
+    import dask
+
+    def probe(_: int) -> tuple[int, int]:
+        import threading
+
+        import torch
+
+        time.sleep(0.2)
+        return threading.get_ident(), torch.get_num_threads()
+
+    pairs = dask.compute(*[dask.delayed(probe)(i) for i in range(4 * _cores())])
+    return dict(pairs)
+
+
+def _sandwich(reference: Callable[[], float], candidate: Callable[[], float],
+              names: tuple[str, str]) -> tuple[float, float]:
+    """Time ``reference, candidate, reference``; return (mean reference s, candidate s)."""
+    first = reference()
+    _log(f"{names[0]}: {first:.1f} s")
+    middle = candidate()
+    _log(f"{names[1]}: {middle:.1f} s (torch threads in dask's pool: {_pool_torch_threads()})")
+    last = reference()
+    _log(f"{names[0]} again: {last:.1f} s")
+    ref = (first + last) / 2
+    _log(f"{names[1]} throughput / {names[0]} throughput = {ref / middle:.3f} "
+         f"({names[0]} mean {ref:.1f} s, {names[1]} {middle:.1f} s)")
+    return ref, middle
+
+
+# --- 1. predict against the bare forward pass ----------------------------------------------------
+def bare_batches(values: np.ndarray, net: Any) -> list[Any]:
+    """The windows of the plan as network input, in predict's order and batches.
+
+    Predict computes one block per scene here (chunks (1, 2048, 2048)); within a block it walks
+    window rows, then columns, and sends ``BATCH`` windows at a time (the last batch is short).
+    """
+    import torch
+
+    from xcalving.inference import plan_windows
+
+    plan = plan_windows(values.shape[-2:], TILE, OVERLAP, net.stride)
+    batches = []
+    for scene in values:
+        x = _network_input(scene, net)
+        windows = [x[y0:y0 + TILE, x0:x0 + TILE] for y0 in plan.starts_y for x0 in plan.starts_x]
+        for i in range(0, len(windows), BATCH):
+            batches.append(torch.from_numpy(np.stack(windows[i:i + BATCH])[:, None]).contiguous())
+    return batches
+
+
+def time_bare(net: Any, batches: list[Any]) -> float:
+    """Seconds for ``net(x)`` over ``batches`` in one loop with torch's default threads."""
+    import torch
+
+    torch.set_num_threads(_cores())  # the default; predict's workers may have lowered it
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for x in batches:
+            net(x)
+    return time.perf_counter() - start
+
+
+class PredictVsBare:
+    """``predict`` throughput ÷ bare forward throughput over the same windows (goal >= 0.95).
+
+    Cube (2, 2048, 2048) float32 dB in Zarr, chunks (1, 2048, 2048), opened lazily; the default
+    ``ASPPUNet()`` (width 32) in eval mode; tile 512, overlap 128, batch 8 (predict's defaults):
+    25 windows a scene, 50 in all, in batches of 8, 8, 8, 1 per scene. Predict runs two scenes
+    in parallel on dask's two threads with one torch thread each; the bare loop runs one batch
+    after another with torch's default two threads.
+    """
+
+    timeout = TIMEOUT
+    rounds = 1
+    repeat = 1
+    number = 1
+    setup_cache = make_cube
+
+    def setup(self, path: str) -> None:
+        import torch
+
+        self.cube = _open(path)
+        self.net = _network()
+        self.batches = bare_batches(self.cube.sar.values, self.net)
+        torch.set_num_threads(_cores())
+        with torch.inference_mode():
+            self.net(self.batches[-1])  # one window: first-call costs out of the way
+
+    def track_throughput_ratio(self, path: str) -> float:
+        bare, pred = _sandwich(lambda: time_bare(self.net, self.batches),
+                               lambda: _time_predict(self.cube.sar, self.net),
+                               ("bare forward", "predict"))
+        return bare / pred
+
+    track_throughput_ratio.unit = "predict/bare throughput"  # type: ignore[attr-defined]
+
+
+# --- 2. redundancy -------------------------------------------------------------------------------
+class Redundancy:
+    """Windows computed ÷ windows in the plan, for square chunks of a square scene.
+
+    ``rechunked=False``: the chunks as given; ``True``: after predict's rechunking
+    (:func:`xcalving.inference.spatial_chunks`), which is what predict computes.
+    """
+
+    params = [[2048, 8192], [256, 512, 1024, 2048], [False, True]]
+    param_names = ["scene", "chunk", "rechunked"]
+    rounds = 1
+
+    def track_redundancy(self, scene: int, chunk: int, rechunked: bool) -> float:
+        from xcalving.inference import redundancy
+
+        chunks = _chunks(scene, chunk, rechunked)
+        return redundancy((scene, scene), (chunks, chunks), TILE, OVERLAP)
+
+    track_redundancy.unit = "windows computed / planned"  # type: ignore[attr-defined]
+
+    def track_chunk(self, scene: int, chunk: int, rechunked: bool) -> float:
+        return float(max(_chunks(scene, chunk, rechunked)))
+
+    track_chunk.unit = "px (largest chunk)"  # type: ignore[attr-defined]
+
+
+def _chunks(scene: int, chunk: int, rechunked: bool) -> tuple[int, ...]:
+    from xcalving.inference import spatial_chunks
+
+    chunks = (chunk,) * (scene // chunk)
+    return spatial_chunks(chunks, scene, TILE, OVERLAP) if rechunked else chunks
+
+
+# --- 3. predict against the same job written with xbatcher ---------------------------------------
+def time_peer(ds: Any, net: Any) -> tuple[float, np.ndarray]:
+    """The job as a user writes it today: xbatcher windows, a torch loop, averaged overlaps.
+
+    Same network, tile, overlap and batch size as predict; the overlaps are averaged (equal
+    weights) into a numpy accumulator with a count array. Returns (seconds, front probability).
+    """
+    import torch
+    import xbatcher
+
+    torch.set_num_threads(_cores())
+    start = time.perf_counter()
+    ny, nx = ds.sizes["y"], ds.sizes["x"]
+    row = {v: i for i, v in enumerate(ds["y"].values.tolist())}
+    col = {v: i for i, v in enumerate(ds["x"].values.tolist())}
+    total = np.zeros((ds.sizes["time"], 5, ny, nx), np.float32)
+    count = np.zeros((ny, nx), np.float32)
+    generator = xbatcher.BatchGenerator(ds[["sar"]], input_dims={"y": TILE, "x": TILE},
+                                        input_overlap={"y": OVERLAP, "x": OVERLAP})
+    pending: list[tuple[int, int, int, np.ndarray]] = []
+
+    def flush() -> None:
+        x = torch.from_numpy(np.stack([w for *_, w in pending])[:, None])
+        with torch.inference_mode():
+            out = net(x)
+        probs = torch.cat([torch.sigmoid(out["front"]), torch.softmax(out["zones"], 1)], 1)
+        for (t, r, c, _), p in zip(pending, probs.numpy(), strict=True):
+            total[t, :, r:r + TILE, c:c + TILE] += p
+        pending.clear()
+
+    for patch in generator:
+        r, c = row[patch["y"].values[0].item()], col[patch["x"].values[0].item()]
+        count[r:r + TILE, c:c + TILE] += 1
+        values = _network_input(patch["sar"].values, net)
+        for t in range(values.shape[0]):
+            pending.append((t, r, c, values[t]))
+            if len(pending) == BATCH:
+                flush()
+    if pending:
+        flush()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        front = total[:, 0] / count  # pixels xbatcher leaves uncovered come out NaN
+    return time.perf_counter() - start, front
+
+
+class PredictVsPeer:
+    """``predict`` throughput ÷ the xbatcher + torch loop's throughput (expect ~1 on CPU).
+
+    Same cube, network, tile 512, overlap 128 and batch 8 as ``PredictVsBare``. For 2048 pixels,
+    tile 512 and overlap 128 xbatcher's windows end exactly at the edge (2048 = 512 + 4 * 384),
+    so both compute the same 50 windows.
+    """
+
+    timeout = TIMEOUT
+    rounds = 1
+    repeat = 1
+    number = 1
+    setup_cache = make_cube
+
+    def setup(self, path: str) -> None:
+        import torch
+
+        self.cube = _open(path)
+        self.net = _network()
+        torch.set_num_threads(_cores())
+        with torch.inference_mode():
+            self.net(torch.zeros(1, 1, TILE, TILE))
+
+    def track_throughput_ratio(self, path: str) -> float:
+        peer, pred = _sandwich(lambda: time_peer(self.cube, self.net)[0],
+                               lambda: _time_predict(self.cube.sar, self.net),
+                               ("xbatcher peer", "predict"))
+        return peer / pred
+
+    track_throughput_ratio.unit = "predict/peer throughput"  # type: ignore[attr-defined]
+
+
+# --- 4. peak memory ------------------------------------------------------------------------------
+#: (time, y, x) of the small and the large lazy cube: 16x the pixels, the same chunks (1, y, x)
+#: and at least two chunks each, so that both keep dask's two threads busy.
+MEMORY_SHAPES = {"small": (2, SCENE, SCENE), "large": (32, SCENE, SCENE)}
+
+
+def memory_child(shape: tuple[int, int, int], store: str) -> dict[str, float]:
+    """Run in a fresh process: predict a lazy random cube with a pointwise net into Zarr.
+
+    Returns peak RSS (MiB) after the imports and the graph are built, and at the end.
+    """
+    import resource
+
+    import dask.array as dsa
+    import torch
+    import xarray as xr
+
+    import xcalving
+
+    class Pointwise(torch.nn.Module):
+        """A stand-in network that costs next to nothing: logits are the input itself."""
+
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"front": x, "zones": torch.cat([x, -x, 2 * x, 0 * x], 1)}
+
+    def peak_mib() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+    data = dsa.random.default_rng(0).uniform(-25.0, 5.0, size=shape, chunks=(1, *shape[1:]))
+    sar = xr.DataArray(data.astype(np.float32), dims=("time", "y", "x"), name="sar",
+                       attrs={"units": "dB"})
+    out = xcalving.predict(sar, Pointwise(), tile=TILE, overlap=OVERLAP, batch_size=BATCH)
+    before = peak_mib()
+    start = time.perf_counter()
+    out.to_zarr(store, mode="w", consolidated=False)
+    return {"imports_mib": before, "peak_mib": peak_mib(), "seconds": time.perf_counter() - start,
+            "input_mib": data.nbytes / 2**20}
+
+
+def measure_memory(name: str) -> dict[str, float]:
+    """Peak RSS of :func:`memory_child` for ``MEMORY_SHAPES[name]``, in a fresh subprocess."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [sys.executable, os.path.abspath(__file__), "--memory-child",
+                json.dumps(MEMORY_SHAPES[name]), os.path.join(tmp, "out.zarr")]
+        done = subprocess.run(args, capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise RuntimeError(f"memory child failed:\n{done.stderr[-4000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+    _log(f"peak memory {name} {MEMORY_SHAPES[name]}: {result}")
+    return result
+
+
+class PeakMemory:
+    """Peak RSS of predict + ``to_zarr``: 32 scenes ÷ 2 scenes of 2048 x 2048 (goal <= 1.10).
+
+    A lazy ``dask.array.random`` cube (nothing of it in memory), chunks (1, 2048, 2048), a
+    pointwise stand-in network, the output written to a Zarr store; each size in a fresh
+    subprocess, measured back to back.
+    """
+
+    timeout = TIMEOUT
+    rounds = 1
+    repeat = 1
+    number = 1
+
+    def track_peak_rss_ratio(self) -> float:
+        small = measure_memory("small")
+        large = measure_memory("large")
+        _log(f"peak RSS large / small = {large['peak_mib'] / small['peak_mib']:.3f}; above the "
+             f"imports: {large['peak_mib'] - large['imports_mib']:.0f} MiB / "
+             f"{small['peak_mib'] - small['imports_mib']:.0f} MiB")
+        return large["peak_mib"] / small["peak_mib"]
+
+    track_peak_rss_ratio.unit = "peak RSS large/small"  # type: ignore[attr-defined]
+
+
+# --- without asv ---------------------------------------------------------------------------------
+def _main(argv: list[str]) -> None:
+    if argv[:1] == ["--memory-child"]:
+        print(json.dumps(memory_child(tuple(json.loads(argv[1])), argv[2])))
+        return
+    for scene in (2048, 8192):
+        for chunk in (256, 512, 1024, 2048):
+            given, ours = (Redundancy().track_redundancy(scene, chunk, r) for r in (False, True))
+            _log(f"redundancy, scene {scene}, chunk {chunk}: {given:.3f}; rechunked to "
+                 f"{max(_chunks(scene, chunk, True))}: {ours:.3f}")
+    _log(f"peak RSS ratio: {PeakMemory().track_peak_rss_ratio():.3f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = make_cube(tmp)
+        for suite in (PredictVsBare, PredictVsPeer):
+            bench = suite()
+            bench.setup(path)
+            _log(f"{suite.__name__}: {bench.track_throughput_ratio(path):.3f}")
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

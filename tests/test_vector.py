@@ -1,0 +1,150 @@
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+import xarray as xr
+
+import xcalving
+from xcalving.data.synthetic import glacier_cube
+from xcalving.errors import InputError, XcalvingWarning
+from xcalving.metrics import mean_distance_error
+from xcalving.vector import (
+    front_from_probability,
+    front_from_zones,
+    read_fronts,
+    trace_lines,
+    write_fronts,
+)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return glacier_cube(5, shape=(200, 240), resolution=30.0, seed=21, freq="30D")
+
+
+def test_caffe_post_processing_recovers_the_true_front_raster(synthetic):
+    cube, _ = synthetic
+    for k in range(cube.sizes["time"]):
+        np.testing.assert_array_equal(front_from_zones(cube.zones[k].values),
+                                      cube.front[k].values.astype(bool))
+
+
+def test_post_processing_fills_gaps_and_drops_detached_ocean_and_short_pieces():
+    zones = np.full((40, 40), 2, np.uint8)  # glacier
+    zones[:, 20:] = 3  # ocean on the right: the front is column 20
+    zones[10:13, 30:33] = 2  # an iceberg labelled glacier: a gap in the ocean, filled
+    zones[5:8, 5:8] = 3  # a puddle of 'ocean' in the glacier: detached, becomes glacier
+    front = front_from_zones(zones)
+    assert front[:, 20].all() and front.sum() == 40
+    shorter = front_from_zones(zones, min_pixels=40)  # the only piece has 40 pixels: dropped
+    assert not shorter.any()
+    assert front_from_zones(zones, min_pixels=39).sum() == 40
+
+
+def test_trace_lines_orders_pixels_along_the_front():
+    front = np.zeros((30, 30), bool)
+    rows = np.arange(5, 25)
+    cols = (10 + 3 * np.sin(rows / 4)).astype(int)
+    front[rows, cols] = True
+    front = front_from_probability(front.astype(float))  # skeleton of an 8-connected line
+    (line,) = trace_lines(front)
+    assert len(line) == front.sum()
+    steps = np.abs(np.diff(line, axis=0)).max(axis=1)
+    assert (steps == 1).all()  # consecutive vertices are 8-neighbours
+
+
+def test_true_zones_to_fronts_to_mde_below_one_pixel(synthetic):
+    cube, truth = synthetic
+    frame = cube.calving.fronts()
+    assert isinstance(frame.index, pd.DatetimeIndex) and frame.index.name == "time"
+    assert "time" not in frame.columns and frame.crs.to_epsg() == 3031
+    result = mean_distance_error(frame, truth, resolution=30.0)
+    assert result.n_scored == 5 and result.n_no_front == 0
+    assert result.mde < 30.0  # metres: below one pixel
+    assert (frame["n_segments"] >= 1).all()
+    np.testing.assert_allclose(frame["length_m"], frame.geometry.length, rtol=0.02)
+
+
+def test_vertices_are_pixel_centres_in_map_coordinates(synthetic):
+    cube, _ = synthetic
+    frame = xcalving.fronts(cube.isel(time=[0]))
+    coords = shapely.get_coordinates(frame.geometry.iloc[0])
+    transform = cube.rio.transform()
+    cols, rows = ~transform * (coords[:, 0], coords[:, 1])
+    np.testing.assert_allclose(np.asarray(cols) % 1, 0.5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(rows) % 1, 0.5, atol=1e-6)
+    front = cube.front[0].values.astype(bool)
+    assert front[np.floor(rows).astype(int), np.floor(cols).astype(int)].all()
+
+
+def test_probability_method_and_empty_scenes(synthetic):
+    cube, truth = synthetic
+    probability = cube.front.astype(np.float32).copy()
+    probability[2] = 0.0  # no front on the third date
+    pred = xr.Dataset({"front_probability": probability}).rio.write_crs(cube.rio.crs)
+    pred = pred.rio.write_transform(cube.rio.transform())
+    frame = pred.calving.fronts(method="probability")
+    assert frame.geometry.iloc[2].is_empty and len(frame) == 5  # kept and counted, not dropped
+    assert frame["n_segments"].iloc[2] == 0 and np.isnan(frame["mean_probability"].iloc[2])
+    assert (frame["mean_probability"].drop(frame.index[2]) == 1.0).all()
+    result = mean_distance_error(frame, truth, resolution=30.0)
+    assert result.n_no_front == 1 and result.n_scored == 4 and result.mde < 30.0
+
+
+def test_without_crs_coordinates_are_pixels_and_it_says_so():
+    zones = np.full((1, 30, 30), 2, np.uint8)
+    zones[:, :, 15:] = 3
+    ds = xr.Dataset({"zones": (("time", "y", "x"), zones)},
+                    coords={"time": pd.to_datetime(["2020-01-01"])})
+    with pytest.warns(XcalvingWarning):
+        frame = xcalving.fronts(ds)
+    assert frame.crs is None and "pixel" in frame.attrs["georeference"]
+    xs = shapely.get_coordinates(frame.geometry.iloc[0])[:, 0]
+    np.testing.assert_allclose(xs, 15.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", XcalvingWarning)
+        with pytest.raises(XcalvingWarning):
+            xcalving.fronts(ds, min_length_px=3)  # only the CRS warning is left
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".gpkg"])
+def test_files_keep_crs_and_times(synthetic, tmp_path, suffix):
+    cube, _ = synthetic
+    frame = cube.calving.fronts()
+    path = write_fronts(frame, tmp_path / f"fronts{suffix}")
+    back = read_fronts(path)
+    assert back.crs == frame.crs and back.index.name == "time"
+    if suffix == ".gpkg":  # GeoPackage keeps milliseconds
+        assert (abs(back.index - frame.index) < pd.Timedelta(milliseconds=1)).all()
+    else:
+        assert back.index.equals(frame.index)
+    assert back.geometry.geom_equals_exact(frame.geometry, tolerance=1e-6, align=False).all()
+    with pytest.raises(FileExistsError):
+        write_fronts(frame, path)
+    with pytest.raises(InputError, match=".parquet"):
+        write_fronts(frame, tmp_path / "fronts.shp")
+
+
+def test_bad_input_names_the_problem(synthetic):
+    cube, _ = synthetic
+    with pytest.raises(InputError, match="front_probability"):
+        cube.calving.fronts(method="probability")
+    with pytest.raises(InputError, match="method"):
+        cube.calving.fronts(method="edges")
+    with pytest.raises(InputError, match="Dataset"):
+        xcalving.fronts(cube.zones)
+
+
+def test_front_map_draws_dates_and_a_scale_bar(synthetic, tmp_path):
+    from xcalving.plot import front_map
+
+    cube, _ = synthetic
+    frame = cube.calving.fronts()
+    ax = front_map(frame, cube.sar.isel(time=-1))
+    assert len(ax.lines) >= len(frame)  # one line per front (+ the scale bar)
+    assert any("km" in t.get_text() or " m" in t.get_text() for t in ax.texts)
+    assert ax.get_xlabel() == "x [metre]"
+    ax.figure.savefig(tmp_path / "map.png")
+    assert (tmp_path / "map.png").stat().st_size > 10_000

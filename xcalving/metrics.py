@@ -1,0 +1,184 @@
+"""Scores as the CaFFe benchmark and GlacierDL computed them.
+
+- :func:`mean_distance_error` — CaFFe's MDE: all front-to-front distances pooled over all scenes;
+- :func:`zone_iou` — IoU per zone class (no data included) and their mean;
+- :func:`dice` — the Dice coefficient of two binary masks;
+- :func:`bbox_accuracy` — GlacierDL's pixel accuracy around the front.
+
+Every function takes one scene (y, x) or a stack of scenes (scene, y, x), numpy or xarray.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+from scipy import ndimage
+
+from xcalving.errors import InputError
+
+__all__ = ["MDE", "ZoneIoU", "bbox_accuracy", "dice", "mean_distance_error", "zone_iou"]
+
+
+class MDE(NamedTuple):
+    """Mean distance error: the pooled mean, scenes scored, scenes with no predicted front."""
+
+    mde: float
+    n_scored: int
+    n_no_front: int
+
+
+class ZoneIoU(NamedTuple):
+    """IoU per class (NaN for a class absent from both) and the mean over the classes present."""
+
+    per_class: dict[str, float]
+    mean: float
+
+
+ZONE_NAMES = ("no_data", "rock", "glacier", "ocean")
+
+
+def _stack(a: Any, name: str) -> np.ndarray:
+    values = np.asarray(getattr(a, "values", a))
+    if values.ndim == 2:
+        values = values[None]
+    if values.ndim != 3:
+        raise InputError(f"{name} must be one scene (y, x) or a stack (scene, y, x); got shape "
+                         f"{values.shape}.")
+    return values
+
+
+def _pair(pred: Any, true: Any) -> tuple[np.ndarray, np.ndarray]:
+    p, t = _stack(pred, "pred"), _stack(true, "true")
+    if p.shape != t.shape:
+        raise InputError(f"pred and true must have the same shape; got {p.shape} and {t.shape}.")
+    return p, t
+
+
+def _front_distances(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Distances (pixels) from each predicted to the nearest true pixel and back."""
+    to_true = ndimage.distance_transform_edt(~true)
+    to_pred = ndimage.distance_transform_edt(~pred)
+    return np.concatenate([to_true[pred], to_pred[true]])
+
+
+def mean_distance_error(pred: Any, true: Any, resolution: float | None = None) -> MDE:
+    """CaFFe's mean distance error between predicted and true fronts.
+
+    For each scene, the distance from every predicted front pixel to the nearest true front
+    pixel and from every true front pixel to the nearest predicted one; all distances of all
+    scenes pooled into one mean (not a mean of per-scene means). Scenes with no predicted front
+    are left out and counted; scenes with no true front are left out.
+
+    Parameters
+    ----------
+    pred, true
+        Front rasters (non-zero = front), one scene or a stack; or two GeoDataFrames of front
+        lines with the same index (then ``resolution`` is the sampling step along the lines, in
+        CRS units, and is required).
+    resolution
+        Pixel spacing in metres: the MDE is in metres; ``None`` gives pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> true = np.zeros((5, 5), bool); true[:, 2] = True
+    >>> pred = np.zeros((5, 5), bool); pred[:, 3] = True
+    >>> mean_distance_error(pred, true, resolution=20.0)
+    MDE(mde=20.0, n_scored=1, n_no_front=0)
+    """
+    if hasattr(pred, "geometry") or hasattr(true, "geometry"):
+        return _vector_mde(pred, true, resolution)
+    p, t = _pair(pred, true)
+    pooled, no_front = [], 0
+    for ps, ts in zip(p.astype(bool), t.astype(bool), strict=True):
+        if not ts.any():
+            continue
+        if not ps.any():
+            no_front += 1
+            continue
+        pooled.append(_front_distances(ps, ts))
+    if not pooled:
+        return MDE(float("nan"), 0, no_front)
+    mde = float(np.concatenate(pooled).mean()) * (resolution if resolution else 1.0)
+    return MDE(mde, len(pooled), no_front)
+
+
+def _vector_mde(pred: Any, true: Any, resolution: float | None) -> MDE:
+    """MDE between lines: both sampled every ``resolution`` CRS units, point-to-line distances."""
+    import shapely
+
+    if resolution is None or resolution <= 0:
+        raise InputError("resolution: the vector MDE samples the lines every `resolution` CRS "
+                         "units, as pixels would; pass the pixel spacing, e.g. resolution=20.0.")
+    if not pred.index.equals(true.index):
+        raise InputError("pred and true GeoDataFrames must share their index (the same times).")
+    pooled, no_front = [], 0
+    for p_geom, t_geom in zip(pred.geometry, true.geometry, strict=True):
+        if t_geom is None or t_geom.is_empty:
+            continue
+        if p_geom is None or p_geom.is_empty:
+            no_front += 1
+            continue
+        p_pts = shapely.points(shapely.get_coordinates(p_geom.segmentize(resolution)))
+        t_pts = shapely.points(shapely.get_coordinates(t_geom.segmentize(resolution)))
+        pooled.append(np.concatenate([shapely.distance(p_pts, t_geom),
+                                      shapely.distance(t_pts, p_geom)]))
+    if not pooled:
+        return MDE(float("nan"), 0, no_front)
+    return MDE(float(np.concatenate(pooled).mean()), len(pooled), no_front)
+
+
+def zone_iou(pred: Any, true: Any, n_classes: int = 4) -> ZoneIoU:
+    """Intersection over union per zone class, pooled over all scenes, and the mean.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> zone_iou(np.array([[1, 2], [3, 3]]), np.array([[1, 2], [2, 3]])).per_class["ocean"]
+    0.5
+    """
+    p, t = _pair(pred, true)
+    names = ZONE_NAMES if n_classes == 4 else tuple(str(k) for k in range(n_classes))
+    per_class = {}
+    for k, name in enumerate(names):
+        inter = np.count_nonzero((p == k) & (t == k))
+        union = np.count_nonzero((p == k) | (t == k))
+        per_class[name] = float(inter / union) if union else float("nan")
+    present = [v for v in per_class.values() if not np.isnan(v)]
+    return ZoneIoU(per_class, float(np.mean(present)) if present else float("nan"))
+
+
+def dice(pred: Any, true: Any, eps: float = 0.0) -> float:
+    """Dice coefficient ``2|A∩B| / (|A|+|B|)`` of two binary masks (1.0 when both are empty)."""
+    p, t = _pair(pred, true)
+    p, t = p.astype(bool), t.astype(bool)
+    total = p.sum() + t.sum()
+    return float((2 * np.count_nonzero(p & t) + eps) / (total + eps)) if total else 1.0
+
+
+def bbox_accuracy(pred: Any, true: Any, *, threshold: float = 0.5, dilation: int = 10,
+                  margin: int = 0) -> float:
+    """GlacierDL's bounding-box accuracy of a front prediction.
+
+    The true one-pixel front is thickened by a binary dilation with a disk of ``dilation``
+    pixels; the prediction is thresholded at ``threshold``; the score is the share of pixels
+    where both agree inside the bounding box of the true front pixels, grown by ``margin``
+    pixels on every side, pooled over all scenes. Scenes without a true front are skipped.
+    (This is not CaFFe's ``bounding_boxes`` files, which limit where fronts are scored.)
+    """
+    from skimage.morphology import disk
+
+    p, t = _pair(pred, true)
+    footprint = disk(dilation) if dilation > 0 else np.ones((1, 1), bool)
+    agree = total = 0
+    for ps, ts in zip(np.nan_to_num(p.astype(float)) > threshold, t.astype(bool), strict=True):
+        if not ts.any():
+            continue
+        rows, cols = np.nonzero(ts)
+        box = (slice(max(rows.min() - margin, 0), rows.max() + margin + 1),
+               slice(max(cols.min() - margin, 0), cols.max() + margin + 1))
+        thick = ndimage.binary_dilation(ts, structure=footprint)
+        agree += np.count_nonzero(ps[box] == thick[box])
+        total += thick[box].size
+    return agree / total if total else float("nan")

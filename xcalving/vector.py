@@ -1,0 +1,320 @@
+"""From zones or front probability to calving-front polylines in map coordinates.
+
+The numpy core (:func:`front_from_zones`, :func:`front_from_probability`, :func:`trace_lines`)
+works on one 2-D scene; :func:`fronts` maps it over the time steps of a prediction Dataset and
+returns a GeoDataFrame indexed by time.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from scipy import ndimage
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from xcalving.errors import InputError, XcalvingWarning
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import xarray as xr
+
+__all__ = ["front_from_probability", "front_from_zones", "fronts", "read_fronts", "trace_lines",
+           "write_fronts"]
+
+NO_DATA, ROCK, GLACIER, OCEAN = range(4)
+_EIGHT = np.ones((3, 3), bool)
+#: CaFFe drops front pieces of at most this length.
+MIN_LENGTH_M = 750.0
+
+
+def _largest(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected region of ``mask`` (empty where ``mask`` is empty)."""
+    labels, n = ndimage.label(mask, structure=_EIGHT)
+    if n == 0:
+        return np.zeros_like(mask)
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == (np.argmax(sizes) + 1)
+
+
+def drop_short_pieces(front: np.ndarray, min_pixels: float) -> np.ndarray:
+    """Remove 8-connected pieces of ``front`` with at most ``min_pixels`` pixels."""
+    if min_pixels <= 0:
+        return front
+    labels, n = ndimage.label(front, structure=_EIGHT)
+    if n == 0:
+        return front
+    sizes = np.bincount(labels.ravel())
+    keep = sizes > min_pixels
+    keep[0] = False
+    return keep[labels]
+
+
+def front_from_zones(zones: np.ndarray, min_pixels: float = 0.0,
+                     bbox: np.ndarray | None = None) -> np.ndarray:
+    """CaFFe's post-processing: zone classes (y, x) → boolean one-pixel front.
+
+    1. every non-ocean 8-connected region but the largest becomes ocean (fills the ocean's gaps);
+    2. only the largest 8-connected ocean region stays ocean; other ocean pixels become glacier;
+    3. the front is every ocean pixel with a glacier pixel among its 4 neighbours;
+    4. 8-connected front pieces of at most ``min_pixels`` pixels are dropped, and the front is
+       masked with ``bbox`` (a boolean raster of where fronts are scored) when given.
+    """
+    zones = np.asarray(zones)
+    ocean = zones == OCEAN
+    ocean |= ~ocean & ~_largest(~ocean)  # 1: holes in the ocean (icebergs, noise) become ocean
+    main_ocean = _largest(ocean)  # 2: detached ocean pieces become glacier
+    glacier = ((zones == GLACIER) | ocean) & ~main_ocean
+    ocean = main_ocean
+    padded = np.pad(glacier, 1)
+    touches = padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]
+    front = ocean & touches
+    if bbox is not None:
+        front &= np.asarray(bbox, bool)
+    return drop_short_pieces(front, min_pixels)
+
+
+def _component_path(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Indices of the longest shortest path through one 8-connected set of pixels."""
+    n = len(rows)
+    if n == 1:
+        return np.zeros(1, int)
+    index = {(r, c): i for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True))}
+    src, dst, cost = [], [], []
+    for dr, dc, w in ((0, 1, 1.0), (1, 0, 1.0), (1, 1, np.sqrt(2)), (1, -1, np.sqrt(2))):
+        for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
+            j = index.get((r + dr, c + dc))
+            if j is not None:
+                src.append(i)
+                dst.append(j)
+                cost.append(w)
+    graph = csr_matrix((cost, (src, dst)), shape=(n, n))
+    first = dijkstra(graph, directed=False, indices=0)
+    start = int(np.argmax(np.where(np.isfinite(first), first, -1)))
+    dist, pred = dijkstra(graph, directed=False, indices=start, return_predecessors=True)
+    node = int(np.argmax(np.where(np.isfinite(dist), dist, -1)))
+    path = [node]
+    while pred[node] >= 0:
+        node = int(pred[node])
+        path.append(node)
+    return np.asarray(path[::-1])
+
+
+def trace_lines(front: np.ndarray) -> list[np.ndarray]:
+    """Order the pixels of each 8-connected front piece into a polyline of (row, col) vertices.
+
+    Each piece becomes the longest path through it (spurs of a pixel or two are left out);
+    pieces are returned longest first.
+    """
+    labels, n = ndimage.label(front, structure=_EIGHT)
+    lines = []
+    for k, piece in enumerate(ndimage.find_objects(labels), start=1):
+        rows, cols = np.nonzero(labels[piece] == k)
+        path = _component_path(rows, cols)
+        lines.append(np.column_stack([rows[path] + piece[0].start, cols[path] + piece[1].start]))
+    return sorted(lines, key=_pixel_length, reverse=True)
+
+
+def _pixel_length(line: np.ndarray) -> float:
+    return float(np.hypot(*np.diff(line, axis=0).T).sum()) if len(line) > 1 else 0.0
+
+
+def front_from_probability(probability: np.ndarray, threshold: float = 0.5,
+                           min_pixels: float = 0.0, bbox: np.ndarray | None = None) -> np.ndarray:
+    """Threshold, skeletonize, keep the longest path of each piece, then the length rule."""
+    from skimage.morphology import skeletonize
+
+    mask = np.nan_to_num(np.asarray(probability, float), nan=0.0) > threshold
+    if bbox is not None:
+        mask &= np.asarray(bbox, bool)
+    skeleton = skeletonize(mask)
+    front = np.zeros_like(skeleton)
+    for line in trace_lines(skeleton):
+        front[line[:, 0], line[:, 1]] = True
+    return drop_short_pieces(front, min_pixels)
+
+
+# --- the xarray / GeoDataFrame shell -------------------------------------------------------------
+def _pixel_spacing(ds: Any) -> tuple[Any, float | None]:
+    """The affine transform (or None) and the pixel spacing in CRS units (or None if unknown)."""
+    import rioxarray  # noqa: F401
+
+    if ds.rio.crs is None:
+        spacing = ds.attrs.get("pixel_spacing")
+        return None, float(spacing) if isinstance(spacing, int | float) else None
+    transform = ds.rio.transform()
+    return transform, float(abs(transform.a))
+
+
+def _min_pixels(spacing: float | None, min_length: float, min_length_px: float | None) -> float:
+    if min_length_px is not None:
+        return float(min_length_px)
+    if spacing is None:
+        warnings.warn(
+            "fronts: the pixel spacing is unknown (no CRS and no 'pixel_spacing' attribute), so "
+            "no front piece is dropped for being short; pass min_length_px=... to set the rule.",
+            XcalvingWarning, stacklevel=3,
+        )
+        return 0.0
+    return min_length / spacing
+
+
+def _geometry(lines: list[np.ndarray], transform: Any) -> Any:
+    """Polylines of (row, col) pixel centres → (Multi)LineString in map or pixel coordinates."""
+    import shapely
+
+    parts = []
+    for line in lines:
+        rows, cols = line[:, 0] + 0.5, line[:, 1] + 0.5
+        xs, ys = (transform * (cols, rows)) if transform is not None else (cols, rows)
+        coords = np.column_stack([xs, ys])
+        parts.append(shapely.LineString(coords if len(coords) > 1 else np.repeat(coords, 2, 0)))
+    if not parts:
+        return shapely.LineString()
+    return parts[0] if len(parts) == 1 else shapely.MultiLineString(parts)
+
+
+def _scene_front(zones: np.ndarray | None, probability: np.ndarray | None, method: str,
+                 min_pixels: float, threshold: float) -> np.ndarray:
+    if method == "zones":
+        return front_from_zones(zones, min_pixels)
+    return front_from_probability(probability, threshold, min_pixels)
+
+
+def _scene_row(front: np.ndarray, probability: np.ndarray | None, transform: Any,
+               spacing: float | None) -> dict[str, Any]:
+    lines = trace_lines(front)
+    geometry = _geometry(lines, transform)
+    length_px = sum(_pixel_length(line) for line in lines)
+    mean_p = float(np.nanmean(probability[front])) if probability is not None and front.any() \
+        else np.nan
+    return {"geometry": geometry, "length_m": length_px * spacing if spacing else np.nan,
+            "length_px": length_px, "mean_probability": mean_p, "n_segments": len(lines),
+            "n_pixels": int(front.sum())}
+
+
+def _check_fronts_input(ds: Any, method: str) -> None:
+    import xarray as xr
+
+    if not isinstance(ds, xr.Dataset):
+        raise InputError(
+            f"ds must be a prediction Dataset (from predict()); got {type(ds).__name__}."
+        )
+    need = {"zones": "zones", "probability": "front_probability"}
+    if method not in need:
+        raise InputError(f"method must be 'zones' or 'probability'; got {method!r}.")
+    if need[method] not in ds:
+        raise InputError(
+            f"method={method!r} needs ds[{need[method]!r}], which is missing (ds has "
+            f"{list(ds.data_vars)}). Use method={'probability' if method == 'zones' else 'zones'!r}"
+            " or pass the output of predict()."
+        )
+    if "y" not in ds.dims or "x" not in ds.dims or set(ds.dims) - {"time", "y", "x", "zone"}:
+        raise InputError(f"ds must have dims (time,) y, x; it has {dict(ds.sizes)}.")
+
+
+def fronts(
+    ds: xr.Dataset,
+    *,
+    method: Literal["zones", "probability"] = "zones",
+    min_length: float = MIN_LENGTH_M,
+    min_length_px: float | None = None,
+    threshold: float = 0.5,
+) -> gpd.GeoDataFrame:
+    """Calving fronts as time-indexed vector lines in the cube's CRS.
+
+    Parameters
+    ----------
+    ds
+        A prediction Dataset with ``zones`` and/or ``front_probability`` on dims (time,) y, x.
+    method
+        ``"zones"``: CaFFe's post-processing of the zone map (:func:`front_from_zones`);
+        ``"probability"``: threshold, skeletonize and keep the longest paths of the front
+        probability (:func:`front_from_probability`).
+    min_length
+        Front pieces of at most this many metres (÷ the pixel spacing) are dropped; CaFFe uses
+        750 m.
+    min_length_px
+        The same rule in pixels; it wins over ``min_length`` and is needed where the pixel
+        spacing is unknown (no CRS and no ``pixel_spacing`` attribute).
+    threshold
+        Probability above which a pixel is front (``method="probability"``).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Indexed by a DatetimeIndex named ``time`` (one row per time step, an empty geometry
+        where no front was found), with a (Multi)LineString through pixel centres in map
+        coordinates, ``length_m``, ``length_px``, ``mean_probability`` (of the front pixels),
+        ``n_segments`` and ``n_pixels``. Without a CRS the coordinates are pixels
+        (x = column + 0.5, y = row + 0.5), a warning says so and ``attrs["georeference"]`` too.
+
+    This is where numbers are computed: the scenes are computed with Dask, in parallel, one
+    time step a task.
+    """
+    import dask
+    import geopandas as gpd
+    import pandas as pd
+
+    _check_fronts_input(ds, method)
+    transform, spacing = _pixel_spacing(ds)
+    min_pixels = _min_pixels(spacing, min_length, min_length_px)
+    single = "time" not in ds.dims
+    scenes = ds.expand_dims("time") if single else ds
+    tasks = []
+    for k in range(scenes.sizes["time"]):
+        scene = scenes.isel(time=k)
+        zones = scene["zones"].data if "zones" in scene else None
+        prob = scene["front_probability"].data if "front_probability" in scene else None
+        front = dask.delayed(_scene_front)(zones, prob, method, min_pixels, threshold)
+        tasks.append(dask.delayed(_scene_row)(front, prob, transform, spacing))
+    rows = dask.compute(*tasks)
+    times = pd.DatetimeIndex(scenes["time"].values if "time" in scenes.coords else
+                             [pd.NaT] * len(rows), name="time")
+    frame = gpd.GeoDataFrame(list(rows), index=times, geometry="geometry",
+                             crs=ds.rio.crs if transform is not None else None)
+    if transform is None:
+        warnings.warn("fronts: the Dataset has no CRS; front coordinates are pixels.",
+                      XcalvingWarning, stacklevel=2)
+        frame.attrs["georeference"] = "none: x = column + 0.5, y = row + 0.5 (pixels)"
+    frame.attrs.update(method=method, min_length_px=min_pixels)
+    return frame
+
+
+def write_fronts(frame: gpd.GeoDataFrame, path: Any, *, overwrite: bool = False) -> str:
+    """Write fronts to GeoParquet (``.parquet``) or GeoPackage (``.gpkg``), times kept.
+
+    GeoPackage stores times with millisecond precision; GeoParquet keeps them exactly.
+    """
+    import os
+
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"path: {path!r} exists; choose a new path or pass overwrite=True.")
+    out = frame.reset_index()
+    if path.endswith(".parquet"):
+        out.to_parquet(path)
+    elif path.endswith(".gpkg"):
+        if os.path.exists(path):
+            os.remove(path)
+        out.to_file(path, driver="GPKG", layer="fronts")
+    else:
+        raise InputError(f"path must end in .parquet (GeoParquet) or .gpkg (GeoPackage); got "
+                         f"{path!r}.")
+    return path
+
+
+def read_fronts(path: Any) -> gpd.GeoDataFrame:
+    """Read fronts written by :func:`write_fronts`, with the DatetimeIndex ``time`` restored."""
+    import os
+
+    import geopandas as gpd
+    import pandas as pd
+
+    path = os.fspath(path)
+    frame = gpd.read_parquet(path) if path.endswith(".parquet") else gpd.read_file(path)
+    frame["time"] = pd.to_datetime(frame["time"]).dt.tz_localize(None) \
+        if getattr(frame["time"].dt, "tz", None) is not None else pd.to_datetime(frame["time"])
+    return frame.set_index("time")
