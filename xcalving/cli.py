@@ -156,6 +156,41 @@ def _background(pred: Any) -> Any:
     return zones.isel(time=-1) if "time" in zones.dims else zones
 
 
+def _run_train(args: argparse.Namespace) -> int:
+    from xcalving.train import TrainConfig, train
+
+    config = TrainConfig(
+        store=args.store, out=args.out, train_glaciers=args.train_glaciers,
+        val_glaciers=args.val_glaciers, width=args.width, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+        zone_weight=args.zone_weight, front_dilation=args.dilation, augment=not args.no_augment,
+        seed=args.seed, num_workers=args.workers, device=args.device,
+        max_minutes=args.max_minutes, min_length_px=args.min_length_px,
+    )
+
+    def report(row: dict[str, Any]) -> None:
+        print(f"epoch {row['epoch']:3d}  loss {row['loss']:.4f}  val {row['val_loss']:.4f}  "
+              f"bbox acc {row['bbox_accuracy']:.3f}  zone IoU {row['zone_iou']:.3f}  "
+              f"MDE {row['mde_px']:.1f} px ({row['n_no_front']} no front)  "
+              f"{row['seconds']:.0f} s", flush=True)
+
+    summary = train(config, resume=args.resume, on_epoch=report)
+    if "best_epoch" in summary and "stopped" in summary:
+        print(f"stopped after {summary['epochs']} epochs ({summary['stopped']}); best epoch "
+              f"{summary['best_epoch']}: {args.out}/best.safetensors")
+    return 0
+
+
+def _run_caffe(args: argparse.Namespace) -> int:
+    from xcalving.data.caffe import caffe_to_zarr
+
+    spacing = None if args.unknown_spacing else "name"
+    store = caffe_to_zarr(args.root, args.out, window=args.window, stride=args.stride,
+                          pixel_spacing=spacing, mode="w" if args.overwrite else "w-")
+    print(f"wrote {store}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xcalving", description=__doc__)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -199,6 +234,37 @@ def _parser() -> argparse.ArgumentParser:
                     help="the same rule in pixels (for cubes without pixel spacing)")
     fr.add_argument("--overwrite", action="store_true", help="replace existing output files")
     fr.set_defaults(run=_run_fronts)
+    cf = sub.add_parser("caffe", help="convert a CaFFe data_raw tree to a Zarr patch store")
+    cf.add_argument("root", help="the data_raw folder (or its parent)")
+    cf.add_argument("--out", required=True, help="Zarr patch store to write")
+    cf.add_argument("--window", type=int, default=256, help="patch size in pixels")
+    cf.add_argument("--stride", type=int, default=None, help="patch stride (default: window)")
+    cf.add_argument("--unknown-spacing", action="store_true",
+                    help="pixel spacing unknown (resized scenes such as caffe256)")
+    cf.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    cf.set_defaults(run=_run_caffe)
+    tr = sub.add_parser("train", help="train the ASPP U-Net on a Zarr patch store")
+    tr.add_argument("store", help="Zarr patch store (from `xcalving caffe`)")
+    tr.add_argument("--out", required=True, help="run folder: checkpoints, history, curves")
+    tr.add_argument("--train-glaciers", nargs="+", default=None, help="glaciers to train on")
+    tr.add_argument("--val-glaciers", nargs="+", default=None, help="glaciers to validate on")
+    tr.add_argument("--width", type=int, default=16, help="first-level width of the network")
+    tr.add_argument("--epochs", type=int, default=50, help="epoch budget")
+    tr.add_argument("--batch-size", type=int, default=16)
+    tr.add_argument("--lr", type=float, default=1e-4)
+    tr.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
+    tr.add_argument("--zone-weight", type=float, default=1.0,
+                    help="weight of the zone loss (0: front head only, GlacierDL's recipe)")
+    tr.add_argument("--dilation", type=int, default=10, help="front thickening for Dice (px)")
+    tr.add_argument("--no-augment", action="store_true", help="no flips, turns, speckle")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
+    tr.add_argument("--min-length-px", type=float, default=10.0,
+                    help="front pieces up to this many pixels are dropped in validation")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out")
+    tr.set_defaults(run=_run_train)
     return parser
 
 

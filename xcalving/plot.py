@@ -5,6 +5,7 @@ Imports matplotlib, so import it only to draw.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from matplotlib.figure import Figure
 from xcalving.data.synthetic import ZONE_NAMES
 from xcalving.errors import InputError
 
-__all__ = ["ZONE_COLOURS", "front_map", "scene"]
+__all__ = ["ZONE_COLOURS", "front_map", "scene", "training_curves"]
 
 #: Colours of the zone classes 0..3: no data, rock, glacier, ocean.
 ZONE_COLOURS = ("#000000", "#8c6d46", "#dff3ff", "#1d4e89")
@@ -170,3 +171,28 @@ def _crs_units(fronts: Any) -> str:
         return "pixel"
     axis = fronts.crs.axis_info[0] if fronts.crs.axis_info else None
     return axis.unit_name if axis is not None else "unknown"
+
+
+def training_curves(history: Sequence[Mapping[str, Any]]) -> Figure:
+    """Loss and validation loss, and bounding-box accuracy, per epoch (as GlacierDL showed them).
+
+    Parameters
+    ----------
+    history
+        One mapping per epoch with ``epoch``, ``loss``, ``val_loss`` and ``bbox_accuracy``.
+    """
+    epochs = [h["epoch"] for h in history]
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    left.plot(epochs, [h["loss"] for h in history], "o-", ms=3, label="training loss")
+    left.plot(epochs, [h["val_loss"] for h in history], "o-", ms=3, label="validation loss")
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    left.legend()
+    right.plot(epochs, [h["bbox_accuracy"] for h in history], "o-", ms=3, color="C2")
+    right.set_xlabel("epoch")
+    right.set_ylabel("bounding-box accuracy (validation)")
+    right.set_ylim(0, 1)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    return fig

@@ -26,6 +26,7 @@ from xcalving.errors import (
     UnsafeFileError,
     WeightsNotFoundError,
 )
+from xcalving.io import Scaling
 from xcalving.model.unet import ASPPUNet
 
 __all__ = ["count_parameters", "load_model", "read_metadata", "save_model"]
@@ -102,7 +103,11 @@ def _check_suffix(path: Path, caller: str) -> None:
 
 
 def save_model(
-    model: nn.Module, path: str | os.PathLike[str], *, metadata: Mapping[str, str] | None = None
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    metadata: Mapping[str, str] | None = None,
+    scaling: Scaling | None = None,
 ) -> Path:
     """Write ``model`` to one self-describing ``.safetensors`` file.
 
@@ -115,6 +120,10 @@ def save_model(
     metadata : mapping of str to str, optional
         Extra header entries (e.g. training data, licence). Keys may not start with
         ``"xcalving."``.
+    scaling : xcalving.io.Scaling, optional
+        The input scaling the network was trained on (stored as ``xcalving.scaling``; default:
+        the model's ``xcalving_scaling`` attribute where it has one). ``predict`` converts input
+        to it.
 
     Returns
     -------
@@ -152,6 +161,9 @@ def save_model(
         f"{_PREFIX}version": _package_version(),
         **_check_user_metadata(metadata),
     }
+    scaling = scaling or getattr(model, "xcalving_scaling", None)
+    if scaling is not None:
+        header[f"{_PREFIX}scaling"] = json.dumps(scaling.to_dict())
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     _atomic_save(tensors, path, header)
     return path
@@ -331,4 +343,6 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
             f"its metadata ({err}). The file is damaged or was edited; rewrite it with "
             f"save_model."
         ) from err
+    if f"{_PREFIX}scaling" in meta:  # predict() converts input to what the network was trained on
+        model.xcalving_scaling = Scaling.from_dict(json.loads(meta[f"{_PREFIX}scaling"]))
     return model.to(dev).eval()
