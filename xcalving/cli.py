@@ -161,7 +161,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         store=args.store, out=args.out, train_glaciers=args.train_glaciers,
-        val_glaciers=args.val_glaciers, width=args.width, epochs=args.epochs,
+        val_glaciers=args.val_glaciers, train_split=args.train_split,
+        val_split=args.val_split, width=args.width, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience,
         zone_weight=args.zone_weight, front_dilation=args.dilation, augment=not args.no_augment,
         seed=args.seed, num_workers=args.workers, device=args.device,
@@ -178,6 +179,16 @@ def _run_train(args: argparse.Namespace) -> int:
     if "best_epoch" in summary and "stopped" in summary:
         print(f"stopped after {summary['epochs']} epochs ({summary['stopped']}); best epoch "
               f"{summary['best_epoch']}: {args.out}/best.safetensors")
+    return 0
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from xcalving.data.caffe import write_synthetic_tree
+
+    data_raw = write_synthetic_tree(args.out, train_seeds=range(args.train_seeds),
+                                    test_seeds=range(1000, 1000 + args.test_seeds),
+                                    n_times=args.n_times, shape=(args.size, args.size))
+    print(f"wrote {data_raw}")
     return 0
 
 
@@ -234,6 +245,13 @@ def _parser() -> argparse.ArgumentParser:
                     help="the same rule in pixels (for cubes without pixel spacing)")
     fr.add_argument("--overwrite", action="store_true", help="replace existing output files")
     fr.set_defaults(run=_run_fronts)
+    sy = sub.add_parser("synth", help="write synthetic scenes as a CaFFe data_raw tree")
+    sy.add_argument("--out", required=True, help="folder that receives data_raw/")
+    sy.add_argument("--train-seeds", type=int, default=40, help="seeds 0..N-1 → split train")
+    sy.add_argument("--test-seeds", type=int, default=8, help="seeds 1000.. → split test")
+    sy.add_argument("--n-times", type=int, default=6, help="scenes per seed")
+    sy.add_argument("--size", type=int, default=256, help="scene size in pixels")
+    sy.set_defaults(run=_run_synth)
     cf = sub.add_parser("caffe", help="convert a CaFFe data_raw tree to a Zarr patch store")
     cf.add_argument("root", help="the data_raw folder (or its parent)")
     cf.add_argument("--out", required=True, help="Zarr patch store to write")
@@ -248,6 +266,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run folder: checkpoints, history, curves")
     tr.add_argument("--train-glaciers", nargs="+", default=None, help="glaciers to train on")
     tr.add_argument("--val-glaciers", nargs="+", default=None, help="glaciers to validate on")
+    tr.add_argument("--train-split", default=None, help="split to train on (train/test)")
+    tr.add_argument("--val-split", default=None, help="split to validate on (train/test)")
     tr.add_argument("--width", type=int, default=16, help="first-level width of the network")
     tr.add_argument("--epochs", type=int, default=50, help="epoch budget")
     tr.add_argument("--batch-size", type=int, default=16)

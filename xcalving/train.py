@@ -46,6 +46,8 @@ class TrainConfig:
     out: str
     train_glaciers: Sequence[str] | None = None
     val_glaciers: Sequence[str] | None = None
+    train_split: str | None = None
+    val_split: str | None = None
     width: int = 16
     aspp_rates: Sequence[int] = (6, 12, 18)
     epochs: int = 50
@@ -130,10 +132,10 @@ def _streams(config: TrainConfig) -> tuple[Any, Any]:
     scaling = Scaling.from_dict(config.scaling)
     common = {"scaling": scaling, "front_dilation": config.front_dilation, "seed": config.seed,
               "rank": rank, "world_size": world}
-    train = PatchStream(config.store, glaciers=config.train_glaciers, augment=config.augment,
-                        shuffle=True, **common)
-    val = PatchStream(config.store, glaciers=config.val_glaciers, augment=False, shuffle=False,
-                      **common)
+    train = PatchStream(config.store, glaciers=config.train_glaciers, split=config.train_split,
+                        augment=config.augment, shuffle=True, **common)
+    val = PatchStream(config.store, glaciers=config.val_glaciers, split=config.val_split,
+                      augment=False, shuffle=False, **common)
     if train.n_samples == 0 or val.n_samples == 0:
         raise InputError(
             f"store {config.store!r} has {train.n_samples} training samples (glaciers "
@@ -150,7 +152,10 @@ def _loader(stream: Any, config: TrainConfig) -> torch.utils.data.DataLoader:
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    # channels_last: oneDNN (CPU) and cuDNN both run these convolutions faster in NHWC
+    return {k: v.to(device, non_blocking=True,
+                    memory_format=torch.channels_last if v.ndim == 4 else torch.preserve_format)
+            for k, v in batch.items()}
 
 
 # --- one epoch -----------------------------------------------------------------------------------
@@ -176,7 +181,7 @@ def _train_epoch(model: Any, loader: Any, optimizer: Any, config: TrainConfig,
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += float(loss) * len(batch["image"])
+        total += loss.item() * len(batch["image"])
         count += len(batch["image"])
         bar.set_postfix(loss=f"{total / count:.4f}")
     return total / max(count, 1)
@@ -283,7 +288,8 @@ def _setup(config: TrainConfig) -> tuple[Any, Any, torch.device, bool, int]:
     device = _device(config, local_rank)
     distributed = _init_distributed(device)
     torch.manual_seed(config.seed)
-    net = ASPPUNet(width=config.width, aspp_rates=tuple(config.aspp_rates)).to(device)
+    net = ASPPUNet(width=config.width, aspp_rates=tuple(config.aspp_rates))
+    net = net.to(device, memory_format=torch.channels_last)
     net.xcalving_scaling = Scaling.from_dict(config.scaling)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     return net, optimizer, device, distributed, rank

@@ -1,0 +1,389 @@
+"""Stream training patches from a Zarr patch store into PyTorch, one chunk at a time.
+
+The store is the one :func:`xcalving.data.caffe.caffe_to_zarr` writes: ``sar``, ``zones`` and
+``front`` uint8 (sample, y, x) with per-sample coordinates. :class:`PatchStream` never reads the
+whole store: every epoch it shuffles the *chunks*, then the samples inside each chunk, shards
+that order over distributed ranks and DataLoader workers, and mixes neighbouring chunks with a
+shuffle buffer. Reading stays sequential per chunk; the model still sees a well mixed stream.
+
+Sharding, step by step (``n`` selected samples, ``R`` ranks, ``W`` workers per rank):
+
+1. the epoch's order: chunks in an order drawn from ``(seed, epoch)``, samples inside a chunk
+   shuffled;
+2. rank ``r`` takes the contiguous slice ``r`` of ``ceil(n / R)`` samples; the order is wrapped
+   around to fill the last slice (as :class:`torch.utils.data.DistributedSampler` pads), so
+   every rank runs the same number of steps;
+3. worker ``w`` of a rank takes the contiguous piece ``w`` of the rank's slice;
+4. a shuffle buffer mixes the samples of neighbouring chunks.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch.utils.data import IterableDataset
+
+from xcalving.errors import InputError, InputTypeError, did_you_mean
+from xcalving.io import CAFFE_SCALING, Scaling, fill_value, to_network_input
+
+__all__ = ["PatchStream", "epoch_order", "shard", "thicken_front"]
+
+_REQUIRED = ("sar", "zones", "front", "glacier", "split")
+# (index, sar, zones, front) of one sample, as read from the store
+_Raw = tuple[int, np.ndarray, np.ndarray, np.ndarray]
+
+
+def epoch_order(selected: np.ndarray, chunk_len: int, *, seed: int, epoch: int,
+                shuffle: bool = True) -> np.ndarray:
+    """The order of one epoch: chunks shuffled, then the samples inside each chunk.
+
+    Parameters
+    ----------
+    selected
+        Sorted store indices of the samples to use.
+    chunk_len
+        Samples per chunk of the store.
+    seed, epoch
+        The order is a function of these two only.
+    shuffle
+        ``False`` keeps store order.
+
+    Examples
+    --------
+    >>> epoch_order(np.arange(6), 2, seed=0, epoch=0, shuffle=False).tolist()
+    [0, 1, 2, 3, 4, 5]
+    """
+    if not shuffle:
+        return selected.copy()
+    rng = np.random.default_rng([seed, epoch])
+    selected = np.sort(selected)
+    # sorted indices: the samples of one chunk are one run, cut where the chunk id changes
+    runs = np.split(selected, np.flatnonzero(np.diff(selected // chunk_len)) + 1)
+    parts = [rng.permutation(runs[k]) for k in rng.permutation(len(runs))]
+    return np.concatenate(parts) if parts else selected[:0]
+
+
+def shard(order: np.ndarray, *, rank: int = 0, world_size: int = 1, worker: int = 0,
+          num_workers: int = 1) -> np.ndarray:
+    """The part of an epoch's ``order`` that one (rank, worker) reads.
+
+    Each rank gets a contiguous slice of ``ceil(len(order) / world_size)`` samples, the order
+    wrapped around to pad the last one; each worker a contiguous piece of its rank's slice.
+
+    Examples
+    --------
+    >>> shard(np.arange(5), rank=1, world_size=2).tolist()  # padded by wrapping around
+    [3, 4, 0]
+    >>> shard(np.arange(6), worker=1, num_workers=2).tolist()
+    [3, 4, 5]
+    """
+    per_rank = math.ceil(len(order) / world_size)
+    padded = np.resize(order, per_rank * world_size)  # np.resize repeats cyclically
+    mine = padded[rank * per_rank:(rank + 1) * per_rank]
+    return np.array_split(mine, num_workers)[worker]
+
+
+def thicken_front(front: np.ndarray, radius: int) -> np.ndarray:
+    """Dilate a one-pixel front with a disk of ``radius`` pixels (0 keeps it as it is).
+
+    A Euclidean distance transform gives the disk dilation at a cost independent of the radius.
+
+    Examples
+    --------
+    >>> front = np.zeros((7, 7), np.uint8); front[3, 3] = 1
+    >>> int(thicken_front(front, 2).sum())  # the 13 pixels of a disk of radius 2
+    13
+    """
+    front = np.asarray(front, dtype=bool)
+    if radius == 0 or not front.any():
+        return front.copy()
+    return ndimage.distance_transform_edt(~front) <= radius
+
+
+def _resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    dist = torch.distributed
+    running = dist.is_available() and dist.is_initialized()
+    if rank is None:
+        rank = dist.get_rank() if running else 0
+    if world_size is None:
+        world_size = dist.get_world_size() if running else 1
+    for name, value in (("rank", rank), ("world_size", world_size)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise InputTypeError(f"{name} must be an int or None; got {type(value).__name__}.")
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise InputError(f"need 0 <= rank < world_size; got rank={rank}, world_size={world_size}.")
+    return int(rank), int(world_size)
+
+
+def _as_names(value: str | Iterable[str] | None, arg: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if not names or not all(isinstance(v, str) for v in names):
+        raise InputError(f"{arg} must be a name, a sequence of names, or None; got {value!r}.")
+    return names
+
+
+def _matching(values: np.ndarray, wanted: Sequence[str] | None, arg: str) -> np.ndarray:
+    """Mask of samples whose ``values`` are among ``wanted``; an unknown name is an error."""
+    if wanted is None:
+        return np.ones(values.shape, bool)
+    present = sorted(set(values.tolist()))
+    for name in wanted:
+        if name not in present:
+            raise InputError(f"{arg}: {name!r} is not in the store, which has {present}."
+                             + did_you_mean(name, present))
+    return np.isin(values, list(wanted))
+
+
+def _check_options(scaling: Any, front_dilation: Any, shuffle_buffer: Any, seed: Any) -> None:
+    if not isinstance(scaling, Scaling):
+        raise InputTypeError(f"scaling must be an xcalving.io.Scaling (e.g. CAFFE_SCALING); "
+                             f"got {type(scaling).__name__}.")
+    for name, value in (("front_dilation", front_dilation), ("shuffle_buffer", shuffle_buffer),
+                        ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+            raise InputError(f"{name} must be a whole number >= 0; got {value!r}.")
+
+
+# --- augmentation (numpy, cheap) ----------------------------------------------------------------
+def _flip_rotate(arrays: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """The same random flips and quarter turns for image and labels."""
+    flip_y, flip_x = rng.random(2) < 0.5
+    turns = int(rng.integers(4))
+    square = arrays[0].shape[0] == arrays[0].shape[1]  # a quarter turn would reshape the patch
+    out = []
+    for a in arrays:
+        a = a[::-1] if flip_y else a
+        a = a[:, ::-1] if flip_x else a
+        out.append(np.ascontiguousarray(np.rot90(a, turns) if square else a))
+    return out
+
+
+def _radiometry(sar: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Speckle and contrast/brightness jitter on 8-bit amplitude; no-data (0) stays 0.
+
+    Speckle is multiplicative Gamma noise with a few looks on intensity (amplitude squared),
+    as real SAR speckle is; values are kept in 1..255, the grey range of valid pixels.
+    """
+    looks = rng.uniform(2.0, 8.0)
+    speckle = rng.gamma(looks, 1.0 / looks, size=sar.shape).astype(np.float32)
+    gain, bias = np.exp(rng.uniform(-0.2, 0.2)), rng.uniform(-20.0, 20.0)
+    amplitude = np.sqrt(sar.astype(np.float32) ** 2 * speckle)
+    amplitude = np.clip(gain * amplitude + bias, 1.0, 255.0)
+    return np.where(sar == 0, np.float32(0.0), amplitude).astype(np.float32)
+
+
+class PatchStream(IterableDataset):
+    """Training patches from a Zarr patch store as an iterable PyTorch dataset.
+
+    Parameters
+    ----------
+    store
+        Local path or fsspec URL of a store written by
+        :func:`~xcalving.data.caffe.caffe_to_zarr`. Opened lazily; one chunk is read at a time.
+    glaciers
+        Keep only samples of these glaciers, e.g. train on ``["DBE", "JAC", "SI"]`` and
+        validate on ``"Jorum"``.
+    split
+        Keep only samples of this split (``"train"``, ``"test"``) or splits.
+    scaling
+        The network's input normalisation; see :func:`xcalving.io.to_network_input`.
+    augment
+        Random flips, quarter turns (square patches), Gamma speckle on intensity and
+        contrast/brightness jitter; geometry is applied to image and labels alike.
+    front_dilation
+        Radius in pixels of the disk that thickens the front target (0: one pixel).
+    shuffle
+        Shuffle chunks, samples within chunks and through the buffer; ``False``: store order.
+    shuffle_buffer
+        Samples held to mix neighbouring chunks (0 or 1: no mixing).
+    seed
+        With the epoch (:meth:`set_epoch`), fixes the order and the augmentations.
+    rank, world_size
+        Distributed shard; default from :mod:`torch.distributed` when initialised, else 0 of 1.
+    storage_options
+        Passed to fsspec for remote stores.
+
+    Notes
+    -----
+    Items are dicts of tensors: ``image`` float32 (1, H, W), no-data pixels at the scaling's
+    normalised fill value; ``zones`` int64 (H, W); ``front`` float32 (1, H, W), the thickened
+    front; ``front_raw`` uint8 (1, H, W), the one-pixel front; ``valid`` bool (H, W)
+    (``sar != 0``); ``index`` int64, the sample's position in the store.
+
+    Call :meth:`set_epoch` before each epoch. A DataLoader with ``persistent_workers=True``
+    keeps its own copies of the stream, which do not see the call.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from xcalving.data.caffe import caffe_to_zarr, shipped_scenes
+    >>> store = caffe_to_zarr(shipped_scenes(), tempfile.mkdtemp() + "/p.zarr", window=128,
+    ...                       pixel_spacing=None, progress=False)
+    >>> stream = PatchStream(store, glaciers="Jorum", augment=True)
+    >>> stream.n_samples, stream.steps_per_epoch(8)
+    (32, 4)
+    >>> item = next(iter(stream))
+    >>> item["image"].shape, item["zones"].dtype, item["front"].dtype
+    (torch.Size([1, 128, 128]), torch.int64, torch.float32)
+    """
+
+    def __init__(
+        self,
+        store: str | os.PathLike[str],
+        *,
+        glaciers: str | Sequence[str] | None = None,
+        split: str | Sequence[str] | None = None,
+        scaling: Scaling = CAFFE_SCALING,
+        augment: bool = False,
+        front_dilation: int = 10,
+        shuffle: bool = True,
+        shuffle_buffer: int = 64,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        _check_options(scaling, front_dilation, shuffle_buffer, seed)
+        self.store = os.fspath(store) if isinstance(store, os.PathLike) else store
+        self.storage_options = dict(storage_options) if storage_options else None
+        self.scaling, self.augment, self.front_dilation = scaling, bool(augment), front_dilation
+        self.shuffle, self.shuffle_buffer, self.seed = bool(shuffle), shuffle_buffer, seed
+        self.rank, self.world_size = _resolve_rank(rank, world_size)
+        self.epoch = 0
+        self._group: Any = None
+        self._pid: int | None = None
+        group = self._open()
+        self.chunk_len = int(group["sar"].chunks[0])
+        self.window = tuple(int(n) for n in group["sar"].shape[1:])
+        self.selected = self._select(group, _as_names(glaciers, "glaciers"),
+                                     _as_names(split, "split"))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_group"] = None  # a worker opens the store itself
+        return state
+
+    def _open(self) -> Any:
+        """The store's zarr group, opened once per process."""
+        import zarr
+
+        if self._group is None or self._pid != os.getpid():
+            if isinstance(self.store, str) and "://" not in self.store \
+                    and not os.path.exists(self.store):
+                raise FileNotFoundError(f"store: no patch store at {self.store!r}; write one "
+                                        "with xcalving.data.caffe.caffe_to_zarr.")
+            self._group = zarr.open_group(self.store, mode="r",
+                                          storage_options=self.storage_options)
+            self._pid = os.getpid()
+        return self._group
+
+    def _select(self, group: Any, glaciers: Sequence[str] | None,
+                split: Sequence[str] | None) -> np.ndarray:
+        missing = [name for name in _REQUIRED if name not in group]
+        if missing or group["sar"].ndim != 3:
+            raise InputError(f"store {self.store!r} is not a patch store (sample, y, x) with "
+                             f"{list(_REQUIRED)}; missing {missing}. Write it with "
+                             "xcalving.data.caffe.caffe_to_zarr.")
+        keep = _matching(np.asarray(group["glacier"][:]).astype(object), glaciers, "glaciers")
+        keep &= _matching(np.asarray(group["split"][:]).astype(object), split, "split")
+        if not keep.any():
+            raise InputError(f"no sample of store {self.store!r} is of glaciers={glaciers} and "
+                             f"split={split}; widen the selection.")
+        return np.flatnonzero(keep)
+
+    # --- order and sizes ---------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Use the order and augmentations of ``epoch`` (a function of ``(seed, epoch)``)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer) or epoch < 0:
+            raise InputError(f"epoch must be a whole number >= 0; got {epoch!r}.")
+        self.epoch = int(epoch)
+
+    def indices(self, worker: int = 0, num_workers: int = 1) -> np.ndarray:
+        """Store indices this rank's ``worker`` reads this epoch, before the shuffle buffer."""
+        order = epoch_order(self.selected, self.chunk_len, seed=self.seed, epoch=self.epoch,
+                            shuffle=self.shuffle)
+        return shard(order, rank=self.rank, world_size=self.world_size, worker=worker,
+                     num_workers=num_workers)
+
+    @property
+    def n_samples(self) -> int:
+        """Samples this rank yields per epoch (the same on every rank)."""
+        return math.ceil(len(self.selected) / self.world_size)
+
+    def steps_per_epoch(self, batch_size: int, *, num_workers: int = 0,
+                        drop_last: bool = False) -> int:
+        """Batches per epoch on this rank through a DataLoader of ``num_workers`` workers.
+
+        Each worker batches its own piece, so with several workers there can be more partial
+        batches than ``ceil(n_samples / batch_size)``; the count is the same on every rank.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be a whole number >= 1; got {batch_size!r}.")
+        pieces = np.array_split(np.arange(self.n_samples), max(1, num_workers))
+        rounding = math.floor if drop_last else math.ceil
+        return int(sum(rounding(len(p) / batch_size) for p in pieces))
+
+    # --- iteration ---------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = torch.utils.data.get_worker_info()
+        worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker])
+        raw = self._read(self.indices(worker, num_workers))
+        if self.shuffle and self.shuffle_buffer > 1:
+            raw = _buffered(raw, self.shuffle_buffer, rng)
+        for sample in raw:
+            yield self._item(sample, rng)
+
+    def _read(self, indices: np.ndarray) -> Iterator[_Raw]:
+        """Samples in the given order, reading each run of one chunk with one request."""
+        group = self._open()
+        chunk_ids = indices // self.chunk_len
+        breaks = np.flatnonzero(np.diff(chunk_ids)) + 1
+        for run in np.split(indices, breaks):
+            if run.size == 0:
+                continue
+            lo, hi = int(run.min()), int(run.max()) + 1
+            block = [group[name][lo:hi] for name in ("sar", "zones", "front")]
+            for i in run:
+                yield (int(i), *(b[i - lo] for b in block))
+
+    def _item(self, sample: _Raw, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        index, sar, zones, front = sample
+        amplitude: np.ndarray = sar
+        if self.augment:
+            sar, zones, front = _flip_rotate((sar, zones, front), rng)
+            amplitude = _radiometry(sar, rng)
+        image = to_network_input(amplitude, "uint8", self.scaling)
+        image = np.nan_to_num(image, nan=fill_value(self.scaling))
+        thick = thicken_front(front, self.front_dilation)
+        return {
+            "image": torch.from_numpy(image[None]),
+            "zones": torch.from_numpy(zones.astype(np.int64)),
+            "front": torch.from_numpy(thick[None].astype(np.float32)),
+            "front_raw": torch.from_numpy(np.ascontiguousarray(front[None], dtype=np.uint8)),
+            "valid": torch.from_numpy(sar != 0),
+            "index": torch.tensor(index, dtype=torch.int64),
+        }
+
+
+def _buffered(items: Iterable[_Raw], size: int, rng: np.random.Generator) -> Iterator[_Raw]:
+    """Yield ``items`` through a random-replacement buffer of ``size`` entries."""
+    buffer: list[_Raw] = []
+    for item in items:
+        if len(buffer) < size:
+            buffer.append(item)
+            continue
+        j = int(rng.integers(size))
+        yield buffer[j]
+        buffer[j] = item
+    for j in rng.permutation(len(buffer)):
+        yield buffer[j]
