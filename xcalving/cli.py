@@ -176,7 +176,7 @@ def _run_train(args: argparse.Namespace) -> int:
               f"{row['seconds']:.0f} s", flush=True)
 
     summary = train(config, resume=args.resume, on_epoch=report)
-    if "best_epoch" in summary and "stopped" in summary:
+    if summary:  # rank 0 (or a single process) reports
         print(f"stopped after {summary['epochs']} epochs ({summary['stopped']}); best epoch "
               f"{summary['best_epoch']}: {args.out}/best.safetensors")
     return 0

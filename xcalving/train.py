@@ -295,11 +295,13 @@ def _setup(config: TrainConfig) -> tuple[Any, Any, torch.device, bool, int]:
     return net, optimizer, device, distributed, rank
 
 
-def _wrap(net: Any, device: torch.device, distributed: bool) -> Any:
+def _wrap(net: Any, device: torch.device, distributed: bool, config: TrainConfig) -> Any:
     model = torch.compile(net) if device.type == "cuda" else net
     if distributed:
         ids = [device.index] if device.type == "cuda" else None
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        # without the zone loss the zone head gets no gradient, which DDP must be told
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=ids, find_unused_parameters=config.zone_weight == 0)
     return model
 
 
@@ -324,13 +326,14 @@ def train(config: TrainConfig, *, resume: bool = False,
     ``curves.png`` and ``summary.json``. With ``resume=True`` a killed run continues from its
     last finished epoch; the history has no gap.
 
-    Returns the summary: epochs run, best epoch, why it stopped and the best epoch's scores.
+    Returns the summary: epochs run, best epoch, why it stopped and the best epoch's scores
+    (an empty dict on ranks other than 0 of a distributed run).
     """
     net, optimizer, device, distributed, rank = _setup(config)
     out = Path(config.out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     progress = _start(config, net, optimizer, resume)
-    model = _wrap(net, device, distributed)
+    model = _wrap(net, device, distributed, config)
     train_stream, val_stream = _streams(config)
     steps = train_stream.steps_per_epoch(config.batch_size)
     while progress["stopped"] is None:
@@ -350,7 +353,7 @@ def train(config: TrainConfig, *, resume: bool = False,
                 on_epoch(row)
     if distributed:
         torch.distributed.barrier()
-    return _finish(out, progress, config) if rank == 0 else progress
+    return _finish(out, progress, config) if rank == 0 else {}
 
 
 def _advance(progress: dict[str, Any], row: dict[str, Any], config: TrainConfig) -> None:

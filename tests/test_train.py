@@ -1,0 +1,122 @@
+"""Training: end to end on real shipped scenes, resume after a kill, early stopping, DDP."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import xcalving
+from xcalving.data.caffe import caffe_to_zarr, shipped_scenes, write_fixture_tree
+from xcalving.errors import InputError
+from xcalving.model import load_model, read_metadata
+from xcalving.train import TrainConfig, dice_loss, train
+
+
+@pytest.fixture(scope="module")
+def fixture_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("caffe")
+    data_raw = write_fixture_tree(root, n_train=10, shape=(64, 80), seed=3)
+    return caffe_to_zarr(data_raw, root / "patches.zarr", window=64, progress=False)
+
+
+def history(out):
+    with open(Path(out) / "history.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_dice_loss_known_values():
+    target = torch.zeros(1, 1, 4, 4)
+    target[..., :2, :] = 1
+    perfect = torch.where(target > 0, 20.0, -20.0)
+    assert float(dice_loss(perfect, target, eps=0)) == pytest.approx(0, abs=1e-6)
+    assert float(dice_loss(-perfect, target, eps=0)) == pytest.approx(1, abs=1e-6)
+
+
+def test_real_scenes_convert_and_train_end_to_end(tmp_path):
+    store = caffe_to_zarr(shipped_scenes(), tmp_path / "real.zarr", window=128,
+                          pixel_spacing=None, progress=False)
+    config = TrainConfig(store=store, out=str(tmp_path / "run"),
+                         train_glaciers=["DBE", "JAC", "SI"],
+                         val_glaciers=["Jorum"], width=2, aspp_rates=(2,), epochs=2,
+                         batch_size=8)
+    started = time.perf_counter()
+    summary = train(config)
+    assert time.perf_counter() - started < 60
+    rows = history(config.out)
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and summary["epochs"] == 2
+    for key in ("loss", "val_loss", "bbox_accuracy", "zone_iou"):
+        assert all(np.isfinite(float(r[key])) for r in rows)
+    assert (tmp_path / "run" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    best = tmp_path / "run" / "best.safetensors"
+    meta = read_metadata(best)
+    assert "xcalving.scaling" in meta and "training" in meta
+    net = load_model(best)
+    assert net.xcalving_scaling.domain == "uint8"
+    scene = xcalving.open_cube(store).sar.isel(sample=0).rename(None)
+    pred = scene.calving.predict(net, tile=64, overlap=16).compute()
+    assert pred.front_probability.shape == scene.shape
+    assert summary["stopped"].startswith("epoch budget")
+
+
+def test_resume_after_a_kill_continues_without_a_gap(fixture_store, tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "xcalving.cli", "train", fixture_store, "--out", str(out),
+            "--train-glaciers", "DBE", "JAC", "SI", "Crane", "--val-glaciers", "Jorum",
+            "--width", "2", "--epochs", "4", "--batch-size", "4", "--patience", "10"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "checkpoints" / "state.safetensors"
+    deadline = time.time() + 120
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(history(out))
+    assert 1 <= done_before < 4, "the kill should land mid-run"
+    with pytest.raises(InputError, match="resume"):
+        train(TrainConfig(store=fixture_store, out=str(out), width=2, epochs=4))
+    finished = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert [int(r["epoch"]) for r in history(out)] == [1, 2, 3, 4]
+    assert "stopped after 4 epochs" in finished.stdout
+
+
+def test_early_stopping_on_validation_loss(fixture_store, tmp_path):
+    config = TrainConfig(store=fixture_store, out=str(tmp_path / "run"),
+                         train_glaciers=["DBE", "JAC"], val_glaciers=["Jorum"], width=2,
+                         epochs=20, batch_size=4, lr=1e-12, patience=2, augment=False)
+    summary = train(config)
+    assert summary["epochs"] == 3 and summary["best_epoch"] == 1
+    assert summary["stopped"].startswith("early stopping")
+
+
+def test_bad_configuration_is_refused(fixture_store, tmp_path):
+    with pytest.raises(InputError, match="lr"):
+        TrainConfig(store=fixture_store, out=str(tmp_path), lr=0)
+    with pytest.raises(InputError, match="batch_size"):
+        TrainConfig(store=fixture_store, out=str(tmp_path), batch_size=0)
+    with pytest.raises(InputError, match="glaciers"):
+        train(TrainConfig(store=fixture_store, out=str(tmp_path / "r"), val_glaciers=["Nowhere"],
+                          width=2, epochs=1))
+
+
+@pytest.mark.slow
+def test_two_process_ddp_with_gloo(fixture_store, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           "--master_port=29517", "-m", "xcalving.cli", "train", fixture_store, "--out", str(out),
+           "--train-glaciers", "DBE", "JAC", "SI", "Crane", "--val-glaciers", "Jorum", "--width",
+           "2", "--epochs", "2", "--batch-size", "2", "--device", "cpu"]
+    result = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [int(r["epoch"]) for r in history(out)] == [1, 2]
+    assert result.stdout.count("stopped after 2 epochs") == 1  # only rank 0 reports
+    assert load_model(out / "best.safetensors").get_config()["width"] == 2
