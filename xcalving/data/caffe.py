@@ -912,3 +912,33 @@ def write_synthetic_tree(root: str | os.PathLike[str], *, train_seeds: Iterable[
                 stem = SceneName(f"SYN{seed}", date.date(), "S1", 20.0, 1, "001").stem
                 _write_fixture_scene(data_raw, split, stem, cube.isel(time=k), False)
     return data_raw
+
+
+def time_series(catalog: pd.DataFrame, *, glacier: str, satellite: str) -> xr.Dataset:
+    """Stack the scenes of one glacier and one sensor into a (time, y, x) cube.
+
+    One sensor shares one pixel grid; across sensors resized scenes do not line up, which is
+    why ``satellite`` is required. Coordinates are pixels (CaFFe scenes have no CRS).
+    """
+    rows = catalog[(catalog["glacier"] == glacier) & (catalog["satellite"] == satellite)]
+    if rows.empty:
+        pairs = sorted({(g, s) for g, s in zip(catalog["glacier"], catalog["satellite"],
+                                               strict=True)})
+        raise InputError(f"no scene of glacier={glacier!r} and satellite={satellite!r}; the "
+                         f"catalog has {pairs}.")
+    scenes = [load_scene(row) for _, row in rows.sort_values("date").iterrows()]
+    shapes = {s.sar.shape for s in scenes}
+    if len(shapes) > 1:
+        raise InputError(f"the {glacier} {satellite} scenes have different shapes {shapes}; "
+                         "they do not share a pixel grid.")
+    cube = xr.concat([s.drop_attrs() if hasattr(s, "drop_attrs") else s for s in scenes],
+                     dim="time")
+    cube = cube.assign_coords(time=pd.DatetimeIndex([s.attrs["date"] for s in scenes],
+                                                    name="time"),
+                              stem=("time", np.array([s.attrs["stem"] for s in scenes],
+                                                     dtype=object)))
+    for name, attrs in (("sar", _SAR_ATTRS), ("zones", _ZONES_ATTRS), ("front", _FRONT_ATTRS)):
+        cube[name].attrs = dict(attrs)
+    cube.attrs.update(glacier=glacier, satellite=satellite, pixel_spacing="unknown",
+                      source="CaFFe (caffe256), CC BY 4.0, doi:10.1594/PANGAEA.940950")
+    return cube

@@ -1,0 +1,137 @@
+"""The end-to-end demo behind ``xcalving demo`` (and ``make demo``).
+
+(a) a synthetic cube → Zarr → predict with the ``demo`` weights → prediction Zarr → fronts →
+GeoParquet + GeoPackage → time-series map → MDE table against the synthetic truth;
+(b) the same on the real Jorum TerraSAR-X scenes shipped with xcalving, with the ``caffe256``
+weights → MDE in pixels against their labels.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xcalving.errors import InputError
+
+DEMO_MARKER = ".xcalving-demo"
+
+
+def demo_folder(out: Path) -> Path:
+    """Prepare the demo's own output folder: replace an earlier demo run, never a user's folder."""
+    if out.exists():
+        if not (out / DEMO_MARKER).exists() and (not out.is_dir() or any(out.iterdir())):
+            raise InputError(
+                f"--out: {out} exists and was not written by `xcalving demo`; the demo only "
+                "replaces its own output. Choose another --out or remove that folder yourself."
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / DEMO_MARKER).write_text("written by `xcalving demo`; a re-run replaces this folder\n")
+    return out
+
+
+def _step(n: int, total: int, text: str) -> None:
+    print(f"[{n}/{total}] {text}", flush=True)
+
+
+def _predict_to_zarr(cube: Any, model: str, store: Path, tile: int, overlap: int) -> Any:
+    import xcalving
+
+    pred = cube.calving.predict(model, tile=tile, overlap=overlap)
+    with xcalving.progress(desc="predict"):
+        pred.to_zarr(store, mode="w-", consolidated=False, zarr_format=3)
+    return xcalving.open_cube(store)
+
+
+def _write_fronts(frame: Any, out: Path, name: str, background: Any, title: str) -> list[Path]:
+    from xcalving.plot import front_map
+    from xcalving.vector import write_fronts
+
+    paths = [Path(write_fronts(frame, out / f"{name}.parquet")),
+             Path(write_fronts(frame, out / f"{name}.gpkg"))]
+    front_map(frame, background, title=title).figure.savefig(out / f"{name}_map.png", dpi=110)
+    return [*paths, out / f"{name}_map.png"]
+
+
+def _mde_table(frame: Any, truth: Any, resolution: float) -> str:
+    from xcalving.metrics import mean_distance_error
+
+    lines = ["    date         MDE (m)   MDE (px)"]
+    for time in frame.index:
+        one = mean_distance_error(frame.loc[[time]], truth.loc[[time]], resolution=resolution)
+        mde = f"{one.mde:8.1f}   {one.mde / resolution:8.2f}" if one.n_scored else "  no front"
+        lines.append(f"    {time.date()}  {mde}")
+    pooled = mean_distance_error(frame, truth, resolution=resolution)
+    lines.append(f"    pooled      {pooled.mde:8.1f}   {pooled.mde / resolution:8.2f}   "
+                 f"({pooled.n_scored} scored, {pooled.n_no_front} without a front)")
+    return "\n".join(lines)
+
+
+def synthetic_part(out: Path, *, seed: int, n_times: int, size: int, resolution: float,
+                   freq: str, total: int) -> list[Path]:
+    """Part (a): a synthetic cube from a seed never used in training, predicted end to end."""
+    import xcalving
+    from xcalving.data.synthetic import glacier_cube
+    from xcalving.plot import scene
+
+    _step(1, total, f"synthetic cube: {n_times} scenes of {size} x {size} px at {resolution:g} m, "
+          f"seed {seed}")
+    cube, truth = glacier_cube(n_times, shape=(size, size), resolution=resolution, seed=seed,
+                               freq=freq)
+    store = Path(xcalving.write_cube(cube, out / "cube.zarr"))
+    cube = xcalving.open_cube(store)
+    scene(cube, time=0).savefig(out / "scene.png", dpi=110)
+    _step(2, total, f"wrote {store} and reopened it lazily (crs {cube.rio.crs}); predicting "
+          "with the 'demo' weights")
+    pred = _predict_to_zarr(cube, "demo", out / "prediction.zarr", tile=256, overlap=64)
+    frame = pred.calving.fronts()
+    files = _write_fronts(frame, out, "fronts", cube.sar.isel(time=-1),
+                          "synthetic: predicted fronts ('demo' weights)")
+    _step(3, total, f"fronts of {len(frame)} dates → GeoParquet, GeoPackage and a map; MDE "
+          "against the synthetic truth:\n" + _mde_table(frame, truth, resolution))
+    return [store, out / "scene.png", out / "prediction.zarr", *files]
+
+
+def real_part(out: Path, *, step: int, total: int) -> list[Path]:
+    """Part (b): the shipped Jorum TerraSAR-X scenes with the ``caffe256`` weights."""
+    import xcalving
+    from xcalving.data.caffe import open_caffe, shipped_scenes, time_series
+    from xcalving.metrics import mean_distance_error, zone_iou
+    from xcalving.vector import front_from_zones
+
+    series = time_series(open_caffe(shipped_scenes(), pixel_spacing=None), glacier="Jorum",
+                         satellite="TSX")
+    store = Path(xcalving.write_cube(series, out / "jorum.zarr"))
+    _step(step, total, f"real CaFFe scenes: {series.sizes['time']} TerraSAR-X scenes of Jorum "
+          f"glacier ({series.time.dt.year.min().item()}–{series.time.dt.year.max().item()}, "
+          "CC BY 4.0, Gourmelon et al. 2022) → predicting with the 'caffe256' weights")
+    pred = _predict_to_zarr(xcalving.open_cube(store), "caffe256", out / "jorum_prediction.zarr",
+                            tile=256, overlap=0)
+    frame = pred.calving.fronts(min_length_px=10)
+    files = _write_fronts(frame, out, "jorum_fronts", series.sar.isel(time=-1),
+                          "Jorum (CaFFe, TerraSAR-X): predicted fronts ('caffe256' weights)")
+    predicted = np.stack([front_from_zones(z, 10) for z in pred.zones.values])
+    score = mean_distance_error(predicted, series.front.values)
+    iou = zone_iou(pred.zones.values, series.zones.values)
+    _step(step + 1, total, f"fronts of {len(frame)} dates → GeoParquet, GeoPackage and a map; "
+          f"MDE against the labels {score.mde:.1f} px ({score.n_scored} scored, "
+          f"{score.n_no_front} without a front), mean zone IoU {iou.mean:.3f}")
+    return [store, out / "jorum_prediction.zarr", *files]
+
+
+def run_demo(out: Path, *, seed: int, n_times: int, size: int, resolution: float, freq: str,
+             real: bool = True) -> list[Path]:
+    """Run both parts and return the files written."""
+    out = demo_folder(out)
+    total = 5 if real else 3
+    files = synthetic_part(out, seed=seed, n_times=n_times, size=size, resolution=resolution,
+                           freq=freq, total=total)
+    if real:
+        files += real_part(out, step=4, total=total)
+    print("\nfiles written:")
+    for path in files:
+        print(f"  {path}")
+    return files
