@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from xcalving.errors import InputError, XcalvingError
 
@@ -138,7 +138,7 @@ def _run_synth(args: argparse.Namespace) -> int:
 def _run_caffe(args: argparse.Namespace) -> int:
     from xcalving.data.caffe import caffe_to_zarr
 
-    spacing = None if args.unknown_spacing else "name"
+    spacing: Literal["name"] | None = None if args.unknown_spacing else "name"
     store = caffe_to_zarr(args.root, args.out, window=args.window, stride=args.stride,
                           pixel_spacing=spacing, mode="w" if args.overwrite else "w-")
     print(f"wrote {store}")

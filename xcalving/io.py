@@ -201,7 +201,7 @@ def to_network_input(values: np.ndarray, kind: str, scaling: Scaling,
     The dB <-> 8-bit rule maps :data:`DB_RANGE` linearly onto grey values 1..255, clipping
     outside it; linear power becomes dB by ``10·log10``.
     """
-    x = np.asarray(values, dtype=np.float32)
+    x: np.ndarray = np.asarray(values, dtype=np.float32)
     invalid = np.isnan(x)
     if nodata is not None and not np.isnan(nodata):
         invalid |= x == np.float32(nodata)

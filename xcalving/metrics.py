@@ -171,7 +171,7 @@ def bbox_accuracy(pred: Any, true: Any, *, threshold: float = 0.5, dilation: int
 
     p, t = _pair(pred, true)
     footprint = disk(dilation) if dilation > 0 else np.ones((1, 1), bool)
-    agree = total = 0
+    agree, total = 0, 0
     for ps, ts in zip(np.nan_to_num(p.astype(float)) > threshold, t.astype(bool), strict=True):
         if not ts.any():
             continue
@@ -179,6 +179,6 @@ def bbox_accuracy(pred: Any, true: Any, *, threshold: float = 0.5, dilation: int
         box = (slice(max(rows.min() - margin, 0), rows.max() + margin + 1),
                slice(max(cols.min() - margin, 0), cols.max() + margin + 1))
         thick = ndimage.binary_dilation(ts, structure=footprint)
-        agree += np.count_nonzero(ps[box] == thick[box])
+        agree += int(np.count_nonzero(ps[box] == thick[box]))
         total += thick[box].size
     return agree / total if total else float("nan")

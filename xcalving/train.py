@@ -130,8 +130,8 @@ def _streams(config: TrainConfig) -> tuple[Any, Any]:
 
     rank, world, _ = _dist_env()
     scaling = Scaling.from_dict(config.scaling)
-    common = {"scaling": scaling, "front_dilation": config.front_dilation, "seed": config.seed,
-              "rank": rank, "world_size": world}
+    common: dict[str, Any] = {"scaling": scaling, "front_dilation": config.front_dilation,
+                              "seed": config.seed, "rank": rank, "world_size": world}
     train = PatchStream(config.store, glaciers=config.train_glaciers, split=config.train_split,
                         augment=config.augment, shuffle=True, **common)
     val = PatchStream(config.store, glaciers=config.val_glaciers, split=config.val_split,
@@ -278,7 +278,8 @@ def _prune(folder: Path, keep: int) -> None:
 
 # --- the run -------------------------------------------------------------------------------------
 def _weights_metadata(config: TrainConfig, progress: dict[str, Any]) -> dict[str, str]:
-    best = next((h for h in progress["history"] if h["epoch"] == progress["best_epoch"]), {})
+    best: dict[str, Any] = next(
+        (h for h in progress["history"] if h["epoch"] == progress["best_epoch"]), {})
     return {"training": json.dumps({"config": asdict(config), "best_epoch": progress["best_epoch"],
                                     "validation": best}, default=str)}
 
@@ -289,7 +290,7 @@ def _setup(config: TrainConfig) -> tuple[Any, Any, torch.device, bool, int]:
     distributed = _init_distributed(device)
     torch.manual_seed(config.seed)
     net = ASPPUNet(width=config.width, aspp_rates=tuple(config.aspp_rates))
-    net = net.to(device, memory_format=torch.channels_last)
+    net = net.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     net.xcalving_scaling = Scaling.from_dict(config.scaling)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     return net, optimizer, device, distributed, rank

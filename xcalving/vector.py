@@ -178,9 +178,11 @@ def _geometry(lines: list[np.ndarray], transform: Any) -> Any:
 
 def _scene_front(zones: np.ndarray | None, probability: np.ndarray | None, method: str,
                  min_pixels: float, threshold: float) -> np.ndarray:
-    if method == "zones":
+    if method == "zones" and zones is not None:
         return front_from_zones(zones, min_pixels)
-    return front_from_probability(probability, threshold, min_pixels)
+    if method == "probability" and probability is not None:
+        return front_from_probability(probability, threshold, min_pixels)
+    raise InputError(f"method={method!r}: the variable it needs is missing.")
 
 
 def _scene_row(front: np.ndarray, probability: np.ndarray | None, transform: Any,

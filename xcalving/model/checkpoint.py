@@ -344,5 +344,6 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
             f"save_model."
         ) from err
     if f"{_PREFIX}scaling" in meta:  # predict() converts input to what the network was trained on
-        model.xcalving_scaling = Scaling.from_dict(json.loads(meta[f"{_PREFIX}scaling"]))
+        scaling = Scaling.from_dict(json.loads(meta[f"{_PREFIX}scaling"]))
+        object.__setattr__(model, "xcalving_scaling", scaling)  # a plain attribute, not a module
     return model.to(dev).eval()
