@@ -24,6 +24,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check xcalving tests benchmarks
+	$(BIN)/mypy xcalving
 	$(BIN)/python -m pytest -m "not gpu" -q --doctest-modules xcalving tests
 
 lint: $(STAMP)
