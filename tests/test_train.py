@@ -86,6 +86,10 @@ def test_resume_after_a_kill_continues_without_a_gap(fixture_store, tmp_path):
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert [int(r["epoch"]) for r in history(out)] == [1, 2, 3, 4]
     assert "stopped after 4 epochs" in finished.stdout
+    # a finished run resumed with a larger budget goes on where it stopped
+    longer = [a if a != "4" else "5" for a in args]
+    subprocess.run([*longer, "--resume"], env=env, check=True, capture_output=True)
+    assert [int(r["epoch"]) for r in history(out)] == [1, 2, 3, 4, 5]
 
 
 def test_early_stopping_on_validation_loss(fixture_store, tmp_path):

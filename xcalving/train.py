@@ -309,7 +309,10 @@ def _wrap(net: Any, device: torch.device, distributed: bool, config: TrainConfig
 def _start(config: TrainConfig, net: Any, optimizer: Any, resume: bool) -> dict[str, Any]:
     state = Path(config.out) / "checkpoints" / "state.safetensors"
     if resume and state.exists():
-        return _load_state(state, net, optimizer)
+        progress = _load_state(state, net, optimizer)
+        # a finished run resumed with a larger budget goes on; early stopping still holds
+        progress["stopped"] = _budget_spent(progress, config)
+        return progress
     if not resume and state.exists():
         raise InputError(f"out: {config.out} already holds a training run; pass resume=True "
                          "(--resume) to continue it, or choose a new folder.")
@@ -357,6 +360,19 @@ def train(config: TrainConfig, *, resume: bool = False,
     return _finish(out, progress, config) if rank == 0 else {}
 
 
+def _budget_spent(progress: dict[str, Any], config: TrainConfig,
+                  next_epoch_seconds: float = 0.0) -> str | None:
+    """Why the run must stop now (early stopping, epoch or time budget), or None."""
+    spent = sum(h["seconds"] for h in progress["history"])
+    if progress["bad_epochs"] >= config.patience:
+        return f"early stopping: no better validation loss in {config.patience} epochs"
+    if progress["epoch"] >= config.epochs:
+        return f"epoch budget of {config.epochs} reached"
+    if config.max_minutes is not None and spent + next_epoch_seconds > 60 * config.max_minutes:
+        return f"time budget of {config.max_minutes:g} min reached"
+    return None
+
+
 def _advance(progress: dict[str, Any], row: dict[str, Any], config: TrainConfig) -> None:
     """Record an epoch and decide whether to stop (early stopping, epoch or time budget)."""
     progress["history"].append(row)
@@ -366,14 +382,8 @@ def _advance(progress: dict[str, Any], row: dict[str, Any], config: TrainConfig)
                         improved=True)
     else:
         progress.update(bad_epochs=progress["bad_epochs"] + 1, improved=False)
-    spent = sum(h["seconds"] for h in progress["history"])
-    if progress["bad_epochs"] >= config.patience:
-        progress["stopped"] = (f"early stopping: no better validation loss in "
-                               f"{config.patience} epochs")
-    elif row["epoch"] >= config.epochs:
-        progress["stopped"] = f"epoch budget of {config.epochs} reached"
-    elif config.max_minutes is not None and spent + row["seconds"] > 60 * config.max_minutes:
-        progress["stopped"] = f"time budget of {config.max_minutes:g} min reached"
+    # stop before an epoch that would overrun the time budget (the last one's length as a guess)
+    progress["stopped"] = _budget_spent(progress, config, next_epoch_seconds=row["seconds"])
 
 
 def _checkpoint(out: Path, net: Any, optimizer: Any, progress: dict[str, Any],

@@ -35,6 +35,8 @@ class WeightsRecord:
     pixel_spacing: float | None = None  # metres; None where the training data had none
     licence: str = "Apache-2.0"
     citation: str = ""
+    data: str = ""
+    training: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def path(self) -> Path:
@@ -42,9 +44,20 @@ class WeightsRecord:
         return WEIGHTS_DIR / self.filename
 
 
-#: Every weights file the package ships. Empty until trained weights land (see the README):
-#: until then pass ``model=`` a checkpoint path or an ``nn.Module``.
-REGISTRY: dict[str, WeightsRecord] = {}
+REGISTRY_FILE = WEIGHTS_DIR / "registry.json"
+
+
+def _load_registry() -> dict[str, WeightsRecord]:
+    """Read the registry file shipped next to the weights (written by scripts/ship_weights.py)."""
+    if not REGISTRY_FILE.exists():
+        return {}
+    entries = json.loads(REGISTRY_FILE.read_text())
+    return {name: WeightsRecord(name=name, scaling=Scaling.from_dict(e.pop("scaling")), **e)
+            for name, e in entries.items()}
+
+
+#: Every weights file the package ships, read once from ``weights/registry.json``.
+REGISTRY: dict[str, WeightsRecord] = _load_registry()
 #: The name ``model=None`` stands for.
 DEFAULT_WEIGHTS = "caffe256"
 

@@ -1,0 +1,56 @@
+"""Ship a training run's best weights as a registered name of xcalving.
+
+    python scripts/ship_weights.py RUN_DIR NAME --description "..." --data "..."
+        [--licence CC-BY-4.0 --citation "..."] [--pixel-spacing 20]
+
+Re-saves ``RUN_DIR/best.safetensors`` as ``xcalving/model/weights/NAME.safetensors`` with its
+metadata (data, input scaling, grid, licence, citation, training summary) and records the file
+with its sha256 in ``xcalving/model/weights/registry.json``, the one list of shipped weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from xcalving.model import load_model, save_model
+from xcalving.model.weights import REGISTRY_FILE, WEIGHTS_DIR, sha256_file
+
+
+def main() -> None:
+    """Re-save the run's best weights under the package and record them in the registry."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("run", type=Path)
+    parser.add_argument("name")
+    parser.add_argument("--description", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--licence", default="Apache-2.0")
+    parser.add_argument("--citation", default="")
+    parser.add_argument("--pixel-spacing", type=float, default=None)
+    args = parser.parse_args()
+    summary = json.loads((args.run / "summary.json").read_text())
+    net = load_model(args.run / "best.safetensors")
+    target = WEIGHTS_DIR / f"{args.name}.safetensors"
+    meta = {"name": args.name, "description": args.description, "data": args.data,
+            "licence": args.licence, "citation": args.citation,
+            "pixel_spacing": "unknown" if args.pixel_spacing is None else str(args.pixel_spacing),
+            "training": json.dumps(summary, default=str)}
+    save_model(net, target, metadata=meta)
+    registry = json.loads(REGISTRY_FILE.read_text()) if REGISTRY_FILE.exists() else {}
+    training = {k: summary[k] for k in ("epochs", "best_epoch", "stopped", "train_seconds")}
+    training["validation"] = {k: summary["best"][k] for k in summary["best"] if k != "lr"}
+    training["command"] = summary["config"]
+    registry[args.name] = {
+        "filename": target.name, "sha256": sha256_file(target),
+        "description": args.description, "scaling": net.xcalving_scaling.to_dict(),
+        "pixel_spacing": args.pixel_spacing, "licence": args.licence,
+        "citation": args.citation, "data": args.data, "training": training,
+    }
+    REGISTRY_FILE.write_text(json.dumps(registry, indent=2, default=str) + "\n")
+    size = target.stat().st_size / 1e6
+    print(f"{target} ({size:.1f} MB), sha256 {registry[args.name]['sha256']}")
+
+
+if __name__ == "__main__":
+    main()
