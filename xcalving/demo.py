@@ -9,12 +9,13 @@ weights → MDE in pixels against their labels.
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xcalving.errors import InputError
+from xcalving.errors import InputError, XcalvingWarning
 
 DEMO_MARKER = ".xcalving-demo"
 
@@ -110,7 +111,9 @@ def real_part(out: Path, *, step: int, total: int) -> list[Path]:
           "CC BY 4.0, Gourmelon et al. 2022) → predicting with the 'caffe256' weights")
     pred = _predict_to_zarr(xcalving.open_cube(store), "caffe256", out / "jorum_prediction.zarr",
                             tile=256, overlap=0)
-    frame = pred.calving.fronts(min_length_px=10)
+    with warnings.catch_warnings():  # CaFFe scenes have no CRS: the map is in pixels, as said
+        warnings.simplefilter("ignore", XcalvingWarning)
+        frame = pred.calving.fronts(min_length_px=10)
     files = _write_fronts(frame, out, "jorum_fronts", series.sar.isel(time=-1),
                           "Jorum (CaFFe, TerraSAR-X): predicted fronts ('caffe256' weights)")
     predicted = np.stack([front_from_zones(z, 10) for z in pred.zones.values])

@@ -301,7 +301,9 @@ def write_fronts(frame: gpd.GeoDataFrame, path: Any, *, overwrite: bool = False)
     elif path.endswith(".gpkg"):
         if os.path.exists(path):
             os.remove(path)
-        out.to_file(path, driver="GPKG", layer="fronts")
+        with warnings.catch_warnings():  # pixel-coordinate fronts have no CRS, and say so
+            warnings.filterwarnings("ignore", message="'crs' was not provided")
+            out.to_file(path, driver="GPKG", layer="fronts")
     else:
         raise InputError(f"path must end in .parquet (GeoParquet) or .gpkg (GeoPackage); got "
                          f"{path!r}.")
