@@ -5,22 +5,31 @@ import xcalving
 from xcalving.cli import main
 
 
-def test_demo_writes_a_lazy_georeferenced_cube_and_a_picture(tmp_path, capsys):
+def test_demo_runs_end_to_end_on_shipped_weights(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--n-times", "2", "--size", "96", "--seed", "3"]) == 0
+    assert main(["demo", "--out", str(out), "--n-times", "2", "--size", "128"]) == 0
     cube = xcalving.open_cube(out / "cube.zarr")
     assert cube.rio.crs.to_epsg() == 3031
     assert (cube.rio.transform().a, cube.rio.transform().e) == (20.0, -20.0)
-    assert cube.sar.shape == (2, 96, 96) and cube.sar.chunks is not None
-    png = (out / "scene.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert cube.sar.shape == (2, 128, 128) and cube.sar.chunks is not None
+    pred = xcalving.open_cube(out / "prediction.zarr")
+    assert pred.attrs["model"] == "demo" and pred.rio.crs.to_epsg() == 3031
+    jorum = xcalving.open_cube(out / "jorum_prediction.zarr")
+    assert jorum.attrs["model"] == "caffe256" and jorum.sizes["time"] == 8
+    for name in ("scene.png", "fronts_map.png", "jorum_fronts_map.png"):
+        png = (out / name).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    from xcalving.vector import read_fronts
+
+    assert len(read_fronts(out / "fronts.parquet")) == 2
+    assert len(read_fronts(out / "jorum_fronts.gpkg")) == 8
     printed = capsys.readouterr().out
-    assert "files written" in printed and str(out / "scene.png") in printed
+    assert "files written" in printed and "MDE" in printed and "pooled" in printed
 
 
 def test_demo_replaces_its_own_folder_but_not_a_users(tmp_path, capsys):
     out = tmp_path / "demo"
-    args = ["demo", "--out", str(out), "--n-times", "1", "--size", "64"]
+    args = ["demo", "--out", str(out), "--n-times", "1", "--size", "64", "--synthetic-only"]
     assert main(args) == 0
     assert main([*args, "--seed", "9"]) == 0  # a re-run replaces the demo's own output
     assert xcalving.open_cube(out / "cube.zarr").sizes["time"] == 1

@@ -155,8 +155,9 @@ def _parser() -> argparse.ArgumentParser:
                            "(default: %(default)s)")
     demo.add_argument("--seed", type=int, default=2026,
                       help="random seed of the synthetic cube (the demo weights never saw it)")
-    demo.add_argument("--n-times", type=int, default=6, help="number of scenes")
-    demo.add_argument("--size", type=int, default=512, help="scene size in pixels")
+    demo.add_argument("--n-times", type=int, default=12, help="number of scenes")
+    demo.add_argument("--size", type=int, default=256,
+                      help="scene size in pixels (the demo weights were trained at 256)")
     demo.add_argument("--resolution", type=float, default=20.0, help="pixel spacing in metres")
     demo.add_argument("--freq", default="30D", help="time between scenes (pandas frequency)")
     demo.add_argument("--synthetic-only", action="store_true",

@@ -228,11 +228,9 @@ def get_runner(spec: ModelSpec, device: str, precision: str) -> Callable[[np.nda
     key = (spec.sha256, device, precision)
     with _LOCK:
         if key not in _CACHE:
-            import torch
 
-            torch.set_num_threads(torch_threads_for_process())
             module = _build_module(spec).to(device).eval()
-            _CACHE[key] = _Runner(module, device, precision)
+            _CACHE[key] = _Runner(module, device, precision, torch_threads_for_process())
             _LOADS[spec.sha256] = _LOADS.get(spec.sha256, 0) + 1
         return _CACHE[key]
 
@@ -240,11 +238,17 @@ def get_runner(spec: ModelSpec, device: str, precision: str) -> Callable[[np.nda
 class _Runner:
     """Call a network on a numpy batch (B, 1, H, W) → probabilities (B, 5, H, W) float32."""
 
-    def __init__(self, module: Any, device: str, precision: str) -> None:
+    def __init__(self, module: Any, device: str, precision: str, threads: int) -> None:
         self.module, self.device, self.precision = module, device, precision
+        self.threads = threads
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         import torch
+
+        # torch's intra-op thread count belongs to the calling thread, and each Dask pool thread
+        # that runs a block may have its own: set it on every call (it costs nothing when equal)
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
 
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         x = torch.from_numpy(batch).to(self.device)
@@ -318,7 +322,8 @@ def predict_block(block: np.ndarray, origin: tuple[int, int], core: tuple[int, i
             flush()
     if batch:
         flush()
-    out = total / weight_sum
+    out = total
+    out /= weight_sum  # in place: a block's output is the largest array predict holds
     core_block = block[:, core[0] - origin[0]:core[1] - origin[0],
                        core[2] - origin[1]:core[3] - origin[1]]
     out[np.broadcast_to(np.isnan(core_block)[:, None], out.shape)] = np.nan

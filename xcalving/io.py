@@ -102,7 +102,11 @@ def write_cube(
             "Choose a new path, or pass mode='w' to replace it."
         )
     if all(v.chunks is None for v in ds.data_vars.values()):
-        ds = ds.chunk({d: n for d, n in DEFAULT_WRITE_CHUNKS.items() if d in ds.dims})
+        # data variables only: small coordinates (e.g. scene names) stay in memory
+        ds = ds.assign({
+            name: var.chunk({d: n for d, n in DEFAULT_WRITE_CHUNKS.items() if d in var.dims})
+            for name, var in ds.data_vars.items()
+        })
     ds = ds.copy(deep=False)
     for var in ds.variables.values():  # chunk encodings of a store it was read from would clash
         var.encoding = {k: v for k, v in var.encoding.items()
