@@ -17,7 +17,8 @@ import tempfile
 import time
 from typing import Any
 
-STEPS, BATCH, WIDTH, WORKERS = 12, 16, 8, 1
+# workers 0: on 2 cores a loader process takes CPU from torch (see benchmarks/README.md)
+STEPS, BATCH, WIDTH, WORKERS = 14, 16, 8, 0
 
 
 def make_store(directory: str = ".") -> str:
@@ -25,7 +26,7 @@ def make_store(directory: str = ".") -> str:
     from xcalving.data.caffe import caffe_to_zarr, write_synthetic_tree
 
     root = os.path.join(directory, "synthetic")
-    data_raw = write_synthetic_tree(root, train_seeds=range(8), test_seeds=(), n_times=6,
+    data_raw = write_synthetic_tree(root, train_seeds=range(40), test_seeds=(), n_times=6,
                                     shape=(256, 256))
     return caffe_to_zarr(data_raw, os.path.join(directory, "patches.zarr"), window=256,
                          mode="w", progress=False)
