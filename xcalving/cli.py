@@ -145,11 +145,8 @@ def _run_caffe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xcalving", description=__doc__)
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command")
-    demo = sub.add_parser("demo", help="run the end-to-end demo on a synthetic glacier cube")
+def _add_demo(sub: Any) -> None:
+    demo = sub.add_parser("demo", help="run the end-to-end demo: synthetic and real CaFFe scenes")
     demo.add_argument("--out", default="xcalving-demo",
                       help="output folder, the demo's own: a re-run replaces it "
                            "(default: %(default)s)")
@@ -163,6 +160,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--synthetic-only", action="store_true",
                       help="skip the real CaFFe part (b)")
     demo.set_defaults(run=_run_demo)
+
+
+def _add_predict(sub: Any) -> None:
     pred = sub.add_parser("predict", help="predict front probability and zones over a Zarr cube")
     pred.add_argument("cube", help="input Zarr cube (e.g. written by xcalving.write_cube)")
     pred.add_argument("--out", required=True, help="output Zarr store (a new path)")
@@ -180,6 +180,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="dask.distributed scheduler address (default: local threads)")
     pred.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     pred.set_defaults(run=_run_predict)
+
+
+def _add_fronts(sub: Any) -> None:
     fr = sub.add_parser("fronts", help="vector fronts, files and a map from a prediction cube")
     fr.add_argument("pred", help="prediction Zarr store (from `xcalving predict`)")
     fr.add_argument("--out", default=None, help="GeoParquet file to write (.parquet)")
@@ -192,6 +195,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="the same rule in pixels (for cubes without pixel spacing)")
     fr.add_argument("--overwrite", action="store_true", help="replace existing output files")
     fr.set_defaults(run=_run_fronts)
+
+
+def _add_synth(sub: Any) -> None:
     sy = sub.add_parser("synth", help="write synthetic scenes as a CaFFe data_raw tree")
     sy.add_argument("--out", required=True, help="folder that receives data_raw/")
     sy.add_argument("--train-seeds", type=int, default=40, help="seeds 0..N-1 → split train")
@@ -199,6 +205,9 @@ def _parser() -> argparse.ArgumentParser:
     sy.add_argument("--n-times", type=int, default=6, help="scenes per seed")
     sy.add_argument("--size", type=int, default=256, help="scene size in pixels")
     sy.set_defaults(run=_run_synth)
+
+
+def _add_caffe(sub: Any) -> None:
     cf = sub.add_parser("caffe", help="convert a CaFFe data_raw tree to a Zarr patch store")
     cf.add_argument("root", help="the data_raw folder (or its parent)")
     cf.add_argument("--out", required=True, help="Zarr patch store to write")
@@ -208,6 +217,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="pixel spacing unknown (resized scenes such as caffe256)")
     cf.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     cf.set_defaults(run=_run_caffe)
+
+
+def _add_train(sub: Any) -> None:
     tr = sub.add_parser("train", help="train the ASPP U-Net on a Zarr patch store")
     tr.add_argument("store", help="Zarr patch store (from `xcalving caffe`)")
     tr.add_argument("--out", required=True, help="run folder: checkpoints, history, curves")
@@ -232,6 +244,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="front pieces up to this many pixels are dropped in validation")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
     tr.set_defaults(run=_run_train)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xcalving", description=__doc__)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command")
+    for add in (_add_demo, _add_predict, _add_fronts, _add_synth, _add_caffe, _add_train):
+        add(sub)
     return parser
 
 

@@ -583,7 +583,7 @@ def _to_dataset(da: Any, out: Any, lead: list[Any], spec: ModelSpec, kind: str, 
     zone_prob = dsa.moveaxis(out[(slice(None),) * n + (slice(1, None),)], n, 0)
     zones = dsa.where(dsa.isnan(front), 0, dsa.argmax(zone_prob, axis=0)).astype(np.uint8)
     dims = (*lead, "y", "x")
-    coords = {k: v for k, v in da.coords.items()}
+    coords = dict(da.coords)
     ds = xr.Dataset(
         {
             "front_probability": (dims, front, {"long_name": "calving front probability",
