@@ -125,6 +125,39 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_tune(args: argparse.Namespace) -> int:
+    from distributed import Client, LocalCluster
+
+    from xcalving.train import TrainConfig
+    from xcalving.tune import tune
+
+    if args.scheduler and args.workers:
+        raise InputError("--scheduler and --workers: pass one — a running cluster's address, "
+                         "or the number of workers of a LocalCluster the CLI starts.")
+    base = TrainConfig(store=args.store, out=args.out, train_glaciers=args.train_glaciers,
+                       val_glaciers=args.val_glaciers, train_split=args.train_split,
+                       val_split=args.val_split, width=args.width, epochs=args.epochs,
+                       patience=args.patience, augment=not args.no_augment,
+                       max_minutes=args.max_minutes)
+    space = {"lr": tuple(args.lr_range), "batch_size": tuple(args.batch_range)}
+    if args.scheduler:
+        client = Client(args.scheduler)
+    else:
+        cluster = LocalCluster(n_workers=args.workers or 2, threads_per_worker=1,
+                               dashboard_address=None)
+        client = Client(cluster)
+    with client:
+        print(f"tuning on {client} ({args.n_trials} trials)", flush=True)
+        result = tune(base, n_trials=args.n_trials, space=space, seed=args.seed,
+                      then_train=args.then_train)
+    if not args.scheduler:
+        cluster.close()
+    print(f"best trial {result['number']}: {result['params']} (validation loss "
+          f"{result['val_loss']:.4f}); {result['complete']} complete, {result['pruned']} "
+          f"pruned, {result['fail']} failed — {args.out}/best.json, trials.csv, search.png")
+    return 0
+
+
 def _run_synth(args: argparse.Namespace) -> int:
     from xcalving.data.caffe import write_synthetic_tree
 
@@ -246,11 +279,37 @@ def _add_train(sub: Any) -> None:
     tr.set_defaults(run=_run_train)
 
 
+def _add_tune(sub: Any) -> None:
+    tu = sub.add_parser("tune", help="search lr and batch size with Optuna on a Dask cluster")
+    tu.add_argument("store", help="Zarr patch store (from `xcalving caffe`)")
+    tu.add_argument("--out", required=True, help="tuning folder: study, trials, plot, best")
+    tu.add_argument("--n-trials", type=int, default=20, help="trials to add to the study")
+    tu.add_argument("--workers", type=int, default=None,
+                    help="start a LocalCluster of this many single-thread workers (default 2)")
+    tu.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+    tu.add_argument("--lr-range", type=float, nargs=2, default=(1e-7, 1e-2))
+    tu.add_argument("--batch-range", type=int, nargs=2, default=(2, 32))
+    tu.add_argument("--train-glaciers", nargs="+", default=None)
+    tu.add_argument("--val-glaciers", nargs="+", default=None)
+    tu.add_argument("--train-split", default=None)
+    tu.add_argument("--val-split", default=None)
+    tu.add_argument("--width", type=int, default=8)
+    tu.add_argument("--epochs", type=int, default=10, help="epoch budget of each trial")
+    tu.add_argument("--patience", type=int, default=5)
+    tu.add_argument("--no-augment", action="store_true")
+    tu.add_argument("--max-minutes", type=float, default=None, help="time budget of each trial")
+    tu.add_argument("--seed", type=int, default=0)
+    tu.add_argument("--then-train", action="store_true",
+                    help="train once more with the best setting into OUT/best-run")
+    tu.set_defaults(run=_run_tune)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xcalving", description=__doc__)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command")
-    for add in (_add_demo, _add_predict, _add_fronts, _add_synth, _add_caffe, _add_train):
+    for add in (_add_demo, _add_predict, _add_fronts, _add_synth, _add_caffe, _add_train,
+                _add_tune):
         add(sub)
     return parser
 

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from xcalving.data.synthetic import ZONE_NAMES
 from xcalving.errors import InputError
 
-__all__ = ["ZONE_COLOURS", "front_map", "scene", "training_curves"]
+__all__ = ["ZONE_COLOURS", "front_map", "scene", "search_plot", "training_curves"]
 
 #: Colours of the zone classes 0..3: no data, rock, glacier, ocean.
 ZONE_COLOURS = ("#000000", "#8c6d46", "#dff3ff", "#1d4e89")
@@ -195,4 +195,33 @@ def training_curves(history: Sequence[Mapping[str, Any]]) -> Figure:
     right.set_ylim(0, 1)
     for ax in (left, right):
         ax.grid(alpha=0.3)
+    return fig
+
+
+def search_plot(trials: Any) -> Figure:
+    """Learning rate × batch size of every tuning trial, coloured by validation loss.
+
+    Parameters
+    ----------
+    trials
+        ``study.trials_dataframe()``: columns ``params_lr``, ``params_batch_size``, ``value``
+        and ``state``; pruned and failed trials are drawn as crosses.
+    """
+    fig = Figure(figsize=(6.5, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    done = trials[trials["state"] == "COMPLETE"]
+    other = trials[trials["state"] != "COMPLETE"]
+    points = ax.scatter(done["params_lr"], done["params_batch_size"], c=done["value"],
+                        cmap="viridis_r", s=60, edgecolors="black", label="complete")
+    if len(other):
+        ax.scatter(other["params_lr"], other["params_batch_size"], marker="x", c="red", s=50,
+                   label="pruned or failed")
+    if len(done):
+        fig.colorbar(points, ax=ax, label="validation loss (best epoch)")
+    ax.set_xscale("log")
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("batch size")
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(f"{len(trials)} trials")
     return fig
