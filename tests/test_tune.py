@@ -57,3 +57,12 @@ def test_tune_needs_a_cluster_and_a_valid_space(store, tmp_path):
         tune(base, space={"momentum": (0.1, 0.9)})
     with pytest.raises(InputError, match="Client"):
         tune(base, n_trials=1)
+
+
+def test_cli_refuses_a_scheduler_and_workers_together(store, tmp_path, capsys):
+    from xcalving.cli import main
+
+    args = ["tune", store, "--out", str(tmp_path / "t"), "--workers", "2", "--scheduler",
+            "tcp://127.0.0.1:1"]
+    assert main(args) == 1
+    assert "pass one" in capsys.readouterr().err
