@@ -111,3 +111,42 @@ def test_fronts_writes_parquet_geopackage_and_a_map(small_cube, tmp_path, capsys
     assert (tmp_path / "map.png").read_bytes()[:4] == b"\x89PNG"
     assert "3 of 3 scenes have a front" in capsys.readouterr().out
     assert main(args) == 1  # existing outputs are not replaced without --overwrite
+
+
+def test_predict_resume_writes_only_the_missing_blocks(tmp_path, capsys):
+    import shutil
+
+    from xcalving.data.synthetic import glacier_cube
+    from xcalving.model import ASPPUNet, save_model
+
+    cube, _ = glacier_cube(3, shape=(200, 160), seed=8)
+    store = xcalving.write_cube(cube.chunk({"time": 1}), tmp_path / "cube.zarr")
+    weights = save_model(ASPPUNet(width=2), tmp_path / "net.safetensors")
+    common = ["--model", str(weights), "--tile", "32", "--overlap", "8"]
+    whole, part = tmp_path / "whole.zarr", tmp_path / "part.zarr"
+    assert main(["predict", store, "--out", str(whole), *common]) == 0
+    assert main(["predict", store, "--out", str(part), *common]) == 0
+    # an interrupted run: the blocks of the second and third dates never reached the disk
+    removed = []
+    for var in ("front_probability", "zones", "zone_probability"):
+        chunks = part / var / "c"
+        for lost in (["1"], ["2"]) if var != "zone_probability" else (["0", "1"], ["0", "2"]):
+            shutil.rmtree(chunks.joinpath(*lost))
+            removed.append(chunks.joinpath(*lost))
+    kept = {p: p.stat().st_mtime_ns for p in part.rglob("c/**/*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["predict", store, "--out", str(part), *common, "--resume"]) == 0
+    assert "wrote 2 of 3 blocks" in capsys.readouterr().out
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())  # done blocks untouched
+    assert all(p.exists() for p in removed)
+    a, b = xcalving.open_cube(whole), xcalving.open_cube(part)
+    for var in ("front_probability", "zone_probability", "zones"):
+        np.testing.assert_array_equal(a[var].values, b[var].values)
+    assert b.rio.crs == a.rio.crs
+    # resuming a finished run writes nothing; another model is refused
+    assert main(["predict", store, "--out", str(part), *common, "--resume"]) == 0
+    assert "wrote 0 of 3 blocks" in capsys.readouterr().out
+    other = save_model(ASPPUNet(width=3), tmp_path / "other.safetensors")
+    assert main(["predict", store, "--out", str(part), "--model", str(other), "--tile", "32",
+                 "--overlap", "8", "--resume"]) == 1
+    assert "another prediction" in capsys.readouterr().err

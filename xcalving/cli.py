@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,20 +37,67 @@ def _compute_with_progress(delayed: Any, scheduler: str | None, what: str) -> No
         future.result()
 
 
+def _missing_blocks(store: Path, pred: Any) -> list[dict[str, slice]]:
+    """Regions (one per Dask block) of which some variable has a chunk missing from ``store``."""
+    import itertools
+
+    import numpy as np
+
+    template = pred["front_probability"]
+    dims, chunks = template.dims, template.data.chunks
+    edges = [np.cumsum([0, *c]) for c in chunks]
+    missing = []
+    for index in itertools.product(*[range(len(c)) for c in chunks]):
+        where = dict(zip(dims, index, strict=True))
+        for name, var in pred.data_vars.items():
+            key = "/".join(str(where.get(d, 0)) for d in var.dims)
+            if not (store / str(name) / "c" / key).exists():
+                missing.append({d: slice(int(e[i]), int(e[i + 1]))
+                                for d, e, i in zip(dims, edges, index, strict=True)})
+                break
+    return missing
+
+
+def _resume(out: Path, pred: Any, args: argparse.Namespace) -> None:
+    """Write only the blocks an interrupted run left out (predict is chunk-invariant)."""
+    import dask
+
+    import xcalving
+
+    done = xcalving.open_cube(out)
+    same = all(done.attrs.get(k) == pred.attrs.get(k)
+               for k in ("model_sha256", "tile", "overlap", "source"))
+    if not same or dict(done.sizes) != dict(pred.sizes):
+        raise InputError(f"--resume: {out} holds another prediction (model, tile, overlap, input "
+                         "or shape differ); pass --overwrite to replace it or choose a new --out.")
+    regions = _missing_blocks(out, pred)
+    writable = pred.drop_vars([c for c in pred.coords if not pred[c].dims])
+    jobs = [writable.isel(region).to_zarr(out, region="auto", consolidated=False,
+                                          write_empty_chunks=True, compute=False)
+            for region in regions]
+    _compute_with_progress(dask.delayed(jobs), args.scheduler, "predict --resume")
+    n_blocks = math.prod(len(c) for c in pred["front_probability"].data.chunks)
+    print(f"resumed {out}: wrote {len(regions)} of {n_blocks} blocks")
+
+
 def _run_predict(args: argparse.Namespace) -> int:
     import xcalving
 
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise InputError(f"--out: {out} already exists; choose a new path or pass --overwrite.")
+    if out.exists() and not (args.overwrite or args.resume):
+        raise InputError(f"--out: {out} already exists; choose a new path, pass --resume to "
+                         "finish an interrupted run, or --overwrite to replace it.")
     cube = xcalving.open_cube(args.cube)
     pred = cube.calving.predict(
         args.model, variable=args.variable, tile=args.tile, overlap=args.overlap,
         batch_size=args.batch_size, device=args.device, band=args.band, scaling=args.scaling,
     )
     pred.attrs["source"] = str(args.cube)
+    if out.exists() and args.resume:
+        _resume(out, pred, args)
+        return 0
     job = pred.to_zarr(out, mode="w" if args.overwrite else "w-", consolidated=False,
-                       zarr_format=3, compute=False)
+                       zarr_format=3, compute=False, write_empty_chunks=True)
     _compute_with_progress(job, args.scheduler, "predict")
     sizes = ", ".join(f"{k}: {v}" for k, v in pred.sizes.items())
     print(f"wrote {out} ({sizes}; crs {pred.rio.crs or 'none (pixel coordinates)'}; "
@@ -212,6 +260,8 @@ def _add_predict(sub: Any) -> None:
     pred.add_argument("--scheduler", default=None,
                       help="dask.distributed scheduler address (default: local threads)")
     pred.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    pred.add_argument("--resume", action="store_true",
+                      help="finish an interrupted run: write only the blocks --out lacks")
     pred.set_defaults(run=_run_predict)
 
 
