@@ -302,27 +302,36 @@ def _add_caffe(sub: Any) -> None:
     cf.set_defaults(run=_run_caffe)
 
 
+def _add_run_options(parser: Any, *, width: int, epochs: int) -> None:
+    """Options that training and tuning share: data selection, network, budgets."""
+    parser.add_argument("store", help="Zarr patch store (from `xcalving caffe`)")
+    parser.add_argument("--train-glaciers", nargs="+", default=None, help="glaciers to train on")
+    parser.add_argument("--val-glaciers", nargs="+", default=None,
+                        help="glaciers to validate on")
+    parser.add_argument("--train-split", default=None, help="split to train on (train/test)")
+    parser.add_argument("--val-split", default=None, help="split to validate on (train/test)")
+    parser.add_argument("--width", type=int, default=width,
+                        help="first-level width of the network")
+    parser.add_argument("--epochs", type=int, default=epochs, help="epoch budget (of each run)")
+    parser.add_argument("--patience", type=int, default=5,
+                        help="early-stopping patience (epochs)")
+    parser.add_argument("--no-augment", action="store_true", help="no flips, turns, speckle")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="time budget (of each run)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
 def _add_train(sub: Any) -> None:
     tr = sub.add_parser("train", help="train the ASPP U-Net on a Zarr patch store")
-    tr.add_argument("store", help="Zarr patch store (from `xcalving caffe`)")
+    _add_run_options(tr, width=16, epochs=50)
     tr.add_argument("--out", required=True, help="run folder: checkpoints, history, curves")
-    tr.add_argument("--train-glaciers", nargs="+", default=None, help="glaciers to train on")
-    tr.add_argument("--val-glaciers", nargs="+", default=None, help="glaciers to validate on")
-    tr.add_argument("--train-split", default=None, help="split to train on (train/test)")
-    tr.add_argument("--val-split", default=None, help="split to validate on (train/test)")
-    tr.add_argument("--width", type=int, default=16, help="first-level width of the network")
-    tr.add_argument("--epochs", type=int, default=50, help="epoch budget")
     tr.add_argument("--batch-size", type=int, default=16)
     tr.add_argument("--lr", type=float, default=1e-4)
-    tr.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
     tr.add_argument("--zone-weight", type=float, default=1.0,
                     help="weight of the zone loss (0: front head only, GlacierDL's recipe)")
     tr.add_argument("--dilation", type=int, default=10, help="front thickening for Dice (px)")
-    tr.add_argument("--no-augment", action="store_true", help="no flips, turns, speckle")
-    tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     tr.add_argument("--device", default="auto")
-    tr.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
     tr.add_argument("--min-length-px", type=float, default=10.0,
                     help="front pieces up to this many pixels are dropped in validation")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -331,7 +340,7 @@ def _add_train(sub: Any) -> None:
 
 def _add_tune(sub: Any) -> None:
     tu = sub.add_parser("tune", help="search lr and batch size with Optuna on a Dask cluster")
-    tu.add_argument("store", help="Zarr patch store (from `xcalving caffe`)")
+    _add_run_options(tu, width=8, epochs=10)
     tu.add_argument("--out", required=True, help="tuning folder: study, trials, plot, best")
     tu.add_argument("--n-trials", type=int, default=20, help="trials to add to the study")
     tu.add_argument("--workers", type=int, default=None,
@@ -339,16 +348,6 @@ def _add_tune(sub: Any) -> None:
     tu.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     tu.add_argument("--lr-range", type=float, nargs=2, default=(1e-7, 1e-2))
     tu.add_argument("--batch-range", type=int, nargs=2, default=(2, 32))
-    tu.add_argument("--train-glaciers", nargs="+", default=None)
-    tu.add_argument("--val-glaciers", nargs="+", default=None)
-    tu.add_argument("--train-split", default=None)
-    tu.add_argument("--val-split", default=None)
-    tu.add_argument("--width", type=int, default=8)
-    tu.add_argument("--epochs", type=int, default=10, help="epoch budget of each trial")
-    tu.add_argument("--patience", type=int, default=5)
-    tu.add_argument("--no-augment", action="store_true")
-    tu.add_argument("--max-minutes", type=float, default=None, help="time budget of each trial")
-    tu.add_argument("--seed", type=int, default=0)
     tu.add_argument("--then-train", action="store_true",
                     help="train once more with the best setting into OUT/best-run")
     tu.set_defaults(run=_run_tune)
