@@ -150,3 +150,14 @@ def test_predict_resume_writes_only_the_missing_blocks(tmp_path, capsys):
     assert main(["predict", store, "--out", str(part), "--model", str(other), "--tile", "32",
                  "--overlap", "8", "--resume"]) == 1
     assert "another prediction" in capsys.readouterr().err
+
+
+def test_unexpected_errors_are_one_line_unless_debug(tmp_path, capsys):
+    bad = tmp_path / "not-a-cube.zarr"
+    bad.mkdir()
+    (bad / "zarr.json").write_text("{ this is not json")  # an error from deep inside zarr
+    assert main(["predict", str(bad), "--out", str(tmp_path / "p.zarr")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "--debug" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(Exception):  # noqa: B017  (whatever zarr raises, --debug lets it through)
+        main(["--debug", "predict", str(bad), "--out", str(tmp_path / "p.zarr")])

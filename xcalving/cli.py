@@ -356,6 +356,8 @@ def _add_tune(sub: Any) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xcalving", description=__doc__)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command")
     for add in (_add_demo, _add_predict, _add_fronts, _add_synth, _add_caffe, _add_train,
                 _add_tune):
@@ -377,8 +379,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args))
-    except (XcalvingError, FileNotFoundError, FileExistsError) as err:
-        print(f"xcalving {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"xcalving {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # one line, no traceback, unless --debug asks for it
+        if args.debug:
+            raise
+        expected = isinstance(err, XcalvingError | FileNotFoundError | FileExistsError)
+        kind = "" if expected else f"{type(err).__name__}: "
+        hint = "" if expected else " (run again with --debug for the traceback)"
+        print(f"xcalving {args.command}: error: {kind}{err}{hint}", file=sys.stderr)
         return 1
 
 
