@@ -72,9 +72,10 @@ def test_resume_after_a_kill_continues_without_a_gap(fixture_store, tmp_path):
             "--width", "2", "--epochs", "4", "--batch-size", "4", "--patience", "10"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = out / "checkpoints" / "state.safetensors"
+    # history.csv is the last file an epoch writes (after the weights and the resume state)
+    finished_epoch = out / "history.csv"
     deadline = time.time() + 120
-    while not state.exists() and time.time() < deadline and proc.poll() is None:
+    while not finished_epoch.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
