@@ -34,8 +34,10 @@ def test_killing_a_worker_mid_write_changes_nothing(small_cube, tmp_path):
                                                              scaling="none")
         job = client.compute(pred.to_zarr(tmp_path / "pred.zarr", consolidated=False,
                                           zarr_format=3, compute=False))
-        while not any(client.processing().values()):
+        deadline = time.time() + 60
+        while not any(client.processing().values()) and time.time() < deadline:
             time.sleep(0.05)
+        assert not job.done(), "the run ended before a worker could be killed"
         victim = next(w for w, tasks in client.processing().items() if tasks)
         with pytest.raises(CommClosedError):  # the worker dies before it can answer
             client.run(os._exit, 1, workers=[victim])  # ... and its nanny starts a new one
