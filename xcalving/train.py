@@ -102,11 +102,9 @@ def _dist_env() -> tuple[int, int, int]:
 def _device(config: TrainConfig, local_rank: int) -> torch.device:
     if config.device == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    if config.device.startswith("cuda") and not torch.cuda.is_available():
-        from xcalving.errors import DeviceError
+    from xcalving.inference import resolve_device  # one check of device names for the package
 
-        raise DeviceError(f"device={config.device!r} but torch sees no CUDA GPU; use 'auto'.")
-    return torch.device(config.device)
+    return torch.device(resolve_device(config.device))
 
 
 def _init_distributed(device: torch.device) -> bool:

@@ -52,6 +52,13 @@ def drop_short_pieces(front: np.ndarray, min_pixels: float) -> np.ndarray:
     return keep[labels]
 
 
+def ocean_next_to_glacier(ocean: np.ndarray, glacier: np.ndarray) -> np.ndarray:
+    """CaFFe's front rule: ocean pixels with a glacier pixel among their 4 neighbours."""
+    padded = np.pad(glacier, 1)
+    touches = padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]
+    return ocean & touches
+
+
 def front_from_zones(zones: np.ndarray, min_pixels: float = 0.0,
                      bbox: np.ndarray | None = None) -> np.ndarray:
     """CaFFe's post-processing: zone classes (y, x) → boolean one-pixel front.
@@ -67,10 +74,7 @@ def front_from_zones(zones: np.ndarray, min_pixels: float = 0.0,
     ocean |= ~ocean & ~_largest(~ocean)  # 1: holes in the ocean (icebergs, noise) become ocean
     main_ocean = _largest(ocean)  # 2: detached ocean pieces become glacier
     glacier = ((zones == GLACIER) | ocean) & ~main_ocean
-    ocean = main_ocean
-    padded = np.pad(glacier, 1)
-    touches = padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]
-    front = ocean & touches
+    front = ocean_next_to_glacier(main_ocean, glacier)  # 3
     if bbox is not None:
         front &= np.asarray(bbox, bool)
     return drop_short_pieces(front, min_pixels)

@@ -209,13 +209,9 @@ def _zones(fjord: _Fjord, front: np.ndarray) -> np.ndarray:
 
 def _front_pixels(zones: np.ndarray) -> np.ndarray:
     """CaFFe's front raster: ocean pixels with a glacier pixel among their 4 neighbours."""
-    glacier = zones == GLACIER
-    touches = np.zeros_like(glacier)
-    touches[1:] |= glacier[:-1]
-    touches[:-1] |= glacier[1:]
-    touches[:, 1:] |= glacier[:, :-1]
-    touches[:, :-1] |= glacier[:, 1:]
-    return ((zones == OCEAN) & touches).astype(np.uint8)
+    from xcalving.vector import ocean_next_to_glacier
+
+    return ocean_next_to_glacier(zones == OCEAN, zones == GLACIER).astype(np.uint8)
 
 
 def _true_line(fjord: _Fjord, position: float, wobble: np.ndarray) -> np.ndarray:
