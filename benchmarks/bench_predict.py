@@ -83,23 +83,45 @@ def _network() -> Any:
     return ASPPUNet().eval()  # the default network: width=32, 16.2 M parameters
 
 
-def _network_input(values: np.ndarray, net: Any) -> np.ndarray:
-    """What predict feeds the network: dB converted to the net's scaling, no data filled."""
-    from xcalving.io import fill_value, to_network_input
+def _scaling(net: Any) -> Any:
+    """The input scaling ``net`` was trained on, as predict reads it (once: it hashes weights)."""
     from xcalving.model.weights import model_spec
 
-    scaling = model_spec(net).scaling
+    return model_spec(net).scaling
+
+
+def _network_input(values: np.ndarray, scaling: Any) -> np.ndarray:
+    """What predict feeds the network: dB converted to the net's scaling, no data filled."""
+    from xcalving.io import fill_value, to_network_input
+
     x = to_network_input(values, "db", scaling)
     return np.where(np.isnan(x), np.float32(fill_value(scaling)), x).astype(np.float32)
 
 
-def _time_predict(sar: Any, net: Any) -> float:
+def _time_predict(sar: Any, net: Any, device: str = "auto", precision: str = "auto") -> float:
     """Seconds for ``predict`` + ``.compute()`` with the threaded scheduler (the default)."""
     import xcalving
 
     start = time.perf_counter()
-    xcalving.predict(sar, net, tile=TILE, overlap=OVERLAP, batch_size=BATCH).compute()
+    xcalving.predict(sar, net, tile=TILE, overlap=OVERLAP, batch_size=BATCH, device=device,
+                     precision=precision).compute()
     return time.perf_counter() - start
+
+
+def _autocast(device: str, precision: str) -> Any:
+    """torch.autocast as predict uses it: bf16/fp16 on CUDA, nothing for fp32."""
+    import torch
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device_type=device.split(":")[0], dtype=dtype or torch.float32,
+                          enabled=dtype is not None)
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def _pool_torch_threads() -> dict[int, int]:
@@ -145,24 +167,30 @@ def _bare_batches(values: np.ndarray, net: Any) -> list[Any]:
     from xcalving.inference import plan_windows
 
     plan = plan_windows(values.shape[-2:], TILE, OVERLAP, net.stride)
-    batches = []
+    batches, scaling = [], _scaling(net)
     for scene in values:
-        x = _network_input(scene, net)
+        x = _network_input(scene, scaling)
         windows = [x[y0:y0 + TILE, x0:x0 + TILE] for y0 in plan.starts_y for x0 in plan.starts_x]
         for i in range(0, len(windows), BATCH):
             batches.append(torch.from_numpy(np.stack(windows[i:i + BATCH])[:, None]).contiguous())
     return batches
 
 
-def _bare_seconds(net: Any, batches: list[Any]) -> float:
-    """Seconds for ``net(x)`` over ``batches`` in one loop with torch's default threads."""
+def _bare_seconds(net: Any, batches: list[Any], device: str = "cpu",
+                  precision: str = "fp32") -> float:
+    """Seconds for ``net(x)`` over ``batches`` in one loop with torch's default threads.
+
+    On a GPU the batches already lie on it and ``net`` is a copy there: the bare figure is the
+    network alone, no host-device copy.
+    """
     import torch
 
     torch.set_num_threads(_cores())  # the default; predict's workers may have lowered it
     start = time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), _autocast(device, precision):
         for x in batches:
             net(x)
+    _sync(device)
     return time.perf_counter() - start
 
 
@@ -235,16 +263,20 @@ def _chunks(scene: int, chunk: int, rechunked: bool) -> tuple[int, ...]:
 
 
 # --- 3. predict against the same job written with xbatcher ---------------------------------------
-def _peer_seconds(ds: Any, net: Any) -> tuple[float, np.ndarray]:
+def _peer_seconds(ds: Any, net: Any, device: str = "cpu",
+                  precision: str = "fp32") -> tuple[float, np.ndarray]:
     """The job as a user writes it today: xbatcher windows, a torch loop, averaged overlaps.
 
     Same network, tile, overlap and batch size as predict; the overlaps are averaged (equal
-    weights) into a numpy accumulator with a count array. Returns (seconds, front probability).
+    weights) into a numpy accumulator with a count array. On a GPU, ``net`` lies there, each
+    batch is copied to it and the probabilities back, with predict's autocast. Returns
+    (seconds, front probability).
     """
     import torch
     import xbatcher
 
     torch.set_num_threads(_cores())
+    scaling = _scaling(net)
     start = time.perf_counter()
     ny, nx = ds.sizes["y"], ds.sizes["x"]
     row = {v: i for i, v in enumerate(ds["y"].values.tolist())}
@@ -256,10 +288,11 @@ def _peer_seconds(ds: Any, net: Any) -> tuple[float, np.ndarray]:
     pending: list[tuple[int, int, int, np.ndarray]] = []
 
     def flush() -> None:
-        x = torch.from_numpy(np.stack([w for *_, w in pending])[:, None])
-        with torch.inference_mode():
+        x = torch.from_numpy(np.stack([w for *_, w in pending])[:, None]).to(device)
+        with torch.inference_mode(), _autocast(device, precision):
             out = net(x)
-        probs = torch.cat([torch.sigmoid(out["front"]), torch.softmax(out["zones"], 1)], 1)
+        front, zones = out["front"].float(), out["zones"].float()
+        probs = torch.cat([torch.sigmoid(front), torch.softmax(zones, 1)], 1).cpu()
         for (t, r, c, _), p in zip(pending, probs.numpy(), strict=True):
             total[t, :, r:r + TILE, c:c + TILE] += p
         pending.clear()
@@ -267,7 +300,7 @@ def _peer_seconds(ds: Any, net: Any) -> tuple[float, np.ndarray]:
     for patch in generator:
         r, c = row[patch["y"].values[0].item()], col[patch["x"].values[0].item()]
         count[r:r + TILE, c:c + TILE] += 1
-        values = _network_input(patch["sar"].values, net)
+        values = _network_input(patch["sar"].values, scaling)
         for t in range(values.shape[0]):
             pending.append((t, r, c, values[t]))
             if len(pending) == BATCH:
@@ -309,6 +342,92 @@ class PredictVsPeer:
         return peer / pred
 
     track_throughput_ratio.unit = "predict/peer throughput"  # type: ignore[attr-defined]
+
+
+# --- 3b. on a GPU: predict against the peer and the bare forward pass ---------------------------
+#: Scenes of the GPU cube: 16 x 25 windows, so one figure is seconds of GPU work, not a blip.
+GPU_TIMES = 16
+
+
+def make_gpu_cube(directory: str = ".") -> str:
+    """Write the (16, 2048, 2048) synthetic dB cube for the GPU figures; return its path."""
+    import xcalving
+    from xcalving.data.synthetic import glacier_cube
+
+    cube, _ = glacier_cube(GPU_TIMES, shape=(SCENE, SCENE), seed=0)
+    sar = cube[["sar"]].chunk({"time": 1, "y": SCENE, "x": SCENE})
+    return os.path.abspath(xcalving.write_cube(sar, os.path.join(directory, "gpu_cube.zarr"),
+                                               mode="w"))
+
+
+make_gpu_cube.timeout = 600  # type: ignore[attr-defined]
+
+
+def gpu_figures(path: str, precision: str, device: str = "cuda") -> dict[str, float]:
+    """Seconds for the peer, predict and the bare forward pass on CUDA, and their ratios.
+
+    Each side gets a warm-up (cuDNN's algorithm choice, predict's model cache) before the timed
+    ``peer, predict, peer`` and ``bare, predict, bare`` sandwiches. The peer and the bare loop use
+    the same network's copy on the GPU with predict's autocast for ``precision``.
+    """
+    import copy
+
+    import xcalving
+
+    cube = xcalving.open_cube(path)
+    net = _network()
+    on_gpu = copy.deepcopy(net).to(device).eval()
+    batches = [b.to(device) for b in _bare_batches(cube.sar.values, net)]
+    first = cube.isel(time=slice(0, 1))
+    _peer_seconds(first, on_gpu, device, precision)
+    _time_predict(first.sar, net, device, precision)
+    _bare_seconds(on_gpu, batches[:2], device, precision)
+    peer, pred = _sandwich(lambda: _peer_seconds(cube, on_gpu, device, precision)[0],
+                           lambda: _time_predict(cube.sar, net, device, precision),
+                           (f"xbatcher peer on {device}, {precision}",
+                            f"predict on {device}, {precision}"))
+    bare, pred2 = _sandwich(lambda: _bare_seconds(on_gpu, batches, device, precision),
+                            lambda: _time_predict(cube.sar, net, device, precision),
+                            (f"bare forward on {device}, {precision}",
+                             f"predict on {device}, {precision}"))
+    windows = sum(len(b) for b in batches)
+    return {"peer_s": peer, "predict_s": pred, "bare_s": bare, "predict2_s": pred2,
+            "windows": windows, "predict_windows_per_s": windows / min(pred, pred2),
+            "predict_over_peer": peer / pred, "predict_over_bare": bare / pred2}
+
+
+class PredictOnGPU:
+    """On CUDA: ``predict`` throughput ÷ the xbatcher peer's (goal >= 2) and ÷ bare forward.
+
+    Cube (16, 2048, 2048) float32 dB in Zarr, chunks (1, 2048, 2048); the default ``ASPPUNet()``;
+    tile 512, overlap 128, batch 8; fp32 and bf16 (predict's default on CUDA) for both sides.
+    Skipped where torch sees no CUDA GPU.
+    """
+
+    timeout = TIMEOUT
+    rounds = 1
+    repeat = 1
+    number = 1
+    params = [["fp32", "bf16"]]
+    param_names = ["precision"]
+    setup_cache = staticmethod(make_gpu_cube)
+
+    def setup(self, path: str, precision: str) -> None:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise NotImplementedError("needs a CUDA GPU")  # asv: skipped
+        self.figures = gpu_figures(path, precision)
+
+    def track_predict_over_peer(self, path: str, precision: str) -> float:
+        return self.figures["predict_over_peer"]
+
+    track_predict_over_peer.unit = "predict/peer throughput"  # type: ignore[attr-defined]
+
+    def track_predict_over_bare(self, path: str, precision: str) -> float:
+        return self.figures["predict_over_bare"]
+
+    track_predict_over_bare.unit = "predict/bare throughput"  # type: ignore[attr-defined]
 
 
 # --- 4. peak memory ------------------------------------------------------------------------------
@@ -428,6 +547,17 @@ class PeakMemory:
 def _main(argv: list[str]) -> None:
     if argv[:1] == ["--memory-child"]:
         print(json.dumps(memory_child(tuple(json.loads(argv[1])), argv[2])))
+        return
+    if argv[:1] == ["--gpu"]:  # only the GPU figures, as JSON on stdout
+        import torch
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = make_gpu_cube(tmp)
+            out = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
+            for precision in argv[1:] or ["bf16", "fp32"]:
+                out[precision] = gpu_figures(path, precision)
+                _log(f"{precision}: {out[precision]}")
+        print(json.dumps(out))
         return
     for scene in (2048, 8192):
         for chunk in (256, 512, 1024, 2048):

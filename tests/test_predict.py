@@ -378,3 +378,46 @@ def test_dataset_accessor_names_the_variable(net, small_cube):
         cube.calving.predict(net, variable="sr")
     with pytest.raises(InputError, match="variable="):
         xcalving.predict(cube, net)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.integers(20, 150), cols=st.integers(20, 150), tile_steps=st.integers(1, 4),
+       frac=st.floats(0, 0.75), split=st.floats(0.2, 0.8), leads=st.integers(1, 2),
+       batch=st.integers(1, 5), seed=st.integers(0, 99))
+def test_blending_on_the_device_matches_the_numpy_path(rows, cols, tile_steps, frac, split, leads,
+                                                       batch, seed):
+    """The GPU path's arithmetic (windows cut and blended with torch), run here on the CPU.
+
+    Random block geometry (a core that is part of the array, so windows straddle its edges),
+    scenes shorter than a tile (edge padding), NaNs, batch sizes that split the lead dim.
+    """
+    from xcalving.inference import get_runner, predict_block, predict_block_on_device
+    from xcalving.model.weights import model_spec
+
+    torch.manual_seed(seed % 3)
+    spec = model_spec(ASPPUNet(width=4, aspp_rates=(1, 2)).eval())
+    runner = get_runner(spec, "cpu", "fp32")
+    tile = 16 * tile_steps
+    plan = plan_windows((rows, cols), tile, int(frac * tile) // 2 * 2, 16)
+    rng = np.random.default_rng(seed)
+    block = rng.uniform(0, 1, (leads, rows, cols)).astype(np.float32)
+    block[:, rng.integers(0, rows, 5), rng.integers(0, cols, 5)] = np.nan
+    cut_y, cut_x = int(rows * split), int(cols * split)
+    for core in [(0, rows, 0, cols), (cut_y, rows, 0, cut_x)]:
+        ref = predict_block(block, (0, 0), core, plan, runner, 0.0, batch)
+        got = predict_block_on_device(block, (0, 0), core, plan, runner, 0.0, batch)
+        assert got.shape == ref.shape == (leads, 5, core[1] - core[0], core[3] - core[2])
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+        np.testing.assert_allclose(got, ref, atol=1e-6, equal_nan=True)
+
+
+def test_zones_are_the_arg_max_with_ties_to_the_first_zone():
+    from xcalving.inference import _zones_of_block
+
+    rng = np.random.default_rng(0)
+    block = rng.integers(0, 3, (2, 5, 7, 9)).astype(np.float32) / 2  # many ties
+    block[0, 0, 1, 1] = np.nan
+    want = np.argmax(block[:, 1:], axis=1).astype(np.uint8)
+    want[0, 1, 1] = 0
+    np.testing.assert_array_equal(_zones_of_block(block, 1), want)
+    np.testing.assert_array_equal(_zones_of_block(block[0], 0), want[0])
