@@ -5,10 +5,10 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 # torch first, pinned: pip takes this CPU build from local disk; a bare `torch` would pull a multi-GB CUDA build.
 TORCH   ?= torch==2.13.0
-EXTRAS  ?= dev,stac,tune
+EXTRAS  ?= dev,stac,tune,docs
 ASV_ARGS ?=
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint bench docs clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/asv machine --yes >/dev/null
 	$(BIN)/asv run --python=same --show-stderr $(ASV_ARGS)
+
+docs: $(STAMP)
+	$(BIN)/sphinx-build -q -W -b html docs docs/_build/html
+	@echo "API reference: docs/_build/html/index.html"
 
 clean:
 	rm -rf $(VENV) xcalving-demo .pytest_cache

@@ -21,12 +21,14 @@ class CalvingDataArrayAccessor:
 
     def predict(self, model: Any = None, *, tile: int = 512, overlap: int = 128,
                 batch_size: int = 8, device: str = "auto", precision: str = "auto",
-                band: Any = None, scaling: str = "auto") -> xr.Dataset:
+                band: Any = None, scaling: str = "auto",
+                resolution: float | str | None = None) -> xr.Dataset:
         """Lazy front probability and zones; see :func:`xcalving.predict`."""
         from xcalving.inference import predict
 
         return predict(self._obj, model, tile=tile, overlap=overlap, batch_size=batch_size,
-                       device=device, precision=precision, band=band, scaling=scaling)
+                       device=device, precision=precision, band=band, scaling=scaling,
+                       resolution=resolution)
 
 
 @xr.register_dataset_accessor("calving")
@@ -36,19 +38,39 @@ class CalvingDatasetAccessor:
     def __init__(self, obj: xr.Dataset) -> None:
         self._obj = obj
 
-    def predict(self, model: Any = None, *, variable: str = "sar", tile: int = 512,
+    def predict(self, model: Any = None, *, variable: str | None = None, tile: int = 512,
                 overlap: int = 128, batch_size: int = 8, device: str = "auto",
-                precision: str = "auto", band: Any = None, scaling: str = "auto") -> xr.Dataset:
-        """Predict on ``ds[variable]``; see :func:`xcalving.predict`."""
-        from xcalving.inference import predict
+                precision: str = "auto", band: Any = None, scaling: str = "auto",
+                resolution: float | str | None = None) -> xr.Dataset:
+        """Predict on one variable of the Dataset; see :func:`xcalving.predict`.
 
-        if variable not in self._obj.data_vars:
-            names = [str(v) for v in self._obj.data_vars]
+        ``variable=None`` takes ``"sar"`` where there is one; else, where the variables are
+        polarisations (as ``odc.stac.load`` names the bands of a Sentinel-1 item: ``hh``,
+        ``hv``, ``vv``, ``vh``), HH, else VV; else the only variable.
+        """
+        from xcalving.inference import choose_polarisation, predict
+
+        names = [str(v) for v in self._obj.data_vars]
+        if variable is None:
+            if "sar" in names:
+                variable = "sar"
+            elif (pol := choose_polarisation(names)) is not None:
+                variable = pol
+            elif len(names) == 1:
+                variable = names[0]
+            else:
+                raise InputError(f"the Dataset has variables {names}; choose one with "
+                                 f"variable=..., e.g. variable={names[0]!r}." if names else
+                                 "the Dataset has no data variables to predict on.")
+        if variable not in names:
             raise InputError(f"variable={variable!r} is not in the Dataset; it has {names}."
                              + did_you_mean(variable, names))
-        return predict(self._obj[variable], model, tile=tile, overlap=overlap,
-                       batch_size=batch_size, device=device, precision=precision, band=band,
-                       scaling=scaling)
+        da = self._obj[variable]
+        if "band" not in da.attrs and choose_polarisation([variable]) is not None:
+            da = da.assign_attrs(band=variable)
+        return predict(da, model, tile=tile, overlap=overlap, batch_size=batch_size,
+                       device=device, precision=precision, band=band, scaling=scaling,
+                       resolution=resolution)
 
     def fronts(self, *, method: str = "zones", min_length: float = 750.0,
                min_length_px: float | None = None, threshold: float = 0.5) -> Any:

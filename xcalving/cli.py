@@ -91,6 +91,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     pred = cube.calving.predict(
         args.model, variable=args.variable, tile=args.tile, overlap=args.overlap,
         batch_size=args.batch_size, device=args.device, band=args.band, scaling=args.scaling,
+        resolution=_resolution_arg(args.resolution),
     )
     pred.attrs["source"] = str(args.cube)
     if out.exists() and args.resume:
@@ -243,18 +244,34 @@ def _add_demo(sub: Any) -> None:
     demo.set_defaults(run=_run_demo)
 
 
+def _resolution_arg(value: str | None) -> float | str | None:
+    if value is None or value == "model":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        message = f"--resolution must be 'model' or metres per pixel; got {value!r}."
+        raise InputError(message) from None
+
+
 def _add_predict(sub: Any) -> None:
     pred = sub.add_parser("predict", help="predict front probability and zones over a Zarr cube")
     pred.add_argument("cube", help="input Zarr cube (e.g. written by xcalving.write_cube)")
     pred.add_argument("--out", required=True, help="output Zarr store (a new path)")
     pred.add_argument("--model", default=None,
                       help="registered weights name or .safetensors path (default: the package's)")
-    pred.add_argument("--variable", default="sar", help="backscatter variable (default: sar)")
+    pred.add_argument("--variable", default=None,
+                      help="backscatter variable (default: sar, else HH, else VV, else the only "
+                           "one)")
     pred.add_argument("--tile", type=int, default=512, help="window size in pixels")
     pred.add_argument("--overlap", type=int, default=128, help="window overlap in pixels")
     pred.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
     pred.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    pred.add_argument("--band", default=None, help="band to use when the cube has several")
+    pred.add_argument("--band", default=None,
+                      help="band to use when the cube has several (default: HH, else VV)")
+    pred.add_argument("--resolution", default=None,
+                      help="run the network at this spacing: 'model' (the weights') or metres; "
+                           "the output stays on the input grid (default: the input grid)")
     pred.add_argument("--scaling", default="auto", choices=["auto", "db", "linear", "uint8",
                                                              "none"])
     pred.add_argument("--scheduler", default=None,

@@ -311,7 +311,7 @@ def predict_block(block: np.ndarray, origin: tuple[int, int], core: tuple[int, i
     total = np.zeros((block.shape[0], N_CHANNELS, height, width), np.float32)
     weight_sum = np.zeros((height, width), np.float32)
     weights = blend_weights(plan.extent, plan.overlap)
-    clean = np.where(np.isnan(block), np.float32(fill), block)
+    clean = np.where(np.isnan(block), np.float32(fill), block).astype(np.float32, copy=False)
     batch: list[tuple[int, int, int, np.ndarray]] = []
     counted: set[tuple[int, int]] = set()
 
@@ -545,6 +545,30 @@ def _check_dims(da: Any) -> None:
     )
 
 
+#: Sentinel-1 and other SAR polarisations: the co-polarised ones the network can use, HH first.
+CO_POLARISATIONS = ("hh", "vv")
+CROSS_POLARISATIONS = ("hv", "vh")
+
+
+def choose_polarisation(labels: Sequence[Any]) -> Any | None:
+    """The label to use among ``labels`` when they name polarisations: HH, else VV.
+
+    Returns None when the labels are not all polarisation names (then nothing is guessed).
+    Raises when they are, but only cross-polarised ones (HV, VH) are there.
+    """
+    lowered = [str(label).lower() for label in labels]
+    if not lowered or not set(lowered) <= {*CO_POLARISATIONS, *CROSS_POLARISATIONS}:
+        return None
+    for pol in CO_POLARISATIONS:
+        if pol in lowered:
+            return labels[lowered.index(pol)]
+    raise InputError(
+        f"only cross-polarised bands {list(labels)} are there; the network was trained on "
+        "co-polarised (HH or VV) backscatter. Load HH or VV, or choose a band explicitly with "
+        "band=... if you accept the mismatch."
+    )
+
+
 def _select_band(da: Any, band: Any) -> Any:
     if "band" not in da.dims:
         if band is not None:
@@ -554,14 +578,17 @@ def _select_band(da: Any, band: Any) -> Any:
     if band is None:
         if da.sizes["band"] == 1:
             return da.isel(band=0, drop=True)
-        raise InputError(
-            f"da has {da.sizes['band']} bands {labels} and the network takes one: choose it with "
-            f"band=..., e.g. band={labels[0]!r} (HH is preferred, VV accepted)."
-        )
+        band = choose_polarisation(labels)
+        if band is None:
+            raise InputError(
+                f"da has {da.sizes['band']} bands {labels} and the network takes one: choose it "
+                f"with band=..., e.g. band={labels[0]!r} (HH is preferred, VV accepted)."
+            )
     if band not in labels:
         raise InputError(f"band={band!r} is not among da's bands {labels}."
                          + did_you_mean(str(band), [str(b) for b in labels]))
-    return da.sel(band=band, drop=True) if "band" in da.coords else da.isel(band=band, drop=True)
+    selected = da.sel(band=band) if "band" in da.coords else da.isel(band=band)
+    return selected.drop_vars("band", errors="ignore").assign_attrs(band=str(band))
 
 
 def _nodata(da: Any) -> float | None:
@@ -607,6 +634,7 @@ def predict(
     precision: str = "auto",
     band: Any = None,
     scaling: str = "auto",
+    resolution: float | str | None = None,
 ) -> Any:
     """Predict calving-front probability and zones over a SAR cube, lazily.
 
@@ -629,11 +657,20 @@ def predict(
         ``"auto"``: bf16 (fp16 without bf16) on CUDA, fp32 on CPU; or ``"fp32"``, ``"bf16"``,
         ``"fp16"``.
     band
-        Band to use when ``da`` has a ``band`` dim with more than one entry.
+        Band to use when ``da`` has a ``band`` dim with more than one entry. When the bands are
+        polarisations (``hh``, ``hv``, ``vv``, ``vh``, any case) and ``band`` is None, HH is
+        taken, else VV; the network has one input channel, so a second polarisation is not used.
     scaling
         What the values are: ``"auto"`` (uint8 → 8-bit; else the ``units`` attribute), ``"db"``,
         ``"linear"``, ``"uint8"``, or ``"none"`` to feed values unchanged. They are converted to
         the scaling the weights were trained on (see :func:`xcalving.io.to_network_input`).
+    resolution
+        Pixel spacing in metres to run the network at: ``None`` (default) runs it on the input
+        grid; ``"model"`` takes the spacing the weights were trained at (their metadata); a
+        number gives it. The input (converted to the network's scaling) is resampled to that
+        spacing over the same extent — block mean then bilinear when coarsening, bilinear when
+        refining — and the probabilities are interpolated back onto the input grid, so the
+        output has the input's coordinates either way. Needs a projected grid in metres.
 
     Returns
     -------
@@ -662,15 +699,136 @@ def predict(
     resolve_precision(precision, "cpu" if device == "cpu" else "cuda")
     lead = [d for d in da.dims if d not in ("y", "x")]
     da = da.transpose(*lead, "y", "x")
-    data = _as_dask(da, tile, overlap)
-    plan = plan_windows(data.shape[-2:], tile, overlap, spec.stride)
+    target = _target_spacing(resolution, spec, da)
     from xcalving.io import to_network_input
 
+    spec_key = dask.delayed(spec, name=f"xcalving-model-{spec.sha256[:16]}", traverse=False)
+    if target is None:
+        data = _as_dask(da, tile, overlap)
+        normalised = data.map_blocks(to_network_input, kind, spec.scaling, _nodata(da),
+                                     dtype=np.float32)
+        plan = plan_windows(data.shape[-2:], tile, overlap, spec.stride)
+        out = run_blocks(normalised, plan, spec_key, device, precision, batch_size)
+    else:
+        out = _predict_resampled(da, target, kind, spec, spec_key, tile, overlap, device,
+                                 precision, batch_size)
+    ds = _to_dataset(da, out, lead, spec, kind, tile, overlap, batch_size, precision)
+    if target is not None:
+        ds.attrs["resolution"] = target
+        ds.attrs["input_resolution"] = _input_spacing(da)
+    return ds
+
+
+# --- resolution=: run the network at another pixel spacing ---------------------------------------
+def _target_spacing(resolution: Any, spec: ModelSpec, da: Any) -> float | None:
+    """The spacing (m) to run at, or None for the input grid (also when it already matches)."""
+    if resolution is None:
+        return None
+    if isinstance(resolution, str):
+        if resolution != "model":
+            raise InputError(f"resolution must be None, 'model' or a number of metres; got "
+                             f"{resolution!r}.")
+        if spec.pixel_spacing is None:
+            raise InputError(
+                f"resolution='model': the weights {spec.name!r} do not state the pixel spacing "
+                "they were trained at. Pass it in metres (resolution=20.0) or resolution=None to "
+                "run on the input grid."
+            )
+        target = float(spec.pixel_spacing)
+    elif isinstance(resolution, bool) or not isinstance(resolution, int | float | np.number):
+        raise InputError(f"resolution must be None, 'model' or a number of metres; got "
+                         f"{resolution!r}.")
+    else:
+        target = float(resolution)
+    if not np.isfinite(target) or target <= 0:
+        raise InputError(f"resolution must be a positive number of metres; got {resolution!r}.")
+    spacing = _input_spacing(da)
+    if abs(spacing / target - 1) < 0.01:
+        return None
+    return target
+
+
+def _input_spacing(da: Any) -> float:
+    """Pixel spacing (m) of ``da``'s regular, square grid; raises where it cannot be known."""
+    try:
+        crs = da.rio.crs
+    except Exception:  # rioxarray not registered or no usable metadata  # noqa: BLE001
+        crs = None
+    if crs is not None and not crs.is_projected:
+        raise InputError(
+            f"resolution= needs a projected grid in metres; da's CRS is {crs.to_string()!r}. "
+            "Reproject first, e.g. da.rio.reproject('EPSG:3413')."
+        )
+    if crs is None or "y" not in da.coords or "x" not in da.coords:
+        raise InputError(
+            "resolution= needs to know the input's pixel spacing: da has no CRS with y/x "
+            "coordinates in metres. Write them (da.rio.write_crs(...), coordinates in metres) or "
+            "use resolution=None."
+        )
+    steps = []
+    for dim in ("y", "x"):
+        values = np.asarray(da[dim].values, dtype=np.float64)
+        if values.size < 2:
+            raise InputError(f"resolution=: da has a single {dim!r} coordinate; its spacing is "
+                             "unknown.")
+        step = np.diff(values)
+        if not np.allclose(step, step[0], rtol=1e-6, atol=1e-6 * abs(step[0])):
+            raise InputError(f"resolution=: da's {dim!r} coordinates are not evenly spaced.")
+        steps.append(abs(float(step[0])))
+    if not np.isclose(steps[0], steps[1], rtol=1e-3):
+        raise InputError(f"resolution=: da's pixels are not square (y {steps[0]} m, x "
+                         f"{steps[1]} m); resample to square pixels first.")
+    return steps[1]
+
+
+def _resampled_coords(values: np.ndarray, target: float) -> np.ndarray:
+    """Pixel centres of spacing ``target`` over the extent of the centres ``values``."""
+    step = float(values[1] - values[0])
+    sign = 1.0 if step > 0 else -1.0
+    edge = float(values[0]) - step / 2
+    n = max(1, int(round(len(values) * abs(step) / target)))
+    return edge + sign * (np.arange(n) + 0.5) * target
+
+
+def _predict_resampled(da: Any, target: float, kind: str, spec: ModelSpec, spec_key: Any,
+                       tile: int, overlap: int, device: str, precision: str,
+                       batch_size: int) -> Any:
+    """Run the network on a grid of spacing ``target``; return (..., 5, y, x) on ``da``'s grid."""
+    import dask.array as dsa
+    import xarray as xr
+
+    from xcalving.io import to_network_input
+
+    spacing = _input_spacing(da)
+    data: Any = da.data if isinstance(da.data, dsa.Array) else dsa.from_array(
+        np.asarray(da.data), chunks=(1,) * (da.ndim - 2) + (-1, -1))
     normalised = data.map_blocks(to_network_input, kind, spec.scaling, _nodata(da),
                                  dtype=np.float32)
-    spec_key = dask.delayed(spec, name=f"xcalving-model-{spec.sha256[:16]}", traverse=False)
-    out = run_blocks(normalised, plan, spec_key, device, precision, batch_size)
-    return _to_dataset(da, out, lead, spec, kind, tile, overlap, batch_size, precision)
+    # no data takes the network's fill value before resampling (as on the input grid), so the
+    # resampled grid has no NaN: the output is masked once, on the input grid, at the end
+    filled = dsa.where(dsa.isnan(normalised), np.float32(fill_value(spec.scaling)), normalised)
+    grid = xr.DataArray(filled, dims=da.dims, coords={"y": da["y"].values, "x": da["x"].values})
+    factor = int(target // spacing)
+    if factor >= 2:  # coarser: average blocks of pixels first (no aliasing of the speckle)
+        grid = grid.coarsen(y=factor, x=factor, boundary="trim").mean()
+    new_y = _resampled_coords(da["y"].values, target)
+    new_x = _resampled_coords(da["x"].values, target)
+    grid = grid.interp(y=new_y, x=new_x, method="linear", kwargs={"fill_value": "extrapolate"})
+    with warnings.catch_warnings():  # the resampled grid's chunks are ours, not the caller's
+        warnings.simplefilter("ignore", PerformanceWarning)
+        resampled = _as_dask(grid.astype(np.float32), tile, overlap)
+    plan = plan_windows(resampled.shape[-2:], tile, overlap, spec.stride)
+    out = run_blocks(resampled, plan, spec_key, device, precision, batch_size)
+    lead = list(da.dims[:-2])
+    back = xr.DataArray(out, dims=(*lead, "channel", "y", "x"), coords={"y": new_y, "x": new_x})
+    back = back.interp(y=da["y"].values, x=da["x"].values, method="linear",
+                       kwargs={"fill_value": "extrapolate"}).clip(0.0, 1.0)
+    probs = back.data.rechunk({back.ndim - 3: -1})
+    missing = dsa.isnan(normalised)
+    missing = missing.rechunk(probs.chunks[:-3] + probs.chunks[-2:])
+    return dsa.where(missing[..., None, :, :], np.float32(np.nan), probs).astype(np.float32)
+
+
 
 
 def _zones_of_block(block: np.ndarray, axis: int) -> np.ndarray:
@@ -721,6 +879,8 @@ def _to_dataset(da: Any, out: Any, lead: list[Any], spec: ModelSpec, kind: str, 
         "batch_size": batch_size, "precision": precision, "input_scaling": kind,
         "network_scaling": str(spec.scaling.to_dict()), "xcalving_version": xcalving.__version__,
     })
+    if "band" in da.attrs:
+        ds.attrs["band"] = str(da.attrs["band"])
     import rioxarray  # noqa: F401  (registers .rio)
 
     crs = da.rio.crs

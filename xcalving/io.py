@@ -168,7 +168,11 @@ def input_kind(da: xr.DataArray, scaling: str = "auto") -> str:
     1. dtype uint8 → ``"uint8"`` (CaFFe-style grey values, 0 = no data);
     2. a ``units`` attribute of ``dB``/``decibel`` → ``"db"``; ``1``, ``linear``, ``m2/m2``,
        ``power`` → ``"linear"`` (power, converted with 10·log10);
-    3. anything else is ambiguous and raises: pass ``scaling="db"``, ``"linear"`` or ``"uint8"``
+    3. float values whose STAC metadata says ``sar:product_type`` is ``"RTC"`` (a coordinate,
+       as ``stackstac.stack`` makes from item properties, or an attribute) → ``"linear"``:
+       Sentinel-1 RTC collections (Planetary Computer's ``sentinel-1-rtc``, ASF's RTC products
+       by default) serve linear gamma0 power;
+    4. anything else is ambiguous and raises: pass ``scaling="db"``, ``"linear"`` or ``"uint8"``
        (or ``"none"`` to feed the values to the network unchanged).
     """
     if scaling != "auto":
@@ -188,11 +192,24 @@ def input_kind(da: xr.DataArray, scaling: str = "auto") -> str:
     units = str(da.attrs.get("units", "")).strip().lower()
     if units in _UNIT_KINDS:
         return _UNIT_KINDS[units]
+    if np.issubdtype(da.dtype, np.floating) and _stac_product_types(da) == {"RTC"}:
+        return "linear"
     raise InputError(
         f"scaling='auto' cannot tell whether da ({da.dtype}, units={da.attrs.get('units')!r}) "
         "holds dB, linear power or 8-bit grey values. Pass scaling='db', 'linear' or 'uint8', "
-        "or set da.attrs['units'] = 'dB' (or 'linear')."
+        "or set da.attrs['units'] = 'dB' (or 'linear'). Sentinel-1 RTC gamma0 from a STAC "
+        "catalogue is linear power: scaling='linear'."
     )
+
+
+def _stac_product_types(da: xr.DataArray) -> set[str]:
+    """The ``sar:product_type`` values STAC metadata gives ``da`` (empty when none)."""
+    key = "sar:product_type"
+    if key in da.coords:
+        return {str(v).upper() for v in np.unique(np.asarray(da.coords[key].values))}
+    if key in da.attrs:
+        return {str(da.attrs[key]).upper()}
+    return set()
 
 
 def to_network_input(values: np.ndarray, kind: str, scaling: Scaling,

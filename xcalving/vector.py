@@ -236,9 +236,10 @@ def fronts(
     ds
         A prediction Dataset with ``zones`` and/or ``front_probability`` on dims (time,) y, x.
     method
-        ``"zones"``: CaFFe's post-processing of the zone map (:func:`front_from_zones`);
-        ``"probability"``: threshold, skeletonize and keep the longest paths of the front
-        probability (:func:`front_from_probability`).
+        ``"zones"``: CaFFe's post-processing of the zone map
+        (:func:`~xcalving.vector.front_from_zones`); ``"probability"``: threshold, skeletonize
+        and keep the longest paths of the front probability
+        (:func:`~xcalving.vector.front_from_probability`).
     min_length
         Front pieces of at most this many metres (÷ the pixel spacing) are dropped; CaFFe uses
         750 m.

@@ -108,6 +108,7 @@ def save_model(
     *,
     metadata: Mapping[str, str] | None = None,
     scaling: Scaling | None = None,
+    pixel_spacing: float | None = None,
 ) -> Path:
     """Write ``model`` to one self-describing ``.safetensors`` file.
 
@@ -124,6 +125,10 @@ def save_model(
         The input scaling the network was trained on (stored as ``xcalving.scaling``; default:
         the model's ``xcalving_scaling`` attribute where it has one). ``predict`` converts input
         to it.
+    pixel_spacing : float, optional
+        Metres per pixel of the training data (stored as ``xcalving.pixel_spacing``; default:
+        the model's ``xcalving_pixel_spacing`` attribute where it has one).
+        ``predict(..., resolution="model")`` runs the network at this spacing.
 
     Returns
     -------
@@ -164,6 +169,12 @@ def save_model(
     scaling = scaling or getattr(model, "xcalving_scaling", None)
     if scaling is not None:
         header[f"{_PREFIX}scaling"] = json.dumps(scaling.to_dict())
+    pixel_spacing = pixel_spacing or getattr(model, "xcalving_pixel_spacing", None)
+    if pixel_spacing is not None:
+        if not (isinstance(pixel_spacing, int | float) and pixel_spacing > 0):
+            raise InputError(f"save_model: pixel_spacing must be a positive number of metres; "
+                             f"got {pixel_spacing!r}.")
+        header[f"{_PREFIX}pixel_spacing"] = json.dumps(float(pixel_spacing))
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     _atomic_save(tensors, path, header)
     return path
@@ -346,4 +357,7 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
     if f"{_PREFIX}scaling" in meta:  # predict() converts input to what the network was trained on
         scaling = Scaling.from_dict(json.loads(meta[f"{_PREFIX}scaling"]))
         object.__setattr__(model, "xcalving_scaling", scaling)  # a plain attribute, not a module
+    if f"{_PREFIX}pixel_spacing" in meta:
+        spacing = float(json.loads(meta[f"{_PREFIX}pixel_spacing"]))
+        object.__setattr__(model, "xcalving_pixel_spacing", spacing)
     return model.to(dev).eval()

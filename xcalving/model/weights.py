@@ -80,6 +80,7 @@ class ModelSpec:
     sha256: str
     scaling: Scaling
     stride: int = 1
+    pixel_spacing: float | None = None  # metres per pixel of the training data, where known
     path: str | None = None
     state: tuple[dict[str, Any], bytes] | None = field(default=None, repr=False)
     module: Any = field(default=None, repr=False)
@@ -107,20 +108,23 @@ def _spec_from_record(record: WeightsRecord) -> ModelSpec:
             f"(expected {record.sha256}, got {digest}); the file is corrupt or was replaced. "
             "Reinstall xcalving."
         )
-    return _spec_from_file(record.path, record.name, digest, record.scaling)
+    return _spec_from_file(record.path, record.name, digest, record.scaling,
+                           record.pixel_spacing)
 
 
-def _spec_from_file(path: Path, name: str, digest: str,
-                    scaling: Scaling | None = None) -> ModelSpec:
+def _spec_from_file(path: Path, name: str, digest: str, scaling: Scaling | None = None,
+                    pixel_spacing: float | None = None) -> ModelSpec:
     from xcalving.model.checkpoint import load_model, read_metadata
 
     meta = read_metadata(path)
     if scaling is None:
         scaling = (Scaling.from_dict(json.loads(meta["xcalving.scaling"]))
                    if "xcalving.scaling" in meta else CAFFE_SCALING)
+    if pixel_spacing is None and "xcalving.pixel_spacing" in meta:
+        pixel_spacing = float(json.loads(meta["xcalving.pixel_spacing"]))
     stride = load_model(path).stride  # validates the file fully before any task is built
     return ModelSpec(name=name, sha256=digest, scaling=scaling, stride=stride,
-                     path=os.fspath(Path(path).resolve()))
+                     pixel_spacing=pixel_spacing, path=os.fspath(Path(path).resolve()))
 
 
 def _spec_from_module(module: Any) -> ModelSpec:
@@ -128,20 +132,21 @@ def _spec_from_module(module: Any) -> ModelSpec:
     from safetensors.torch import save as to_bytes
 
     scaling = getattr(module, "xcalving_scaling", None) or CAFFE_SCALING
+    spacing = getattr(module, "xcalving_pixel_spacing", None)
     stride = int(getattr(module, "stride", 1))
     name = type(module).__name__
     if hasattr(module, "get_config") and type(module).__name__ == "ASPPUNet":
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
         blob = to_bytes(tensors)
         return ModelSpec(name=name, sha256=hashlib.sha256(blob).hexdigest(), scaling=scaling,
-                         stride=stride, state=(module.get_config(), blob))
+                         stride=stride, pixel_spacing=spacing, state=(module.get_config(), blob))
     clone = copy.deepcopy(module).to("cpu").eval()  # never touch the caller's module
     digest = hashlib.sha256(repr(clone).encode())
     for key, tensor in clone.state_dict().items():
         digest.update(key.encode())
         digest.update(tensor.detach().to(torch.float64).numpy().tobytes())
     return ModelSpec(name=name, sha256=digest.hexdigest(), scaling=scaling, stride=stride,
-                     module=clone)
+                     pixel_spacing=spacing, module=clone)
 
 
 def model_spec(model: Any) -> ModelSpec:
