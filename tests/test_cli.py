@@ -83,6 +83,22 @@ def test_predict_writes_a_georeferenced_prediction_cube(small_cube, tmp_path, ca
     assert main([*args, "--overwrite"]) == 0
 
 
+def test_predict_at_another_resolution(small_cube, tmp_path, capsys):
+    """--resolution: the network runs at 50 m on the 25 m cube; the output is on the cube's grid."""
+    cube, _ = small_cube
+    store = xcalving.write_cube(cube, tmp_path / "cube.zarr")
+    out = tmp_path / "pred.zarr"
+    base = ["predict", store, "--model", "demo", "--tile", "32", "--overlap", "8"]
+    assert main([*base, "--out", str(out), "--resolution", "50"]) == 0
+    pred = xcalving.open_cube(out)
+    assert pred.attrs["resolution"] == 50.0 and pred.attrs["input_resolution"] == 25.0
+    np.testing.assert_array_equal(pred.x.values, cube.x.values)
+    assert main([*base, "--out", str(tmp_path / "p2.zarr"), "--resolution", "fine"]) == 1
+    err = capsys.readouterr().err
+    assert "--resolution must be 'model' or metres per pixel; got 'fine'" in err
+    assert not (tmp_path / "p2.zarr").exists()
+
+
 def test_predict_with_an_unknown_model_says_what_exists(small_cube, tmp_path, capsys):
     cube, _ = small_cube
     store = xcalving.write_cube(cube, tmp_path / "cube.zarr")

@@ -26,7 +26,14 @@ class progress(Callback):  # noqa: N801  (used like a function: ``with xcalving.
         self._desc, self._kwargs, self._bar = desc, tqdm_kwargs, None
 
     def _start_state(self, dsk: Any, state: Any) -> None:
-        from tqdm.auto import tqdm
+        import importlib.util
+
+        # tqdm.auto draws a widget in Jupyter, but only with ipywidgets; without it, it warns
+        # and falls back to text, so take the text bar directly then
+        if importlib.util.find_spec("ipywidgets") is not None:
+            from tqdm.auto import tqdm
+        else:
+            from tqdm import tqdm
 
         total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
         self._bar = tqdm(total=total, desc=self._desc, unit="task", **self._kwargs)
