@@ -23,12 +23,12 @@ demo: $(STAMP)
 	$(BIN)/xcalving demo
 
 test: $(STAMP)
-	$(BIN)/ruff check xcalving tests benchmarks scripts
+	$(BIN)/ruff check xcalving tests benchmarks scripts examples
 	$(BIN)/mypy xcalving
 	$(BIN)/python -m pytest -m "not gpu" -q --doctest-modules xcalving tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check xcalving tests benchmarks scripts
+	$(BIN)/ruff check xcalving tests benchmarks scripts examples
 	$(BIN)/mypy xcalving
 
 bench: $(STAMP)

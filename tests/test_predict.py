@@ -320,6 +320,24 @@ def test_threads_follow_the_rule():
         assert torch_threads_for_process() == CPU_COUNT
 
 
+def test_thread_override_and_the_workers_omp_cap(monkeypatch):
+    """XCALVING_TORCH_THREADS overrides; a distributed worker keeps to its OMP_NUM_THREADS."""
+    from distributed import Client, LocalCluster
+
+    from xcalving.inference import torch_threads_for_process
+
+    monkeypatch.setenv("XCALVING_TORCH_THREADS", "3")
+    assert torch_threads_for_process() == 3
+    monkeypatch.setenv("XCALVING_TORCH_THREADS", "many")
+    with pytest.raises(InputError, match="XCALVING_TORCH_THREADS"):
+        torch_threads_for_process()
+    monkeypatch.delenv("XCALVING_TORCH_THREADS")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert client.submit(torch_threads_for_process, pure=False).result() == 1
+
+
 def test_progress_bar_counts_tasks(net, small_cube, capsys):
     cube, _ = small_cube
     pred = cube.sar.calving.predict(net, tile=32, overlap=8)

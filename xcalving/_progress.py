@@ -26,15 +26,7 @@ class progress(Callback):  # noqa: N801  (used like a function: ``with xcalving.
         self._desc, self._kwargs, self._bar = desc, tqdm_kwargs, None
 
     def _start_state(self, dsk: Any, state: Any) -> None:
-        import importlib.util
-
-        # tqdm.auto draws a widget in Jupyter, but only with ipywidgets; without it, it warns
-        # and falls back to text, so take the text bar directly then
-        if importlib.util.find_spec("ipywidgets") is not None:
-            from tqdm.auto import tqdm
-        else:
-            from tqdm import tqdm
-
+        tqdm = tqdm_class()
         total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
         self._bar = tqdm(total=total, desc=self._desc, unit="task", **self._kwargs)
 
@@ -46,3 +38,17 @@ class progress(Callback):  # noqa: N801  (used like a function: ``with xcalving.
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def tqdm_class() -> Any:
+    """``tqdm.auto.tqdm`` where Jupyter widgets can be drawn (ipywidgets), else text ``tqdm``.
+
+    ``tqdm.auto`` in a notebook without ipywidgets warns and falls back to text anyway.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
+    return tqdm

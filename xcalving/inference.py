@@ -139,8 +139,9 @@ def model_cache_info() -> dict[str, Any]:
     """
     import torch
 
-    return {"loaded": dict(_LOADS), "torch_threads": torch.get_num_threads(),
-            "cached": len(_CACHE)}
+    # the count the runners set on the threads that run blocks (torch's count is per thread)
+    threads = max((r.threads for r in _CACHE.values()), default=torch.get_num_threads())
+    return {"loaded": dict(_LOADS), "torch_threads": threads, "cached": len(_CACHE)}
 
 
 def dask_threads_here() -> int:
@@ -162,10 +163,38 @@ def dask_threads_here() -> int:
 
 
 def torch_threads_for_process() -> int:
-    """``max(1, cores of this process // Dask threads of this process)``: no oversubscription."""
+    """Torch intra-op threads for each Dask thread of this process: no oversubscription.
+
+    ``max(1, cores of this process // Dask threads of this process)``; on a
+    ``dask.distributed`` worker at most its ``OMP_NUM_THREADS`` (Dask's nanny sets it to 1, as
+    several worker processes usually share a machine, and no process knows of the others); the
+    environment variable ``XCALVING_TORCH_THREADS`` overrides both.
+    """
+    import os
+
     from dask.system import CPU_COUNT
 
-    return max(1, CPU_COUNT // dask_threads_here())
+    override = os.environ.get("XCALVING_TORCH_THREADS", "").strip()
+    if override:
+        if not override.isdigit() or int(override) < 1:
+            raise InputError(f"XCALVING_TORCH_THREADS must be a whole number >= 1; got "
+                             f"{override!r}.")
+        return int(override)
+    threads = max(1, CPU_COUNT // dask_threads_here())
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and int(omp) >= 1 and _on_distributed_worker():
+        threads = min(threads, int(omp))
+    return threads
+
+
+def _on_distributed_worker() -> bool:
+    try:
+        from distributed import get_worker
+
+        get_worker()
+        return True
+    except (ImportError, ValueError):
+        return False
 
 
 def resolve_device(device: str) -> str:

@@ -139,6 +139,14 @@ def zone_iou(pred: Any, true: Any, n_classes: int = 4) -> ZoneIoU:
     0.5
     """
     p, t = _pair(pred, true)
+    for name, labels in (("pred", p), ("true", t)):
+        odd = np.setdiff1d(np.unique(labels), np.arange(n_classes))
+        if odd.size:
+            raise InputError(
+                f"{name} has zone labels {odd.tolist()[:8]} outside 0..{n_classes - 1} "
+                f"(n_classes={n_classes}); pass zone labels (0 no data, 1 rock, 2 glacier, "
+                "3 ocean), not probabilities or grey values."
+            )
     names = ZONE_NAMES if n_classes == 4 else tuple(str(k) for k in range(n_classes))
     per_class = {}
     for k, name in enumerate(names):

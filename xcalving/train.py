@@ -165,7 +165,9 @@ def _autocast(device: torch.device) -> Any:
 
 def _train_epoch(model: Any, loader: Any, optimizer: Any, config: TrainConfig,
                  device: torch.device, steps: int, epoch: int, show: bool) -> float:
-    from tqdm.auto import tqdm
+    from xcalving._progress import tqdm_class
+
+    tqdm = tqdm_class()
 
     model.train()
     total, count = 0.0, 0

@@ -583,8 +583,10 @@ def _cut_patches(arrays: Mapping[str, np.ndarray], offsets: np.ndarray,
 def _write_patches(catalog: pd.DataFrame, plan: list[np.ndarray], store: Any, window: int,
                    chunk_samples: int, progress: bool) -> None:
     import zarr
-    from tqdm.auto import tqdm
 
+    from xcalving._progress import tqdm_class
+
+    tqdm = tqdm_class()
     writer = _ChunkWriter(zarr.open_group(store, mode="r+"), chunk_samples)
     rows = tqdm(catalog.to_dict("records"), desc="caffe_to_zarr", unit="scene",
                 disable=not progress)

@@ -1,0 +1,120 @@
+"""Execute every notebook in examples/ on the CPU, each in a fresh working directory."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
+
+
+def _text(nb) -> str:
+    """All stdout of the executed notebook, carriage returns as new lines."""
+    return "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
+                   for out in cell.get("outputs", []) if out.get("name") == "stdout"
+                   ).replace("\r", "\n")
+
+
+def _n_png(nb) -> int:
+    return sum("image/png" in out.get("data", {}) for cell in nb.cells
+               if cell.cell_type == "code" for out in cell.get("outputs", []))
+
+
+def _number(pattern: str, text: str) -> float:
+    match = re.search(pattern, text)
+    assert match, f"no output matches {pattern!r}:\n{text[-3000:]}"
+    return float(match.group(1))
+
+
+def _check_quickstart(nb, cwd: Path) -> None:
+    text = _text(nb)
+    assert "lazy: True" in text
+    # measured: 44.4 m (2.2 px) for seed 2026, 4 dates, 256 px at 20 m
+    assert _number(r"MDE ([\d.]+) m", text) < 80.0
+    assert "4 dates scored, 0 without a front" in text
+    assert _n_png(nb) == 1
+    assert (cwd / "xcalving-examples/quickstart/fronts_map.png").stat().st_size > 10_000
+
+
+def _check_caffe(nb, cwd: Path) -> None:
+    text = _text(nb)
+    # measured: MDE 30.6 px, mean zone IoU 0.522 (as in the README's demo numbers)
+    assert _number(r"MDE ([\d.]+) px", text) < 40.0
+    assert "8 of 8 scenes scored, 0 without a front" in text
+    assert _number(r"mean zone IoU ([\d.]+)", text) > 0.45
+    assert _n_png(nb) == 2  # one scene with its labels, and the map
+    assert (cwd / "xcalving-examples/caffe/jorum_fronts_map.png").is_file()
+
+
+def _check_scaling(nb, cwd: Path) -> None:
+    text = _text(nb)
+    assert "100% Completed" in text  # distributed.progress ran to the end
+    builds = re.search(r"builds per worker: \[([\d, ]+)\], for (\d+) blocks", text)
+    assert builds, text[-3000:]
+    per_worker = [int(n) for n in builds.group(1).split(",")]
+    assert per_worker and all(n == 1 for n in per_worker)  # one build per worker process
+    assert int(builds.group(2)) > len(per_worker)  # ... although each ran several blocks
+    # measured: 36.9 m over 8 dates
+    assert _number(r"MDE ([\d.]+) m over 8 dates", text) < 80.0
+    assert (cwd / "xcalving-examples/scaling/prediction.zarr/zarr.json").is_file()
+
+
+def _check_training(nb, cwd: Path) -> None:
+    text = _text(nb)
+    assert "2 epochs, best epoch" in text
+    run = cwd / "xcalving-examples/training/run"
+    for name in ("best.safetensors", "history.csv", "curves.png", "summary.json"):
+        assert (run / name).is_file(), name
+    assert _n_png(nb) == 1  # the training curves
+    assert 0.0 <= _number(r"best.safetensors: mean zone IoU ([\d.]+)", text) <= 1.0
+    # measured: 0.957 for the shipped demo weights on the validation fjord
+    assert _number(r"demo: mean zone IoU ([\d.]+)", text) > 0.9
+
+
+def _check_stac(nb, cwd: Path) -> None:
+    text = _text(nb)
+    assert "4 items;" in text and "('time', 'band', 'y', 'x')" in text
+    assert "'band': 'hh', 'input_scaling': 'linear', 'resolution': 20.0" in text
+    # measured: 107.6 m over 4 dates at 40 m; on the native 40 m grid no front at all
+    assert _number(r"resolution='model': MDE ([\d.]+) m", text) < 160.0
+    assert "(4 dates scored, 0 without a front)" in text
+    assert "native 40 m grid: 0 dates scored, 4 without a front" in text
+    assert "InputError: scaling='auto' cannot tell" in text
+    assert _number(r"odc-stac vs stackstac: max \|difference\| ([\d.e+-]+)", text) < 1e-5
+    assert _n_png(nb) == 1
+    assert (cwd / "xcalving-examples/stac/stac_fronts_map.png").is_file()
+
+
+CHECKS = {
+    "01_quickstart": _check_quickstart,
+    "02_caffe_time_series": _check_caffe,
+    "03_stac": _check_stac,
+    "04_scaling_dask": _check_scaling,
+    "05_training": _check_training,
+}
+
+
+def test_examples_found():
+    names = {path.stem for path in NOTEBOOKS}
+    assert set(CHECKS) <= names, f"missing notebooks: {set(CHECKS) - names}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_notebook_runs(path, tmp_path):
+    nb = nbformat.read(path, as_version=4)
+    assert not any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), \
+        f"{path.name} is stored with outputs; clear them before committing"
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()  # raises CellExecutionError on any error
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert code and all(cell.execution_count is not None for cell in code)
+    assert not any(out.output_type == "error" for cell in code for out in cell.outputs)
+    check = CHECKS.get(path.stem)
+    if check is not None:
+        check(nb, tmp_path)
