@@ -240,6 +240,13 @@ CASES = [
     Case("cli-missing-cube", "CLI", "``xcalving predict`` of a store that does not exist",
          "exit 1", "-", r"no Zarr store", lambda tmp: _cli(["predict", "TMP/none.zarr", "--out",
                                                             "TMP/p.zarr"], tmp)),
+    Case("cli-scheduler", "CLI", "``--scheduler tcp://localhost`` (no port)", "exit 1", "-",
+         r"--scheduler: cannot connect to a Dask scheduler at 'tcp://localhost'",
+         lambda tmp: _cli(["predict", _cli_cube(tmp), "--out", "TMP/p.zarr", "--scheduler",
+                           "tcp://localhost"], tmp)),
+    Case("cli-tune-store", "CLI", "``xcalving tune`` of a store that does not exist (no cluster "
+         "is started)", "exit 1", "-", r"store: no Zarr store at",
+         lambda tmp: _cli(["tune", "TMP/none.zarr", "--out", "TMP/search"], tmp)),
     Case("cli-train-store", "CLI", "``xcalving train`` of a store that does not exist", "exit 1",
          "-", r"none\.zarr", lambda tmp: _cli(["train", "TMP/none.zarr", "--out", "TMP/run"],
                                               tmp)),

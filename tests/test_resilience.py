@@ -46,3 +46,57 @@ def test_killing_a_worker_mid_write_changes_nothing(small_cube, tmp_path):
     result = xcalving.open_cube(tmp_path / "pred.zarr")
     for var in ("front_probability", "zone_probability", "zones"):
         np.testing.assert_array_equal(result[var].values, undisturbed[var].values)
+
+
+class Pointwise(nn.Module):
+    """A stand-in network that costs next to nothing: the logits are the input."""
+
+    def forward(self, x):
+        return {"front": x, "zones": torch.cat([x, -x, 2 * x, 0 * x], dim=1)}
+
+
+@pytest.mark.slow
+def test_a_cube_larger_than_worker_memory_streams_through(tmp_path):
+    """A lazy cube 3x a worker's memory limit is predicted to Zarr; the worker is never restarted.
+
+    One worker process (two threads) with a 768 MiB limit: Dask pauses it at 80 % and its nanny
+    kills and restarts it at 95 %. Spilling to disk is switched off, so nothing but predict's
+    streaming (each block read, predicted and written, then dropped) can keep memory down. The
+    cube, 2.25 GiB of float32 made lazily block by block, could never be held at once.
+    """
+    import dask
+    import dask.array as dsa
+    import xarray as xr
+    from distributed import Client, LocalCluster
+
+    limit = 768 * 2**20
+    scenes, side = 576, 1024
+    data = dsa.full((scenes, side, side), -12.0, dtype=np.float32, chunks=(1, side, side))
+    data = data + dsa.arange(scenes, chunks=1, dtype=np.float32)[:, None, None] * 0.01
+    sar = xr.DataArray(data, dims=("time", "y", "x"), attrs={"units": "dB"})
+    assert sar.nbytes >= 3 * limit
+    no_spill = {"distributed.worker.memory.target": False,
+                "distributed.worker.memory.spill": False}
+    with dask.config.set(no_spill), LocalCluster(
+            n_workers=1, threads_per_worker=2, memory_limit=limit,
+            dashboard_address=None) as cluster, Client(cluster) as client:
+        before = client.run(os.getpid)
+        pred = xcalving.predict(sar, Pointwise(), tile=side, overlap=0, batch_size=1)
+        pred.to_zarr(tmp_path / "pred.zarr", consolidated=False, zarr_format=3)
+        assert client.run(os.getpid) == before  # the same worker process did all the work
+        # the worker's own RSS samples (every 0.5 s); ru_maxrss would count the forked parent
+        peak = max(client.run(lambda dask_worker: max(dask_worker.monitor.quantities["memory"]))
+                   .values())
+        samples = client.run(lambda dask_worker: len(dask_worker.monitor.quantities["memory"]))
+        logs = [line for source in (client.get_worker_logs(),
+                                    client.get_worker_logs(nanny=True))
+                for lines in source.values() for _, line in lines]
+    print(f"worker peak RSS {peak / 2**20:.0f} MiB of a {limit / 2**20:.0f} MiB limit "
+          f"({samples} samples)")
+    assert peak < 0.8 * limit  # never reached the pause threshold
+    assert not [line for line in logs if "paus" in line.lower() or "restart" in line.lower()
+                or "exceeded" in line.lower()], logs
+    out = xcalving.open_cube(tmp_path / "pred.zarr")
+    assert out.front_probability.shape == (scenes, side, side)
+    first, last = (out.front_probability.isel(time=t).values for t in (0, -1))
+    assert np.allclose(last, last[0, 0]) and 0 < first[0, 0] < last[0, 0] < 1

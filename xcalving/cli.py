@@ -20,6 +20,22 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _connect(address: str) -> Any:
+    """A Client of the running scheduler at ``address`` (--scheduler); never starts a cluster."""
+    from distributed import Client
+
+    if not address.strip():
+        raise InputError("--scheduler: the address is empty; give a running Dask scheduler's "
+                         "address, e.g. tcp://10.0.0.5:8786, or leave --scheduler out.")
+    try:
+        return Client(address, timeout=10)
+    except (ValueError, TypeError, OSError, TimeoutError) as err:
+        raise InputError(
+            f"--scheduler: cannot connect to a Dask scheduler at {address!r} ({err}); give a "
+            "running scheduler's address, e.g. tcp://10.0.0.5:8786."
+        ) from None
+
+
 def _compute_with_progress(delayed: Any, scheduler: str | None, what: str) -> None:
     """Compute ``delayed`` with a progress bar: tqdm locally, distributed.progress on a cluster."""
     if scheduler is None:
@@ -28,10 +44,9 @@ def _compute_with_progress(delayed: Any, scheduler: str | None, what: str) -> No
         with progress(desc=what):
             delayed.compute()
         return
-    from distributed import Client
     from distributed import progress as cluster_progress
 
-    with Client(scheduler) as client:
+    with _connect(scheduler) as client:
         future = client.compute(delayed)
         cluster_progress(future)
         future.result()
@@ -180,7 +195,7 @@ def _run_tune(args: argparse.Namespace) -> int:
     from xcalving.train import TrainConfig
     from xcalving.tune import tune
 
-    if args.scheduler and args.workers:
+    if args.scheduler is not None and args.workers:
         raise InputError("--scheduler and --workers: pass one — a running cluster's address, "
                          "or the number of workers of a LocalCluster the CLI starts.")
     base = TrainConfig(store=args.store, out=args.out, train_glaciers=args.train_glaciers,
@@ -189,8 +204,11 @@ def _run_tune(args: argparse.Namespace) -> int:
                        patience=args.patience, augment=not args.no_augment,
                        max_minutes=args.max_minutes)
     space = {"lr": tuple(args.lr_range), "batch_size": tuple(args.batch_range)}
-    if args.scheduler:
-        client = Client(args.scheduler)
+    if "://" not in str(args.store) and not Path(args.store).exists():  # before any cluster
+        raise FileNotFoundError(f"store: no Zarr store at {args.store!r}; write one with "
+                                "`xcalving caffe`.")
+    if args.scheduler is not None:
+        client = _connect(args.scheduler)
     else:
         cluster = LocalCluster(n_workers=args.workers or 2, threads_per_worker=1,
                                dashboard_address=None)
@@ -199,7 +217,7 @@ def _run_tune(args: argparse.Namespace) -> int:
         print(f"tuning on {client} ({args.n_trials} trials)", flush=True)
         result = tune(base, n_trials=args.n_trials, space=space, seed=args.seed,
                       then_train=args.then_train)
-    if not args.scheduler:
+    if args.scheduler is None:
         cluster.close()
     print(f"best trial {result['number']}: {result['params']} (validation loss "
           f"{result['val_loss']:.4f}); {result['complete']} complete, {result['pruned']} "
