@@ -100,3 +100,51 @@ def test_a_cube_larger_than_worker_memory_streams_through(tmp_path):
     assert out.front_probability.shape == (scenes, side, side)
     first, last = (out.front_probability.isel(time=t).values for t in (0, -1))
     assert np.allclose(last, last[0, 0]) and 0 < first[0, 0] < last[0, 0] < 1
+
+
+@pytest.mark.slow
+def test_killing_xcalving_predict_then_resume_equals_an_uninterrupted_run(tmp_path):
+    """A hard stop (SIGKILL) of `xcalving predict` partway; `--resume` finishes the store.
+
+    Zarr writes each chunk file atomically (a temporary file renamed into place), so a killed
+    run leaves whole chunks or none; --resume computes only the blocks with a chunk missing.
+    """
+    import signal
+    import subprocess
+    import sys
+
+    from xcalving.cli import main
+    from xcalving.data.synthetic import glacier_cube
+    from xcalving.model import ASPPUNet, save_model
+
+    scenes = 16
+    cube, _ = glacier_cube(scenes, shape=(256, 256), seed=9)
+    store = str(xcalving.write_cube(cube[["sar"]].chunk({"time": 1}), tmp_path / "cube.zarr"))
+    torch.manual_seed(0)
+    weights = str(save_model(ASPPUNet(width=16), tmp_path / "net.safetensors"))
+    common = ["--model", weights, "--tile", "128", "--overlap", "32"]
+    part, whole = tmp_path / "part.zarr", tmp_path / "whole.zarr"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "xcalving.cli", "predict", store, "--out",
+                             str(part), *common], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    chunks = part / "front_probability" / "c"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if chunks.exists() and sum(1 for p in chunks.rglob("*") if p.is_file()) >= 3:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = sum(1 for p in chunks.rglob("*") if p.is_file())
+    print(f"killed after {done} of {scenes} blocks")
+    assert 3 <= done < scenes
+    assert main(["predict", store, "--out", str(part), *common, "--resume"]) == 0
+    assert main(["predict", store, "--out", str(whole), *common]) == 0
+    a, b = xcalving.open_cube(whole), xcalving.open_cube(part)
+    for var in ("front_probability", "zone_probability", "zones"):
+        np.testing.assert_array_equal(a[var].values, b[var].values)
+    assert b.rio.crs == a.rio.crs
+    # and without --resume or --overwrite the finished store is never touched
+    assert main(["predict", store, "--out", str(part), *common]) == 1
