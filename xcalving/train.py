@@ -339,6 +339,8 @@ def train(config: TrainConfig, *, resume: bool = False,
     progress = _start(config, net, optimizer, resume)
     model = _wrap(net, device, distributed, config)
     train_stream, val_stream = _streams(config)
+    if train_stream.pixel_spacing is not None:  # recorded in every weights file saved below
+        net.xcalving_pixel_spacing = train_stream.pixel_spacing
     steps = train_stream.steps_per_epoch(config.batch_size)
     while progress["stopped"] is None:
         epoch = progress["epoch"] + 1

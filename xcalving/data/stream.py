@@ -300,6 +300,21 @@ class PatchStream(IterableDataset):
                              f"split={split}; widen the selection.")
         return np.flatnonzero(keep)
 
+    @property
+    def pixel_spacing(self) -> float | None:
+        """Metres per pixel of the selected samples where they share one (within 1 %), else None.
+
+        Training records it in the weights (``xcalving.pixel_spacing``), so that
+        ``predict(..., resolution="model")`` runs them at the spacing they learnt.
+        """
+        group = self._open()
+        if "pixel_spacing" not in group:
+            return None
+        values = np.asarray(group["pixel_spacing"][:], dtype=np.float64)[self.selected]
+        if values.size == 0 or not np.isfinite(values).all() or values.min() <= 0:
+            return None
+        return float(np.median(values)) if values.max() <= 1.01 * values.min() else None
+
     # --- order and sizes ---------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
         """Use the order and augmentations of ``epoch`` (a function of ``(seed, epoch)``)."""
