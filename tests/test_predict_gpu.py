@@ -50,3 +50,20 @@ def test_cuda_inference_in_this_process_fp32_matches_cpu(net, small_cube):
           f"(cudnn.allow_tf32={torch.backends.cudnn.allow_tf32})")
     np.testing.assert_allclose(gpu.front_probability.values, cpu.front_probability.values,
                                atol=1e-3)
+
+
+def test_resampled_prediction_on_cuda_matches_cpu(net):
+    """resolution= on CUDA (resampling on the host, blending on the GPU) agrees with the CPU."""
+    from xcalving.data.synthetic import glacier_cube
+
+    cube, _ = glacier_cube(2, shape=(96, 96), resolution=40.0, seed=5)
+    sar = cube.sar.chunk({"time": 1})
+    kwargs = {"tile": 64, "overlap": 16, "resolution": 20.0}
+    cpu = sar.calving.predict(net, device="cpu", **kwargs).compute()
+    gpu = sar.calving.predict(net, device="cuda", precision="fp32", **kwargs).compute()
+    assert gpu.attrs["resolution"] == 20.0
+    diff = np.abs(gpu.front_probability.values - cpu.front_probability.values)
+    print(f"resolution=20 on a 40 m cube: |cuda fp32 - cpu| max {np.nanmax(diff):.2e}")
+    np.testing.assert_array_equal(np.isnan(gpu.front_probability.values),
+                                  np.isnan(cpu.front_probability.values))
+    assert np.nanmax(diff) < 1e-3
