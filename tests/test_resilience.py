@@ -59,18 +59,18 @@ class Pointwise(nn.Module):
 def test_a_cube_larger_than_worker_memory_streams_through(tmp_path):
     """A lazy cube 3x a worker's memory limit is predicted to Zarr; the worker is never restarted.
 
-    One worker process (two threads) with a 768 MiB limit: Dask pauses it at 80 % and its nanny
+    One worker process (two threads) with a 1 GiB limit: Dask pauses it at 80 % and its nanny
     kills and restarts it at 95 %. Spilling to disk is switched off, so nothing but predict's
     streaming (each block read, predicted and written, then dropped) can keep memory down. The
-    cube, 2.25 GiB of float32 made lazily block by block, could never be held at once.
+    cube, 3 GiB of float32 made lazily block by block, could never be held at once.
     """
     import dask
     import dask.array as dsa
     import xarray as xr
     from distributed import Client, LocalCluster
 
-    limit = 768 * 2**20
-    scenes, side = 576, 1024
+    limit = 2**30
+    scenes, side = 768, 1024
     data = dsa.full((scenes, side, side), -12.0, dtype=np.float32, chunks=(1, side, side))
     data = data + dsa.arange(scenes, chunks=1, dtype=np.float32)[:, None, None] * 0.01
     sar = xr.DataArray(data, dims=("time", "y", "x"), attrs={"units": "dB"})
