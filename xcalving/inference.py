@@ -628,13 +628,25 @@ def _nodata(da: Any) -> float | None:
     return None
 
 
-def _as_dask(da: Any, tile: int, overlap: int) -> Any:
-    """The data as a dask array with chunks that suit the window grid (warn where they grow)."""
+def _dask_data(da: Any) -> Any:
+    """``da``'s data as a dask array (numpy input: one chunk per scene)."""
     import dask.array as dsa
 
-    data = da.data
-    if not isinstance(data, dsa.Array):
-        data = dsa.from_array(np.asarray(data), chunks=(1,) * (da.ndim - 2) + (-1, -1))
+    if isinstance(da.data, dsa.Array):
+        return da.data
+    return dsa.from_array(np.asarray(da.data), chunks=(1,) * (da.ndim - 2) + (-1, -1))
+
+
+def _network_input(data: Any, da: Any, kind: str, spec: ModelSpec) -> Any:
+    """Lazily convert ``data`` (``da``'s values, dask) to the network's scaling, NaN = no data."""
+    from xcalving.io import to_network_input
+
+    return data.map_blocks(to_network_input, kind, spec.scaling, _nodata(da), dtype=np.float32)
+
+
+def _as_dask(da: Any, tile: int, overlap: int) -> Any:
+    """The data as a dask array with chunks that suit the window grid (warn where they grow)."""
+    data = _dask_data(da)
     new = list(data.chunks)
     for axis, dim in ((-2, "y"), (-1, "x")):
         new[axis] = spatial_chunks(data.chunks[axis], data.shape[axis], tile, overlap)
@@ -728,29 +740,28 @@ def predict(
     resolve_precision(precision, "cpu" if device == "cpu" else "cuda")
     lead = [d for d in da.dims if d not in ("y", "x")]
     da = da.transpose(*lead, "y", "x")
-    target = _target_spacing(resolution, spec, da)
-    from xcalving.io import to_network_input
-
+    spacings = _spacings(resolution, spec, da)
     spec_key = dask.delayed(spec, name=f"xcalving-model-{spec.sha256[:16]}", traverse=False)
-    if target is None:
+    if spacings is None:
         data = _as_dask(da, tile, overlap)
-        normalised = data.map_blocks(to_network_input, kind, spec.scaling, _nodata(da),
-                                     dtype=np.float32)
         plan = plan_windows(data.shape[-2:], tile, overlap, spec.stride)
-        out = run_blocks(normalised, plan, spec_key, device, precision, batch_size)
+        out = run_blocks(_network_input(data, da, kind, spec), plan, spec_key, device,
+                         precision, batch_size)
     else:
-        out = _predict_resampled(da, target, kind, spec, spec_key, tile, overlap, device,
+        out = _predict_resampled(da, spacings, kind, spec, spec_key, tile, overlap, device,
                                  precision, batch_size)
     ds = _to_dataset(da, out, lead, spec, kind, tile, overlap, batch_size, precision)
-    if target is not None:
-        ds.attrs["resolution"] = target
-        ds.attrs["input_resolution"] = _input_spacing(da)
+    if spacings is not None:
+        ds.attrs["resolution"], ds.attrs["input_resolution"] = spacings
     return ds
 
 
 # --- resolution=: run the network at another pixel spacing ---------------------------------------
-def _target_spacing(resolution: Any, spec: ModelSpec, da: Any) -> float | None:
-    """The spacing (m) to run at, or None for the input grid (also when it already matches)."""
+def _spacings(resolution: Any, spec: ModelSpec, da: Any) -> tuple[float, float] | None:
+    """(spacing to run at, input spacing) in metres, or None to run on the input grid.
+
+    None also when the two already match (within 1 %).
+    """
     if resolution is None:
         return None
     if isinstance(resolution, str):
@@ -774,7 +785,7 @@ def _target_spacing(resolution: Any, spec: ModelSpec, da: Any) -> float | None:
     spacing = _input_spacing(da)
     if abs(spacing / target - 1) < 0.01:
         return None
-    return target
+    return target, spacing
 
 
 def _input_spacing(da: Any) -> float:
@@ -819,20 +830,15 @@ def _resampled_coords(values: np.ndarray, target: float) -> np.ndarray:
     return edge + sign * (np.arange(n) + 0.5) * target
 
 
-def _predict_resampled(da: Any, target: float, kind: str, spec: ModelSpec, spec_key: Any,
-                       tile: int, overlap: int, device: str, precision: str,
+def _predict_resampled(da: Any, spacings: tuple[float, float], kind: str, spec: ModelSpec,
+                       spec_key: Any, tile: int, overlap: int, device: str, precision: str,
                        batch_size: int) -> Any:
-    """Run the network on a grid of spacing ``target``; return (..., 5, y, x) on ``da``'s grid."""
+    """Run the network at ``spacings = (target, input)`` m; return (..., 5, y, x) on da's grid."""
     import dask.array as dsa
     import xarray as xr
 
-    from xcalving.io import to_network_input
-
-    spacing = _input_spacing(da)
-    data: Any = da.data if isinstance(da.data, dsa.Array) else dsa.from_array(
-        np.asarray(da.data), chunks=(1,) * (da.ndim - 2) + (-1, -1))
-    normalised = data.map_blocks(to_network_input, kind, spec.scaling, _nodata(da),
-                                 dtype=np.float32)
+    target, spacing = spacings
+    normalised = _network_input(_dask_data(da), da, kind, spec)
     # no data takes the network's fill value before resampling (as on the input grid), so the
     # resampled grid has no NaN: the output is masked once, on the input grid, at the end
     filled = dsa.where(dsa.isnan(normalised), np.float32(fill_value(spec.scaling)), normalised)
