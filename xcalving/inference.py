@@ -33,6 +33,7 @@ import numpy as np
 from xcalving.errors import DeviceError, InputError, PerformanceWarning, did_you_mean
 from xcalving.io import fill_value
 from xcalving.model.weights import ModelSpec
+from xcalving.zones import ZONE_NAMES, zone_attrs
 
 __all__ = [
     "WindowPlan", "blend_weights", "model_cache_info", "plan_windows", "predict", "redundancy",
@@ -558,7 +559,6 @@ def warn_rechunk(dim: str, before: tuple[int, ...], after: tuple[int, ...], tile
 
 
 # --- the xarray shell ----------------------------------------------------------------------------
-ZONE_LABELS = ["no_data", "rock", "glacier", "ocean"]
 _SPATIAL_HINTS = {"lat": "y", "latitude": "y", "lon": "x", "longitude": "x", "row": "y",
                   "rows": "y", "col": "x", "cols": "x", "northing": "y", "easting": "x"}
 
@@ -903,11 +903,10 @@ def _to_dataset(da: Any, out: Any, lead: list[Any], spec: ModelSpec, kind: str, 
                                                 "units": "1"}),
             "zone_probability": (("zone", *dims), zone_prob, {"long_name": "zone probability",
                                                              "units": "1"}),
-            "zones": (dims, zones, {"long_name": "zone", "flag_values": [0, 1, 2, 3],
-                                    "flag_meanings": " ".join(ZONE_LABELS)}),
+            "zones": (dims, zones, zone_attrs("zone")),
         },
         # object dtype: Zarr v3 stores variable-length strings without an "unstable dtype" warning
-        coords={**coords, "zone": np.array(ZONE_LABELS, dtype=object)},
+        coords={**coords, "zone": np.array(ZONE_NAMES, dtype=object)},
     )
     ds.attrs.update({
         "model": spec.name, "model_sha256": spec.sha256, "tile": tile, "overlap": overlap,

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from xcalving.errors import InputError
+from xcalving.zones import ZONE_NAMES
 
 __all__ = ["MDE", "ZoneIoU", "bbox_accuracy", "dice", "mean_distance_error", "zone_iou"]
 
@@ -35,7 +36,6 @@ class ZoneIoU(NamedTuple):
     mean: float
 
 
-ZONE_NAMES = ("no_data", "rock", "glacier", "ocean")
 
 
 def _stack(a: Any, name: str) -> np.ndarray:

@@ -13,8 +13,8 @@ import xarray as xr
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from xcalving.data.synthetic import ZONE_NAMES
 from xcalving.errors import InputError
+from xcalving.zones import ZONE_NAMES
 
 __all__ = ["ZONE_COLOURS", "front_map", "scene", "search_plot", "training_curves"]
 

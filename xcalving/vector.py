@@ -16,6 +16,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from xcalving.errors import InputError, XcalvingWarning
+from xcalving.zones import drop_short_pieces, front_from_zones
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -24,60 +25,9 @@ if TYPE_CHECKING:
 __all__ = ["front_from_probability", "front_from_zones", "fronts", "read_fronts", "trace_lines",
            "write_fronts"]
 
-NO_DATA, ROCK, GLACIER, OCEAN = range(4)
 _EIGHT = np.ones((3, 3), bool)
 #: CaFFe drops front pieces of at most this length.
 MIN_LENGTH_M = 750.0
-
-
-def _largest(mask: np.ndarray) -> np.ndarray:
-    """The largest 8-connected region of ``mask`` (empty where ``mask`` is empty)."""
-    labels, n = ndimage.label(mask, structure=_EIGHT)
-    if n == 0:
-        return np.zeros_like(mask)
-    sizes = np.bincount(labels.ravel())[1:]
-    return labels == (np.argmax(sizes) + 1)
-
-
-def drop_short_pieces(front: np.ndarray, min_pixels: float) -> np.ndarray:
-    """Remove 8-connected pieces of ``front`` with at most ``min_pixels`` pixels."""
-    if min_pixels <= 0:
-        return front
-    labels, n = ndimage.label(front, structure=_EIGHT)
-    if n == 0:
-        return front
-    sizes = np.bincount(labels.ravel())
-    keep = sizes > min_pixels
-    keep[0] = False
-    return keep[labels]
-
-
-def ocean_next_to_glacier(ocean: np.ndarray, glacier: np.ndarray) -> np.ndarray:
-    """CaFFe's front rule: ocean pixels with a glacier pixel among their 4 neighbours."""
-    padded = np.pad(glacier, 1)
-    touches = padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]
-    return ocean & touches
-
-
-def front_from_zones(zones: np.ndarray, min_pixels: float = 0.0,
-                     bbox: np.ndarray | None = None) -> np.ndarray:
-    """CaFFe's post-processing: zone classes (y, x) → boolean one-pixel front.
-
-    1. every non-ocean 8-connected region but the largest becomes ocean (fills the ocean's gaps);
-    2. only the largest 8-connected ocean region stays ocean; other ocean pixels become glacier;
-    3. the front is every ocean pixel with a glacier pixel among its 4 neighbours;
-    4. 8-connected front pieces of at most ``min_pixels`` pixels are dropped, and the front is
-       masked with ``bbox`` (a boolean raster of where fronts are scored) when given.
-    """
-    zones = np.asarray(zones)
-    ocean = zones == OCEAN
-    ocean |= ~ocean & ~_largest(~ocean)  # 1: holes in the ocean (icebergs, noise) become ocean
-    main_ocean = _largest(ocean)  # 2: detached ocean pieces become glacier
-    glacier = ((zones == GLACIER) | ocean) & ~main_ocean
-    front = ocean_next_to_glacier(main_ocean, glacier)  # 3
-    if bbox is not None:
-        front &= np.asarray(bbox, bool)
-    return drop_short_pieces(front, min_pixels)
 
 
 def _component_path(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ import pandas as pd
 import xarray as xr
 
 from xcalving.errors import InputError, InputTypeError, UnsafeFileError, did_you_mean
+from xcalving.zones import FRONT_GREYS, ZONE_GREYS, zone_attrs
 
 __all__ = [
     "CAFFE_SHA256",
@@ -58,10 +59,6 @@ CAFFE_URL = "https://download.pangaea.de/dataset/940950/files/data_raw.zip"
 #: the hash of what it fetched and wait for you to confirm it by passing ``sha256=``.
 CAFFE_SHA256: str | None = None
 NAME_PATTERN = "GLACIER_DATE_SATELLITE_RESOLUTION_QUALITY_ORBIT"
-#: Grey values of the zone classes 0..3 (no data, rock, glacier, ocean incl. ice mélange).
-ZONE_GREYS = (0, 64, 127, 254)
-#: Grey values of the front classes 0..1 (background, front).
-FRONT_GREYS = (0, 255)
 SPLITS = ("train", "test")
 CATALOG_COLUMNS = ("stem", "split", "glacier", "date", "satellite", "resolution", "quality",
                    "orbit", "image_path", "zones_path", "front_path", "bbox_path", "pixel_spacing")
@@ -452,8 +449,7 @@ def load_scene(scene: pd.Series | Mapping[str, Any] | str,
 
 
 _SAR_ATTRS = {"long_name": "SAR amplitude, 8-bit grey", "nodata": 0}
-_ZONES_ATTRS = {"long_name": "zones", "flag_values": [0, 1, 2, 3],
-                "flag_meanings": "no_data rock glacier ocean"}
+_ZONES_ATTRS = zone_attrs()
 _FRONT_ATTRS = {"long_name": "calving front, one pixel wide", "flag_values": [0, 1],
                 "flag_meanings": "background front"}
 

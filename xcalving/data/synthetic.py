@@ -26,15 +26,14 @@ import xarray as xr
 from scipy import ndimage
 
 from xcalving.errors import InputError
+from xcalving.zones import GLACIER, NO_DATA, OCEAN, ROCK, ocean_next_to_glacier, zone_attrs
+from xcalving.zones import ZONE_NAMES as ZONE_NAMES  # re-exported: the public home is zones
 
 if TYPE_CHECKING:  # geopandas is imported when a cube is made, not with the package
     import geopandas as gpd
 
 __all__ = ["ZONE_NAMES", "glacier_cube"]
 
-#: Zone classes, in the order of their codes 0..3 (CaFFe's grey values 0, 64, 127, 254).
-ZONE_NAMES = ("no_data", "rock", "glacier", "ocean")
-NO_DATA, ROCK, GLACIER, OCEAN = range(4)
 
 # Mean backscatter (sigma0, dB) by surface, before texture and speckle. Ordered roughly as in
 # C-band scenes of tidewater glaciers: rock brightest, open water darkest, mélange in between.
@@ -209,8 +208,6 @@ def _zones(fjord: _Fjord, front: np.ndarray) -> np.ndarray:
 
 def _front_pixels(zones: np.ndarray) -> np.ndarray:
     """CaFFe's front raster: ocean pixels with a glacier pixel among their 4 neighbours."""
-    from xcalving.vector import ocean_next_to_glacier
-
     return ocean_next_to_glacier(zones == OCEAN, zones == GLACIER).astype(np.uint8)
 
 
@@ -404,8 +401,7 @@ def _to_dataset(sar: np.ndarray, zones: np.ndarray, front: np.ndarray, times: pd
     cube = xr.Dataset(
         {
             "sar": (dims, sar, {"long_name": "SAR backscatter (sigma0)", "units": "dB"}),
-            "zones": (dims, zones, {"long_name": "zone", "flag_values": [0, 1, 2, 3],
-                                    "flag_meanings": " ".join(ZONE_NAMES)}),
+            "zones": (dims, zones, zone_attrs("zone")),
             "front": (dims, front, {"long_name": "calving front (one pixel wide)",
                                     "flag_values": [0, 1], "flag_meanings": "background front"}),
         },
