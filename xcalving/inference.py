@@ -25,7 +25,6 @@ import math
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +32,7 @@ import numpy as np
 from xcalving.errors import DeviceError, InputError, PerformanceWarning, did_you_mean
 from xcalving.io import fill_value
 from xcalving.model.weights import ModelSpec
+from xcalving.windows import WindowPlan, blend_weights, plan_windows, redundancy  # noqa: F401
 from xcalving.zones import ZONE_NAMES, zone_attrs
 
 __all__ = [
@@ -41,90 +41,6 @@ __all__ = [
 
 #: Output channels of the block function: front probability, then the four zone probabilities.
 N_CHANNELS = 5
-_MIN_WEIGHT = 1e-3
-
-
-# --- the plan ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class WindowPlan:
-    """Where the windows of one (y, x) array are, and how big the network input is.
-
-    ``starts_y``/``starts_x`` are the first row/column of every window; a window covers
-    ``extent`` pixels of the array along each axis (``tile``, or the axis length when that is
-    shorter) and is fed to the network as ``size`` pixels (``extent`` padded up to the stride).
-    """
-
-    shape: tuple[int, int]
-    tile: int
-    overlap: int
-    starts_y: np.ndarray
-    starts_x: np.ndarray
-    extent: tuple[int, int]
-    size: tuple[int, int]
-
-    @property
-    def n_windows(self) -> int:
-        """Number of windows in the plan."""
-        return len(self.starts_y) * len(self.starts_x)
-
-
-def _axis_starts(n: int, tile: int, overlap: int) -> np.ndarray:
-    if n <= tile:
-        return np.zeros(1, dtype=np.int64)
-    starts = list(range(0, n - tile + 1, tile - overlap))
-    if starts[-1] + tile < n:
-        starts.append(n - tile)  # snap the last window inside rather than drop the remainder
-    return np.asarray(starts, dtype=np.int64)
-
-
-def plan_windows(shape: tuple[int, int], tile: int, overlap: int, stride: int = 1) -> WindowPlan:
-    """Lay the global window grid over an array of ``shape`` = (rows, cols).
-
-    Examples
-    --------
-    >>> plan = plan_windows((100, 40), tile=32, overlap=8, stride=16)
-    >>> plan.starts_y.tolist(), plan.starts_x.tolist(), plan.extent, plan.size
-    ([0, 24, 48, 68], [0, 8], (32, 32), (32, 32))
-    >>> plan_windows((20, 50), tile=32, overlap=8, stride=16).size  # short axis: one padded window
-    (32, 32)
-    """
-    extent = (min(tile, shape[0]), min(tile, shape[1]))
-    size = tuple(-(-e // stride) * stride for e in extent)
-    return WindowPlan(
-        shape=(int(shape[0]), int(shape[1])), tile=tile, overlap=overlap,
-        starts_y=_axis_starts(shape[0], tile, overlap),
-        starts_x=_axis_starts(shape[1], tile, overlap),
-        extent=extent, size=(int(size[0]), int(size[1])),
-    )
-
-
-def _ramp(n: int, overlap: int) -> np.ndarray:
-    """1-D weight: raised cosine over ``overlap`` pixels at both ends, 1 in between, > 0."""
-    w = np.ones(n, dtype=np.float64)
-    ramp = min(overlap, n // 2)
-    if ramp > 0:
-        rise = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
-        w[:ramp] = rise
-        w[n - ramp:] = rise[::-1]
-    return np.maximum(w, _MIN_WEIGHT)
-
-
-def blend_weights(extent: tuple[int, int], overlap: int) -> np.ndarray:
-    """2-D blend weight of a window of ``extent`` (rows, cols): outer product of two ramps."""
-    return np.outer(_ramp(extent[0], overlap), _ramp(extent[1], overlap)).astype(np.float32)
-
-
-def redundancy(shape: tuple[int, int], chunks: tuple[Sequence[int], Sequence[int]], tile: int,
-               overlap: int) -> float:
-    """Windows computed over all blocks of ``chunks`` ÷ windows in the plan (1.0: no waste)."""
-    plan = plan_windows(shape, tile, overlap)
-    computed = 1
-    for starts, extent, axis_chunks in zip((plan.starts_y, plan.starts_x), plan.extent, chunks,
-                                           strict=True):
-        edges = np.cumsum([0, *axis_chunks])
-        computed *= sum(int(((starts < hi) & (starts + extent > lo)).sum())
-                        for lo, hi in zip(edges[:-1], edges[1:], strict=True))
-    return computed / plan.n_windows
 
 
 # --- the per-worker model cache ------------------------------------------------------------------

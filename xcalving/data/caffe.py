@@ -32,6 +32,7 @@ import pandas as pd
 import xarray as xr
 
 from xcalving.errors import InputError, InputTypeError, UnsafeFileError, did_you_mean
+from xcalving.windows import window_starts
 from xcalving.zones import FRONT_GREYS, ZONE_GREYS, zone_attrs
 
 __all__ = [
@@ -455,27 +456,6 @@ _FRONT_ATTRS = {"long_name": "calving front, one pixel wide", "flag_values": [0,
 
 
 # --- patch store ------------------------------------------------------------------------------
-def window_starts(size: int, window: int, stride: int) -> np.ndarray:
-    """Offsets of windows along one axis: a regular grid, the last window snapped inside.
-
-    An axis shorter than ``window`` gets one window at 0 (the patch is padded). No pixel is ever
-    left out, unlike a plain grid that drops the remainder.
-
-    Examples
-    --------
-    >>> window_starts(100, 30, 30).tolist()
-    [0, 30, 60, 70]
-    >>> window_starts(20, 30, 30).tolist()
-    [0]
-    """
-    if size <= window:
-        return np.zeros(1, np.int64)
-    starts = np.arange(0, size - window + 1, stride, dtype=np.int64)
-    if starts[-1] + window < size:
-        starts = np.append(starts, size - window)
-    return starts
-
-
 def _check_patch_args(window: int, stride: int, chunk_samples: int, mode: str) -> None:
     for name, value in (("window", window), ("stride", stride), ("chunk_samples", chunk_samples)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
