@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import bad_inputs_trust
 import numpy as np
 import pytest
 import xarray as xr
@@ -251,6 +252,7 @@ CASES = [
          "-", r"none\.zarr", lambda tmp: _cli(["train", "TMP/none.zarr", "--out", "TMP/run"],
                                               tmp)),
 ]
+CASES += bad_inputs_trust.cases(Case)
 
 
 # --- helpers of single cases ---------------------------------------------------------------------

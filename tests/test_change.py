@@ -55,3 +55,21 @@ def test_front_not_crossing_the_box_is_nan_with_a_warning():
 def test_box_must_be_a_rectangle():
     with pytest.raises(InputError, match="rectangle"):
         terminus_position(straight_front(10), shapely.Polygon([(0, 0), (1, 0), (0, 1)]))
+
+
+def test_box_as_geoseries_in_the_fronts_crs_gives_the_same_positions():
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+
+    from xcalving.change import terminus_change
+
+    box = shapely.Polygon([(0, -50), (0, 50), (200, 50), (200, -50)])
+    fronts = gpd.GeoDataFrame(
+        geometry=[shapely.LineString([(120, -80), (120, 80)]),
+                  shapely.LineString([(100, -80), (100, 80)])],
+        index=pd.DatetimeIndex(["2020-01-01", "2021-01-01"], name="time"), crs=32624)
+    plain = terminus_change(fronts, box)
+    framed = terminus_change(fronts, gpd.GeoSeries([box], crs=32624))
+    pd.testing.assert_frame_equal(plain, framed)
+    assert plain["change_m"].iloc[-1] == pytest.approx(-20.0)

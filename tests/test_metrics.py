@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -114,3 +115,16 @@ def test_shape_mismatch_is_an_input_error():
         mean_distance_error(np.zeros((4, 4)), np.zeros((5, 4)))
     with pytest.raises(InputError, match="scene"):
         zone_iou(np.zeros(4), np.zeros(4))
+
+
+def test_front_masks_treat_nan_as_background_and_compare_by_coordinates():
+    true = np.zeros((8, 8))
+    true[:, 3] = 1
+    pred = np.full((8, 8), np.nan)  # NaN: no data, not front
+    pred[:, 4] = 1
+    assert mean_distance_error(pred, true).mde == pytest.approx(1.0)
+    coords = {"y": np.arange(8.0), "x": np.arange(8.0)}
+    a = xr.DataArray(true, dims=("y", "x"), coords=coords)
+    assert mean_distance_error(a, a.copy()).mde == 0.0
+    with pytest.raises(ValueError, match="same grid"):  # same shape, shifted: refused
+        mean_distance_error(a, a.assign_coords(x=a.x + 1))

@@ -50,6 +50,23 @@ def terminus_position(front: Any, box: Any) -> float:
     return float("nan")
 
 
+def _box_in_crs_of(fronts: Any, box: Any) -> Any:
+    """The box as a shapely Polygon, after checking its CRS (if it has one) against the fronts'."""
+    crs = getattr(fronts, "crs", None)
+    if crs is not None and crs.is_geographic:
+        raise InputError(f"fronts are in a geographic CRS ({crs}): positions would be in "
+                         "degrees. Reproject them to a metric CRS first, e.g. "
+                         "fronts.to_crs(fronts.estimate_utm_crs()), and the box with them.")
+    if hasattr(box, "geometry") or hasattr(box, "crs"):  # a GeoSeries or GeoDataFrame
+        if len(box) != 1:
+            raise InputError(f"box must hold exactly one polygon; got {len(box)}.")
+        if box.crs is not None and crs is not None and box.crs != crs:
+            raise InputError(f"box is in {box.crs} but the fronts are in {crs}; reproject the "
+                             "box first, e.g. box.to_crs(fronts.crs).")
+        box = box.geometry.iloc[0] if hasattr(box, "geometry") else box.iloc[0]
+    return box
+
+
 def terminus_change(fronts: gpd.GeoDataFrame, box: Any) -> pd.DataFrame:
     """Terminus position through time (box method) with change and change rate.
 
@@ -58,7 +75,8 @@ def terminus_change(fronts: gpd.GeoDataFrame, box: Any) -> pd.DataFrame:
     fronts
         Time-indexed front lines (from :func:`xcalving.fronts`) in a metric CRS.
     box
-        A shapely Polygon rectangle along the glacier, in the same CRS; its first edge (corner 0
+        A shapely Polygon rectangle along the glacier, in the same CRS (or a one-row GeoSeries
+        or GeoDataFrame, whose CRS is checked against the fronts'); its first edge (corner 0
         → 1) crosses the glacier at the upstream end.
 
     Returns
@@ -70,6 +88,7 @@ def terminus_change(fronts: gpd.GeoDataFrame, box: Any) -> pd.DataFrame:
     """
     import pandas as pd
 
+    box = _box_in_crs_of(fronts, box)
     positions = pd.Series([terminus_position(g, box) for g in fronts.geometry],
                           index=fronts.index, name="position_m")
     if positions.isna().any():

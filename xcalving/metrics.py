@@ -38,6 +38,60 @@ class ZoneIoU(NamedTuple):
 
 
 
+def _grid_of(a: Any) -> tuple[np.ndarray, np.ndarray, str | None] | None:
+    """(y, x, CRS WKT) of an xarray object with y/x coordinates; None for plain arrays."""
+    coords = getattr(a, "coords", None)
+    if coords is None or "x" not in coords or "y" not in coords:
+        return None
+    wkt = coords["spatial_ref"].attrs.get("crs_wkt") if "spatial_ref" in coords else None
+    return np.asarray(coords["y"].values), np.asarray(coords["x"].values), wkt
+
+
+def _check_same_grid(pred: Any, true: Any) -> None:
+    """Rasters are compared by coordinates, never by array position."""
+    gp, gt = _grid_of(pred), _grid_of(true)
+    if gp is None or gt is None:
+        return
+    if gp[2] != gt[2] and None not in (gp[2], gt[2]):
+        raise InputError("pred and true are in different CRS; reproject one onto the other's "
+                         "grid first, e.g. pred.rio.reproject_match(true).")
+    for axis, a, b in (("y", gp[0], gt[0]), ("x", gp[1], gt[1])):
+        if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=1e-6 * max(1.0, *np.abs(b))):
+            raise InputError(
+                f"pred and true are not on the same grid: their {axis} coordinates differ "
+                f"({a[:1].tolist()}… vs {b[:1].tolist()}…). Compare rasters on one grid: "
+                "select the common area with .sel() or use pred.rio.reproject_match(true).")
+
+
+def _front_mask(a: Any, name: str) -> np.ndarray:
+    """A front raster as bool: booleans or 0/1; NaN counts as background; anything else refused."""
+    values = _stack(a, name)
+    if values.dtype == bool:
+        return values
+    if not np.issubdtype(values.dtype, np.number):
+        raise InputError(f"{name} must be a front mask (bool or 0/1); got dtype {values.dtype}.")
+    values = np.where(np.isnan(values), 0, values) if values.dtype.kind == "f" else values
+    odd = np.setdiff1d(np.unique(values), (0, 1))
+    if odd.size == 0:
+        return values.astype(bool)
+    if np.all((odd > 0) & (odd < 1)):
+        raise InputError(f"{name} looks like a probability map (values between 0 and 1); pass a "
+                         f"front mask: threshold it first, e.g. {name} > 0.5.")
+    raise InputError(f"{name} must be a front mask (bool or 0/1); got values "
+                     f"{odd.tolist()[:5]}. CaFFe's front PNGs use 255 for front: read them with "
+                     f"xcalving.data.caffe.read_label, or pass {name} == 255.")
+
+
+def _check_resolution(resolution: Any) -> float | None:
+    if resolution is None:
+        return None
+    if isinstance(resolution, bool) or not isinstance(resolution, int | float | np.number) \
+            or not np.isfinite(resolution) or resolution <= 0:
+        raise InputError(f"resolution must be the pixel spacing, a number > 0 such as 20.0 "
+                         f"(metres), or None for pixels; got {resolution!r}.")
+    return float(resolution)
+
+
 def _stack(a: Any, name: str) -> np.ndarray:
     values = np.asarray(getattr(a, "values", a))
     if values.ndim == 2:
@@ -89,9 +143,13 @@ def mean_distance_error(pred: Any, true: Any, resolution: float | None = None) -
     """
     if hasattr(pred, "geometry") or hasattr(true, "geometry"):
         return _vector_mde(pred, true, resolution)
-    p, t = _pair(pred, true)
+    resolution = _check_resolution(resolution)
+    _check_same_grid(pred, true)
+    p, t = _front_mask(pred, "pred"), _front_mask(true, "true")
+    if p.shape != t.shape:
+        raise InputError(f"pred and true must have the same shape; got {p.shape} and {t.shape}.")
     pooled, no_front = [], 0
-    for ps, ts in zip(p.astype(bool), t.astype(bool), strict=True):
+    for ps, ts in zip(p, t, strict=True):
         if not ts.any():
             continue
         if not ps.any():
@@ -108,9 +166,20 @@ def _vector_mde(pred: Any, true: Any, resolution: float | None) -> MDE:
     """MDE between lines: both sampled every ``resolution`` CRS units, point-to-line distances."""
     import shapely
 
-    if resolution is None or resolution <= 0:
+    if resolution is None:
         raise InputError("resolution: the vector MDE samples the lines every `resolution` CRS "
                          "units, as pixels would; pass the pixel spacing, e.g. resolution=20.0.")
+    resolution = _check_resolution(resolution)
+    if not hasattr(pred, "geometry") or not hasattr(true, "geometry"):
+        raise InputError("pred and true must both be GeoDataFrames of front lines, or both "
+                         "rasters; got one of each.")
+    if pred.crs != true.crs:
+        raise InputError(f"pred and true GeoDataFrames are in different CRS ({pred.crs} and "
+                         f"{true.crs}); reproject one first, e.g. pred.to_crs(true.crs).")
+    if pred.crs is not None and pred.crs.is_geographic:
+        raise InputError(f"the fronts are in a geographic CRS ({pred.crs}), where distances "
+                         "are in degrees; reproject both to a metric CRS first, e.g. "
+                         "pred.to_crs(pred.estimate_utm_crs()).")
     if not pred.index.equals(true.index):
         raise InputError("pred and true GeoDataFrames must share their index (the same times).")
     pooled, no_front = [], 0
@@ -138,6 +207,7 @@ def zone_iou(pred: Any, true: Any, n_classes: int = 4) -> ZoneIoU:
     >>> zone_iou(np.array([[1, 2], [3, 3]]), np.array([[1, 2], [2, 3]])).per_class["ocean"]
     0.5
     """
+    _check_same_grid(pred, true)
     p, t = _pair(pred, true)
     for name, labels in (("pred", p), ("true", t)):
         odd = np.setdiff1d(np.unique(labels), np.arange(n_classes))
@@ -159,8 +229,9 @@ def zone_iou(pred: Any, true: Any, n_classes: int = 4) -> ZoneIoU:
 
 def dice(pred: Any, true: Any, eps: float = 0.0) -> float:
     """Dice coefficient ``2|A∩B| / (|A|+|B|)`` of two binary masks (1.0 when both are empty)."""
+    _check_same_grid(pred, true)
     p, t = _pair(pred, true)
-    p, t = p.astype(bool), t.astype(bool)
+    p, t = _front_mask(p, "pred"), _front_mask(t, "true")
     total = p.sum() + t.sum()
     return float((2 * np.count_nonzero(p & t) + eps) / (total + eps)) if total else 1.0
 
@@ -177,7 +248,9 @@ def bbox_accuracy(pred: Any, true: Any, *, threshold: float = 0.5, dilation: int
     """
     from skimage.morphology import disk
 
+    _check_same_grid(pred, true)
     p, t = _pair(pred, true)
+    t = _front_mask(t, "true")
     footprint = disk(dilation) if dilation > 0 else np.ones((1, 1), bool)
     agree, total = 0, 0
     for ps, ts in zip(np.nan_to_num(p.astype(float)) > threshold, t.astype(bool), strict=True):

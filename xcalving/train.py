@@ -19,15 +19,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
 from safetensors.torch import load_file
 
 from xcalving.errors import InputError
 from xcalving.io import CAFFE_SCALING, Scaling
+from xcalving.losses import ZONE_LOSSES, dice_loss, recipe_loss
 from xcalving.metrics import bbox_accuracy, mean_distance_error, zone_iou
 from xcalving.model import ASPPUNet, save_model
 from xcalving.vector import front_from_zones
@@ -55,8 +55,11 @@ class TrainConfig:
     lr: float = 1e-4
     patience: int = 5
     zone_weight: float = 1.0
+    front_weight: float = 1.0
+    zone_loss: Literal["ce", "ce+dice"] = "ce"
+    label_smoothing: float = 0.0
     front_dilation: int = 10
-    augment: bool = True
+    augment: bool | Literal["heavy"] = True
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"
@@ -72,24 +75,27 @@ class TrainConfig:
                 raise InputError(f"{name} must be a whole number >= 1; got {value!r}.")
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise InputError(f"lr must be a positive learning rate such as 1e-4; got {self.lr!r}.")
-        if self.zone_weight < 0:
-            raise InputError(f"zone_weight must be >= 0 (0: front only); got {self.zone_weight}.")
+        self._check_recipe()
 
-
-def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """Soft Dice loss of sigmoid(logits) against a {0, 1} target, averaged over the batch."""
-    prob = torch.sigmoid(logits).flatten(1)
-    target = target.flatten(1)
-    inter = (prob * target).sum(1)
-    return (1 - (2 * inter + eps) / (prob.sum(1) + target.sum(1) + eps)).mean()
+    def _check_recipe(self) -> None:
+        weights = (self.zone_weight, self.front_weight)
+        if min(weights) < 0 or sum(weights) <= 0:
+            raise InputError(
+                f"zone_weight and front_weight must be >= 0 and not both 0 (0: that head is not "
+                f"trained); got zone_weight={self.zone_weight}, front_weight={self.front_weight}.")
+        if self.zone_loss not in ZONE_LOSSES:
+            raise InputError(f"zone_loss must be one of {ZONE_LOSSES}; got {self.zone_loss!r}.")
+        if not 0 <= self.label_smoothing < 1:
+            raise InputError(f"label_smoothing must be in [0, 1); got {self.label_smoothing!r}.")
+        if self.augment not in (True, False, "heavy"):
+            raise InputError(f"augment must be True, False or 'heavy'; got {self.augment!r}.")
 
 
 def _loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
-          zone_weight: float) -> torch.Tensor:
-    loss = dice_loss(out["front"].float(), batch["front"])
-    if zone_weight > 0:
-        loss = loss + zone_weight * F.cross_entropy(out["zones"].float(), batch["zones"])
-    return loss
+          config: TrainConfig) -> torch.Tensor:
+    return recipe_loss(out, batch, front_weight=config.front_weight,
+                       zone_weight=config.zone_weight, zone_kind=config.zone_loss,
+                       label_smoothing=config.label_smoothing)
 
 
 # --- distributed plumbing ------------------------------------------------------------------------
@@ -177,7 +183,7 @@ def _train_epoch(model: Any, loader: Any, optimizer: Any, config: TrainConfig,
         batch = _to(batch, device)
         with _autocast(device):
             out = model(batch["image"])
-        loss = _loss(out, batch, config.zone_weight)
+        loss = _loss(out, batch, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -197,7 +203,7 @@ def _validate(model: Any, loader: Any, config: TrainConfig,
         batch = _to(batch, device)
         with _autocast(device):
             out = model(batch["image"])
-        total += float(_loss(out, batch, config.zone_weight)) * len(batch["image"])
+        total += float(_loss(out, batch, config)) * len(batch["image"])
         count += len(batch["image"])
         probs.append(torch.sigmoid(out["front"].float())[:, 0].cpu().numpy())
         zones_pred.append(out["zones"].argmax(1).cpu().numpy().astype(np.uint8))
@@ -300,9 +306,10 @@ def _wrap(net: Any, device: torch.device, distributed: bool, config: TrainConfig
     model = torch.compile(net) if device.type == "cuda" else net
     if distributed:
         ids = [device.index] if device.type == "cuda" else None
-        # without the zone loss the zone head gets no gradient, which DDP must be told
+        # a head without a loss gets no gradient, which DDP must be told
+        unused = 0 in (config.zone_weight, config.front_weight)
         model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=ids, find_unused_parameters=config.zone_weight == 0)
+            model, device_ids=ids, find_unused_parameters=unused)
     return model
 
 

@@ -1,0 +1,175 @@
+"""Leave-one-glacier-out comparison of training recipes on the caffe256 CaFFe scenes.
+
+Each recipe is trained on three glaciers for the same number of epochs at the same width (the
+same compute; a wall-clock budget would be unfair on a shared machine), with no early stopping
+(the held-out glacier is scored only after training, by the last epoch's weights, so it chooses
+nothing), then scored on the fourth glacier with one evaluator: every scene goes through
+:func:`xcalving.predict` (the user's path), fronts come from the zones (CaFFe's post-processing)
+for recipes that train zones and from the front probability for the front-only GlacierDL recipe,
+and MDE (pixels of the 256 × 256 grid, pooled over scenes), the no-front count and the mean zone
+IoU are computed with :mod:`xcalving.metrics`.
+
+    python benchmarks/logo_caffe256.py train --data ../shared/data/caffe256 --runs runs/logo \\
+        --folds Jorum SI --recipes shipped glacierdl tyrion --epochs 5
+    python benchmarks/logo_caffe256.py score --data ../shared/data/caffe256 --runs runs/logo
+
+Runs resume from their checkpoints when interrupted; a finished run is not trained again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+GLACIERS = ("DBE", "JAC", "Jorum", "SI")
+
+#: The recipes compared: TrainConfig fields, and how a front is read from the model.
+RECIPES: dict[str, dict[str, Any]] = {
+    # the recipe of the caffe256 weights shipped before this comparison
+    "shipped": {"config": {"width": 8, "lr": 5e-4, "zone_weight": 1.0, "front_weight": 1.0,
+                           "augment": True}, "method": "zones"},
+    # GlacierDL: front head only, Dice on fronts thickened by 10 px, Adam 1e-4 (at width 8 like
+    # every row, so that the same number of epochs is the same compute)
+    "glacierdl": {"config": {"width": 8, "lr": 1e-4, "zone_weight": 0.0, "front_weight": 1.0,
+                             "augment": True}, "method": "probability"},
+    # Tyrion-like: zones only, 0.5 CE (label smoothing 0.1) + 0.5 Dice, front = zone boundary,
+    # heavier augmentation (zoom, gamma on top of flips, turns, speckle, contrast)
+    "tyrion": {"config": {"width": 8, "lr": 5e-4, "zone_weight": 1.0, "front_weight": 0.0,
+                          "zone_loss": "ce+dice", "label_smoothing": 0.1, "augment": "heavy"},
+               "method": "zones"},
+    # the same with both heads trained (front head kept for confidence), zones scored
+    "tyrion+front": {"config": {"width": 8, "lr": 5e-4, "zone_weight": 1.0, "front_weight": 0.5,
+                                "zone_loss": "ce+dice", "label_smoothing": 0.1,
+                                "augment": "heavy"}, "method": "zones"},
+}
+
+
+def patch_store(data: Path, runs: Path) -> Path:
+    """The caffe256 scenes as a Zarr patch store (one 256-px patch a scene), made once."""
+    from xcalving.data.caffe import caffe_to_zarr
+
+    store = runs / "caffe256.zarr"
+    if not store.exists():
+        caffe_to_zarr(data, store, window=256, pixel_spacing=None, progress=False)
+    return store
+
+
+def train_fold(store: Path, runs: Path, recipe: str, held_out: str, epochs: int) -> Path:
+    """Train ``recipe`` on the glaciers other than ``held_out``; return the run folder."""
+    from xcalving.train import TrainConfig, train
+
+    out = runs / f"{recipe}-{held_out}"
+    if (out / "summary.json").exists():
+        return out
+    config = TrainConfig(store=str(store), out=str(out),
+                         train_glaciers=[g for g in GLACIERS if g != held_out],
+                         val_glaciers=[held_out], epochs=epochs, patience=10_000,
+                         keep_last=1, **RECIPES[recipe]["config"])
+    train(config, resume=(out / "checkpoints").exists(),
+          on_epoch=lambda row: print(f"  {out.name} epoch {row['epoch']}: loss "
+                                     f"{row['loss']:.4f}", flush=True))
+    return out
+
+
+def last_weights(run: Path) -> Path:
+    """The last epoch's weights of a run (never the 'best' one, which saw the held-out glacier)."""
+    return sorted((run / "checkpoints").glob("epoch_*.safetensors"))[-1]
+
+
+def held_out_scenes(data: Path, glacier: str) -> xr.Dataset:
+    """All scenes of one glacier as a (time, y, x) Dataset with sar, zones and front."""
+    from xcalving.data.caffe import load_scene, open_caffe
+
+    catalog = open_caffe(data, pixel_spacing=None)
+    rows = catalog[catalog["glacier"] == glacier].sort_values("stem")
+    scenes = [load_scene(row) for _, row in rows.iterrows()]
+    cube = xr.concat([s.drop_attrs() for s in scenes], dim="time")
+    return cube.assign_coords(time=np.arange(len(scenes)),
+                              stem=("time", rows["stem"].to_numpy(dtype=object)))
+
+
+def evaluate(weights: Path | str, scenes: xr.Dataset, method: str) -> dict[str, float]:
+    """MDE (px, pooled), no-front count and mean zone IoU of ``weights`` on ``scenes``."""
+    import xcalving
+    from xcalving.metrics import mean_distance_error, zone_iou
+    from xcalving.vector import front_from_probability
+    from xcalving.zones import front_from_zones
+
+    pred = xcalving.predict(scenes.sar, model=str(weights), tile=256, overlap=0,
+                            scaling="uint8").compute()
+    if method == "zones":
+        fronts = np.stack([front_from_zones(z, 10) for z in pred.zones.values])
+    else:
+        fronts = np.stack([front_from_probability(p, 0.5, 10)
+                           for p in pred.front_probability.values])
+    score = mean_distance_error(fronts, scenes.front.values.astype(bool))
+    iou = zone_iou(pred.zones.values, scenes.zones.values).mean
+    return {"mde_px": float(score.mde), "n_no_front": int(score.n_no_front),
+            "n_scenes": int(scenes.sizes["time"]), "zone_iou": float(iou)}
+
+
+def score(data: Path, runs: Path) -> list[dict[str, Any]]:
+    """Score every finished run on its held-out glacier; write table.json and table.md."""
+    rows = []
+    for run in sorted(p for p in runs.iterdir() if (p / "summary.json").exists()):
+        recipe, held_out = run.name.rsplit("-", 1)
+        summary = json.loads((run / "summary.json").read_text())
+        row = {"recipe": recipe, "held_out": held_out, "epochs": summary["epochs"],
+               "train_minutes": round(summary["train_seconds"] / 60, 1),
+               **evaluate(last_weights(run), held_out_scenes(data, held_out),
+                          RECIPES[recipe]["method"])}
+        rows.append(row)
+        print(row, flush=True)
+    (runs / "table.json").write_text(json.dumps(rows, indent=2))
+    (runs / "table.md").write_text(markdown_table(rows))
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """Recipe × held-out glacier → MDE (px), no-front count, zone IoU, epochs, as Markdown."""
+    lines = ["| recipe | held-out glacier | MDE (px) | no front | zone IoU | epochs | minutes |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r['recipe']} | {r['held_out']} | {r['mde_px']:.1f} | "
+                     f"{r['n_no_front']}/{r['n_scenes']} | {r['zone_iou']:.3f} | {r['epochs']} | "
+                     f"{r['train_minutes']} |")
+    means: dict[str, list[float]] = {}
+    for r in rows:
+        means.setdefault(r["recipe"], []).append(r["mde_px"])
+    lines += ["", "| recipe | mean LOGO MDE (px) | folds |", "| --- | ---: | ---: |"]
+    lines += [f"| {k} | {np.mean(v):.1f} | {len(v)} |" for k, v in means.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Train the folds, or score them."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["train", "score"])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/caffe256"))
+    parser.add_argument("--runs", type=Path, default=Path("runs/logo"))
+    parser.add_argument("--folds", nargs="+", default=list(GLACIERS), choices=GLACIERS)
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--epochs", type=int, default=5,
+                        help="the budget: the same number of epochs for every recipe and fold")
+    args = parser.parse_args()
+    args.runs.mkdir(parents=True, exist_ok=True)
+    if args.action == "score":
+        score(args.data, args.runs)
+        return
+    store = patch_store(args.data, args.runs)
+    for held_out in args.folds:
+        for recipe in args.recipes:
+            start = time.perf_counter()
+            train_fold(store, args.runs, recipe, held_out, args.epochs)
+            print(f"{recipe} without {held_out}: {time.perf_counter() - start:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
