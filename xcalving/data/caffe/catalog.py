@@ -1,0 +1,243 @@
+"""The CaFFe tree on disk: finding ``data_raw``, the catalog of scenes, one scene, a time series."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from xcalving.data.caffe.names import parse_name
+from xcalving.data.caffe.png import _read_scene_arrays
+from xcalving.errors import InputError, InputTypeError, did_you_mean
+from xcalving.zones import zone_attrs
+
+__all__ = ["CATALOG_COLUMNS", "load_scene", "open_caffe", "shipped_scenes", "time_series"]
+
+SPLITS = ("train", "test")
+CATALOG_COLUMNS = ("stem", "split", "glacier", "date", "satellite", "resolution", "quality",
+                   "orbit", "image_path", "zones_path", "front_path", "bbox_path", "pixel_spacing")
+# Variable attributes of a loaded scene, a time series and the patch store alike.
+_SAR_ATTRS = {"long_name": "SAR amplitude, 8-bit grey", "nodata": 0}
+_ZONES_ATTRS = zone_attrs()
+_FRONT_ATTRS = {"long_name": "calving front, one pixel wide", "flag_values": [0, 1],
+                "flag_meanings": "background front"}
+
+
+def shipped_scenes() -> Path:
+    """The ``data_raw`` folder of the 14 real CaFFe scenes shipped with xcalving.
+
+    Eight TerraSAR-X scenes of Jorum glacier spread over 2010–2014 and two scenes each of DBE,
+    JAC and SI, from the ``caffe256`` copy: resized to 256 × 256, so open them with
+    ``open_caffe(shipped_scenes(), pixel_spacing=None)``. CC BY 4.0, Gourmelon et al. (2022);
+    see the README next to them.
+    """
+    path = Path(__file__).parents[1] / "scenes" / "caffe256" / "data_raw"
+    if not (path / "sar_images").is_dir():
+        raise FileNotFoundError(f"the shipped scenes are missing from {os.fspath(path)!r}: "
+                                "the installation is incomplete; reinstall xcalving.")
+    return path
+
+
+# --- catalog --------------------------------------------------------------------------------------
+def _find_data_raw(root: str | os.PathLike[str]) -> Path:
+    """Accept ``data_raw`` itself or the folder that holds it."""
+    if not isinstance(root, str | os.PathLike):
+        raise InputTypeError(f"root must be a folder path; got {type(root).__name__}.")
+    path = Path(root)
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"root: no folder at {os.fspath(root)!r}. Pass CaFFe's data_raw folder (or its "
+            "parent); download_caffe(dest) fetches it."
+        )
+    if not (path / "sar_images").is_dir() and (path / "data_raw").is_dir():
+        path = path / "data_raw"
+    if not (path / "sar_images").is_dir():
+        raise InputError(
+            f"root: {os.fspath(root)!r} holds no sar_images folder, nor a data_raw folder with "
+            "one. Expected CaFFe's layout data_raw/{sar_images,zones,fronts}/{train,test}/."
+        )
+    return path
+
+
+def _bbox_index(data_raw: Path) -> dict[str, str]:
+    """Bounding-box files by scene stem (the first six fields of their names)."""
+    folder = data_raw / "bounding_boxes"
+    if not folder.is_dir():
+        return {}
+    return {"_".join(p.stem.split("_")[:6]): str(p) for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def _catalog_row(data_raw: Path, split: str, image: Path, bboxes: Mapping[str, str],
+                 pixel_spacing: str | None) -> dict[str, Any]:
+    name = parse_name(image)
+    stem = name.stem
+    return {
+        "stem": stem, "split": split, "glacier": name.glacier,
+        "date": pd.Timestamp(name.date), "satellite": name.satellite,
+        "resolution": name.resolution, "quality": name.quality, "orbit": name.orbit,
+        "image_path": str(image),
+        "zones_path": str(data_raw / "zones" / split / f"{stem}_zones.png"),
+        "front_path": str(data_raw / "fronts" / split / f"{stem}_front.png"),
+        "bbox_path": bboxes.get(stem),
+        "pixel_spacing": name.resolution if pixel_spacing == "name" else np.nan,
+    }
+
+
+def _check_labels_exist(rows: Sequence[Mapping[str, Any]], data_raw: Path) -> None:
+    missing = [(row["stem"], os.path.relpath(row[key], data_raw)) for row in rows
+               for key in ("zones_path", "front_path") if not os.path.isfile(row[key])]
+    if missing:
+        listed = "; ".join(f"{stem} (no {path})" for stem, path in missing[:5])
+        more = f"; and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise InputError(
+            f"{len(missing)} label files are missing under {os.fspath(data_raw)!r}: {listed}{more}."
+            " Every sar_images/<split>/<stem>.png needs zones/<split>/<stem>_zones.png and "
+            "fronts/<split>/<stem>_front.png: restore them, or remove the image."
+        )
+
+
+def open_caffe(root: str | os.PathLike[str], *,
+               pixel_spacing: Literal["name"] | None = "name") -> pd.DataFrame:
+    """Catalog the scenes of a CaFFe tree, one row per scene.
+
+    Parameters
+    ----------
+    root
+        CaFFe's ``data_raw`` folder, or the folder that contains it.
+    pixel_spacing
+        ``"name"`` (default): the pixel spacing is the RESOLUTION of the file name, true of the
+        original scenes; ``None``: unknown (NaN), for resized copies such as ``caffe256``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`CATALOG_COLUMNS`; ``date`` is datetime64, paths are strings,
+        ``bbox_path`` is None where no bounding-box file exists. ``attrs["pixel_spacing"]`` holds
+        the ``pixel_spacing`` argument, ``attrs["root"]`` the data_raw folder.
+
+    Examples
+    --------
+    >>> catalog = open_caffe(shipped_scenes(), pixel_spacing=None)
+    >>> sorted(catalog.glacier.unique())
+    ['DBE', 'JAC', 'Jorum', 'SI']
+    """
+    if pixel_spacing not in ("name", None):
+        raise InputError(f"pixel_spacing must be 'name' (from the file name) or None (unknown, "
+                         f"for resized images); got {pixel_spacing!r}.")
+    data_raw = _find_data_raw(root)
+    bboxes = _bbox_index(data_raw)
+    rows = [_catalog_row(data_raw, split, image, bboxes, pixel_spacing) for split in SPLITS
+            for image in sorted((data_raw / "sar_images" / split).glob("*.png"))]
+    if not rows:
+        raise InputError(f"root: no scenes under {os.fspath(data_raw)!r}; expected PNG files in "
+                         "sar_images/train/ or sar_images/test/.")
+    _check_labels_exist(rows, data_raw)
+    catalog = pd.DataFrame(rows, columns=list(CATALOG_COLUMNS))
+    catalog["date"] = pd.to_datetime(catalog["date"])
+    catalog["pixel_spacing"] = catalog["pixel_spacing"].astype(float)
+    catalog.attrs.update(pixel_spacing=pixel_spacing, root=str(data_raw))
+    return catalog
+
+
+# --- one scene, a time series of scenes -----------------------------------------------------------
+def _catalog_entry(scene: pd.Series | Mapping[str, Any] | str,
+                   catalog: pd.DataFrame | None) -> Mapping[str, Any]:
+    if isinstance(scene, pd.Series | Mapping):
+        return scene
+    if not isinstance(scene, str):
+        raise InputTypeError(f"scene must be a catalog row or a scene stem; got "
+                             f"{type(scene).__name__}.")
+    if catalog is None:
+        raise InputError(f"scene={scene!r} is a stem, so load_scene needs the catalog to find "
+                         "it: load_scene(stem, catalog=open_caffe(root)).")
+    stem = parse_name(scene).stem
+    hits = catalog[catalog["stem"] == stem]
+    if hits.empty:
+        raise InputError(f"scene {stem!r} is not in the catalog ({len(catalog)} scenes)."
+                         + did_you_mean(stem, catalog["stem"]))
+    return hits.iloc[0]
+
+
+def _spacing_attr(value: Any) -> float | str:
+    """Pixel spacing for attrs: netCDF/Zarr attributes cannot hold None, so unknown is a word."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "unknown"
+    return float(value)
+
+
+def load_scene(scene: pd.Series | Mapping[str, Any] | str,
+               catalog: pd.DataFrame | None = None) -> xr.Dataset:
+    """Load one scene with its labels as an ``xarray.Dataset`` in pixel coordinates.
+
+    Parameters
+    ----------
+    scene
+        A row of :func:`open_caffe`'s catalog, or a scene stem (then ``catalog`` is required).
+    catalog
+        The catalog to look a stem up in.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``(y, x)`` with pixel-centre coordinates 0, 1, 2, ... (no CRS: CaFFe scenes are not
+        georeferenced). ``sar`` uint8 (``attrs["nodata"] = 0``), ``zones`` uint8 classes 0..3,
+        ``front`` uint8 0/1. Attributes: stem, split, glacier, date (ISO), satellite,
+        resolution, quality, orbit, pixel_spacing (metres, or ``"unknown"``).
+
+    Examples
+    --------
+    >>> catalog = open_caffe(shipped_scenes(), pixel_spacing=None)
+    >>> scene = load_scene(catalog.iloc[0])
+    >>> scene.sar.dims, scene.sar.dtype.name, scene.attrs["pixel_spacing"]
+    (('y', 'x'), 'uint8', 'unknown')
+    """
+    row = _catalog_entry(scene, catalog)
+    sar, zones, front = _read_scene_arrays(row)
+    coords = {"y": np.arange(sar.shape[0], dtype=np.float64),
+              "x": np.arange(sar.shape[1], dtype=np.float64)}
+    ds = xr.Dataset({"sar": (("y", "x"), sar, _SAR_ATTRS),
+                     "zones": (("y", "x"), zones, _ZONES_ATTRS),
+                     "front": (("y", "x"), front, _FRONT_ATTRS)}, coords=coords)
+    ds.attrs.update(
+        stem=str(row["stem"]), split=str(row["split"]), glacier=str(row["glacier"]),
+        date=pd.Timestamp(row["date"]).date().isoformat(), satellite=str(row["satellite"]),
+        resolution=float(row["resolution"]), quality=int(row["quality"]),
+        orbit=str(row["orbit"]), pixel_spacing=_spacing_attr(row["pixel_spacing"]),
+    )
+    return ds
+
+
+def time_series(catalog: pd.DataFrame, *, glacier: str, satellite: str) -> xr.Dataset:
+    """Stack the scenes of one glacier and one sensor into a (time, y, x) cube.
+
+    One sensor shares one pixel grid; across sensors resized scenes do not line up, which is
+    why ``satellite`` is required. Coordinates are pixels (CaFFe scenes have no CRS).
+    """
+    rows = catalog[(catalog["glacier"] == glacier) & (catalog["satellite"] == satellite)]
+    if rows.empty:
+        pairs = sorted({(g, s) for g, s in zip(catalog["glacier"], catalog["satellite"],
+                                               strict=True)})
+        raise InputError(f"no scene of glacier={glacier!r} and satellite={satellite!r}; the "
+                         f"catalog has {pairs}.")
+    scenes = [load_scene(row) for _, row in rows.sort_values("date").iterrows()]
+    shapes = {s.sar.shape for s in scenes}
+    if len(shapes) > 1:
+        raise InputError(f"the {glacier} {satellite} scenes have different shapes {shapes}; "
+                         "they do not share a pixel grid.")
+    cube = xr.concat([s.drop_attrs() if hasattr(s, "drop_attrs") else s for s in scenes],
+                     dim="time")
+    cube = cube.assign_coords(time=pd.DatetimeIndex([s.attrs["date"] for s in scenes],
+                                                    name="time"),
+                              stem=("time", np.array([s.attrs["stem"] for s in scenes],
+                                                     dtype=object)))
+    for name, attrs in (("sar", _SAR_ATTRS), ("zones", _ZONES_ATTRS), ("front", _FRONT_ATTRS)):
+        cube[name].attrs = dict(attrs)
+    cube.attrs.update(glacier=glacier, satellite=satellite, pixel_spacing="unknown",
+                      source="CaFFe (caffe256), CC BY 4.0, doi:10.1594/PANGAEA.940950")
+    return cube

@@ -1,0 +1,223 @@
+"""The CaFFe Zarr patch store: plan the windows of every scene, cut them, write whole chunks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from xcalving.data.caffe.catalog import (
+    _FRONT_ATTRS,
+    _SAR_ATTRS,
+    _ZONES_ATTRS,
+    CATALOG_COLUMNS,
+    open_caffe,
+)
+from xcalving.data.caffe.png import _image_shape, _read_scene_arrays
+from xcalving.errors import InputError
+from xcalving.windows import window_starts
+
+__all__ = ["caffe_to_zarr"]
+
+
+def _check_patch_args(window: int, stride: int, chunk_samples: int, mode: str) -> None:
+    for name, value in (("window", window), ("stride", stride), ("chunk_samples", chunk_samples)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise InputError(f"{name} must be a whole number >= 1; got {value!r}.")
+    if mode not in ("w-", "w"):
+        raise InputError(f"mode must be 'w-' (never overwrite) or 'w' (replace); got {mode!r}.")
+
+
+def _as_catalog(root_or_catalog: Any, pixel_spacing: Literal["name"] | None) -> pd.DataFrame:
+    if not isinstance(root_or_catalog, pd.DataFrame):
+        return open_caffe(root_or_catalog, pixel_spacing=pixel_spacing)
+    missing = [c for c in CATALOG_COLUMNS if c not in root_or_catalog.columns]
+    if missing:
+        raise InputError(f"root_or_catalog is a DataFrame without the catalog columns {missing};"
+                         " pass open_caffe(root) (filtered rows are fine) or the root folder.")
+    if root_or_catalog.empty:
+        raise InputError("root_or_catalog is an empty catalog: there are no scenes to write.")
+    return root_or_catalog
+
+
+def _plan_patches(catalog: pd.DataFrame, window: int, stride: int) -> list[np.ndarray]:
+    """Per scene, the (row, col) offsets of its windows in row-major order, shape (n, 2)."""
+    plan = []
+    for path in catalog["image_path"]:
+        rows, cols = _image_shape(path)
+        r, c = np.meshgrid(window_starts(rows, window, stride),
+                           window_starts(cols, window, stride), indexing="ij")
+        plan.append(np.column_stack([r.ravel(), c.ravel()]))
+    return plan
+
+
+def _skeleton(catalog: pd.DataFrame, plan: list[np.ndarray], window: int,
+              chunk_samples: int) -> xr.Dataset:
+    """The store's layout: lazy zeros for the patches, the per-sample coordinates filled in."""
+    import dask.array as da
+
+    scene = np.repeat(np.arange(len(plan)), [len(p) for p in plan])
+    offsets = np.concatenate(plan)
+    n = len(scene)
+    chunks = (min(chunk_samples, n), window, window)
+    dims = ("sample", "y", "x")
+    data = {name: (dims, da.zeros((n, window, window), dtype=np.uint8, chunks=chunks), attrs)
+            for name, attrs in (("sar", _SAR_ATTRS), ("zones", _ZONES_ATTRS),
+                                ("front", _FRONT_ATTRS))}
+    # object strings: zarr writes them as its stable variable-length string type
+    coords: dict[str, Any] = {"sample": np.arange(n, dtype=np.int64)}
+    for name in ("stem", "glacier", "satellite", "split"):
+        coords[name] = ("sample", catalog[name].astype(str).to_numpy(dtype=object)[scene])
+    coords["date"] = ("sample", pd.to_datetime(catalog["date"]).to_numpy()[scene])
+    coords["row"] = ("sample", offsets[:, 0])
+    coords["col"] = ("sample", offsets[:, 1])
+    spacing = catalog["pixel_spacing"].to_numpy(dtype=np.float64)[scene]
+    coords["pixel_spacing"] = ("sample", spacing, {"units": "m", "long_name": "pixel spacing"})
+    ds = xr.Dataset(data, coords=coords)
+    # Coordinates share the patches' chunks (xarray needs that to report chunk sizes) but live
+    # in one shard, one file, each: cheap to read whole when a stream selects samples.
+    shard = (-(-n // chunks[0]) * chunks[0],)
+    for name in coords:
+        ds[name].encoding.update(chunks=chunks[:1], shards=shard)
+    return ds
+
+
+class _ChunkWriter:
+    """Collects patches and writes them to the store in whole, chunk-aligned blocks."""
+
+    def __init__(self, group: Any, chunk_samples: int) -> None:
+        self.group, self.chunk_samples = group, chunk_samples
+        self.start = 0
+        self.pending: dict[str, list[np.ndarray]] = {"sar": [], "zones": [], "front": []}
+
+    def add(self, patches: Mapping[str, np.ndarray]) -> None:
+        for name, values in patches.items():
+            self.pending[name].extend(values)
+        full = len(self.pending["sar"]) // self.chunk_samples * self.chunk_samples
+        if full:
+            self._write(full)
+
+    def close(self) -> None:
+        self._write(len(self.pending["sar"]))
+
+    def _write(self, count: int) -> None:
+        if count == 0:
+            return
+        for name, values in self.pending.items():
+            self.group[name][self.start:self.start + count] = np.stack(values[:count])
+            self.pending[name] = values[count:]
+        self.start += count
+
+
+def _cut_patches(arrays: Mapping[str, np.ndarray], offsets: np.ndarray,
+                 window: int) -> dict[str, np.ndarray]:
+    """Windows of every array at ``offsets``; scenes smaller than a window are padded with 0."""
+    out = {}
+    for name, values in arrays.items():
+        pad = [(0, max(0, window - n)) for n in values.shape]
+        padded = np.pad(values, pad, constant_values=0)  # 0 is no data in sar and in zones
+        out[name] = np.stack([padded[r:r + window, c:c + window] for r, c in offsets])
+    return out
+
+
+def _write_patches(catalog: pd.DataFrame, plan: list[np.ndarray], store: Any, window: int,
+                   chunk_samples: int, progress: bool) -> None:
+    import zarr
+
+    from xcalving._progress import tqdm_class
+
+    tqdm = tqdm_class()
+    writer = _ChunkWriter(zarr.open_group(store, mode="r+"), chunk_samples)
+    rows = tqdm(catalog.to_dict("records"), desc="caffe_to_zarr", unit="scene",
+                disable=not progress)
+    for row, offsets in zip(rows, plan, strict=True):
+        sar, zones, front = _read_scene_arrays(row)
+        writer.add(_cut_patches({"sar": sar, "zones": zones, "front": front}, offsets, window))
+    writer.close()
+
+
+def _refuse_existing(store: Any, mode: str) -> None:
+    local = isinstance(store, os.PathLike) or "://" not in str(store)
+    if mode == "w-" and local and os.path.exists(store):
+        raise FileExistsError(
+            f"store: {os.fspath(store)!r} already exists and mode='w-' never overwrites. "
+            "Choose a new path, or pass mode='w' to replace it."
+        )
+
+
+def caffe_to_zarr(
+    root_or_catalog: str | os.PathLike[str] | pd.DataFrame,
+    store: str | os.PathLike[str],
+    *,
+    window: int = 256,
+    stride: int | None = None,
+    pixel_spacing: Literal["name"] | None = "name",
+    mode: Literal["w-", "w"] = "w-",
+    chunk_samples: int = 16,
+    progress: bool = True,
+) -> str:
+    """Cut CaFFe scenes into square patches and write them to a Zarr v3 store for training.
+
+    Parameters
+    ----------
+    root_or_catalog
+        A CaFFe ``data_raw`` folder (or its parent), or a catalog from :func:`open_caffe` —
+        filter its rows to write a subset.
+    store
+        Path of the new store.
+    window
+        Patch side in pixels.
+    stride
+        Step between windows (default ``window``: no overlap). The last window of every axis is
+        snapped inside the scene, so no pixel is dropped; scenes smaller than ``window`` are
+        padded with 0 (no data in ``sar``, class no data in ``zones``).
+    pixel_spacing
+        Used only when a folder is given; see :func:`open_caffe`.
+    mode
+        ``"w-"`` (default) refuses an existing store; ``"w"`` replaces it.
+    chunk_samples
+        Samples per chunk: the unit a :class:`~xcalving.data.stream.PatchStream` reads.
+    progress
+        Show a progress bar over scenes.
+
+    Returns
+    -------
+    str
+        The store path. ``xcalving.open_cube(store)`` opens it lazily: ``sar``, ``zones`` and
+        ``front`` uint8 (sample, y, x) chunked ``(chunk_samples, window, window)``, with
+        per-sample coordinates stem, glacier, date, satellite, split, row, col (window offset in
+        the scene) and pixel_spacing (NaN when unknown). Samples are sorted by glacier, then
+        date, so a chunk rarely mixes glaciers.
+
+    Notes
+    -----
+    Scenes are read and written one at a time: the dataset never has to fit in memory.
+
+    Examples
+    --------
+    >>> import tempfile, xcalving
+    >>> from xcalving.data.caffe import shipped_scenes
+    >>> store = caffe_to_zarr(shipped_scenes(), tempfile.mkdtemp() + "/p.zarr", window=128,
+    ...                       pixel_spacing=None, progress=False)
+    >>> xcalving.open_cube(store).sar.shape
+    (56, 128, 128)
+    """
+    stride = window if stride is None else stride
+    _check_patch_args(window, stride, chunk_samples, mode)
+    catalog = _as_catalog(root_or_catalog, pixel_spacing)
+    catalog = catalog.sort_values(["glacier", "date", "stem"], kind="stable")
+    plan = _plan_patches(catalog, window, stride)
+    _refuse_existing(store, mode)
+    skeleton = _skeleton(catalog, plan, window, chunk_samples)
+    skeleton.attrs.update(
+        title="CaFFe training patches", source="CaFFe, doi:10.1594/PANGAEA.940950",
+        license="CC-BY-4.0", window=int(window), stride=int(stride),
+        pixel_spacing="name" if catalog["pixel_spacing"].notna().all() else "unknown",
+    )
+    skeleton.to_zarr(store, mode=mode, compute=False, consolidated=False, zarr_format=3)
+    _write_patches(catalog, plan, store, window, chunk_samples, progress)
+    return os.fspath(store)
