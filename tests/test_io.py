@@ -55,3 +55,32 @@ def test_import_is_light():
             " if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- pixel spacing: the one rule --------------------------------------------------------------
+def test_pixel_spacing_comes_from_the_coordinates(small_cube):
+    from xcalving.io import pixel_spacing
+
+    cube, _ = small_cube
+    assert pixel_spacing(cube) == 25.0 and pixel_spacing(cube.sar) == 25.0
+    assert pixel_spacing(cube.isel(x=slice(None, None, 2), y=slice(None, None, 2))) == 50.0
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda c: c.rio.write_crs("EPSG:4326"), r"projected grid in metres.*reproject"),
+        (lambda c: c.rio.write_crs("EPSG:2263"), r"projected grid in metres"),  # US feet
+        (lambda c: c.drop_vars("spatial_ref"), r"no CRS"),
+        (lambda c: c.isel(x=[0, 1, 3, 4]), r"'x' coordinates are not evenly spaced"),
+        (lambda c: c.isel(x=slice(None, None, 2)), r"not square"),
+        (lambda c: c.isel(y=[0]), r"single 'y' coordinate"),
+    ],
+)
+def test_pixel_spacing_says_why_it_is_unknown(small_cube, change, match):
+    from xcalving.errors import InputError
+    from xcalving.io import pixel_spacing
+
+    cube, _ = small_cube
+    with pytest.raises(InputError, match=match):
+        pixel_spacing(change(cube.sar))

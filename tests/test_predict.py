@@ -441,3 +441,84 @@ def test_zones_are_the_arg_max_with_ties_to_the_first_zone():
     want[0, 1, 1] = 0
     np.testing.assert_array_equal(_zones_of_block(block, 1), want)
     np.testing.assert_array_equal(_zones_of_block(block[0], 0), want[0])
+
+
+# --- the options, their record, and a fresh process ---------------------------------------------
+def test_the_record_names_the_resolved_device_and_precision(net):
+    data = as_da(np.zeros((40, 40), np.float32)).assign_attrs(units="dB")
+    pred = xcalving.predict(data, net, tile=32, overlap=8)
+    if torch.cuda.is_available():
+        assert pred.attrs["device"] == "cuda" and pred.attrs["precision"] in ("bf16", "fp16")
+    else:
+        assert pred.attrs["device"] == "cpu" and pred.attrs["precision"] == "fp32"
+    explicit = xcalving.predict(data, net, tile=32, overlap=8, device="cpu", precision="bf16")
+    assert (explicit.attrs["device"], explicit.attrs["precision"]) == ("cpu", "bf16")
+
+
+def test_predict_and_the_accessors_share_one_set_of_defaults():
+    import dataclasses
+    import inspect
+
+    from xcalving.inference import PredictOptions
+
+    defaults = {f.name: f.default for f in dataclasses.fields(PredictOptions)}
+    for function in (xcalving.predict, xr.DataArray.calving.predict,
+                     xr.Dataset.calving.predict):
+        params = inspect.signature(function).parameters
+        assert {name: params[name].default for name in defaults} == defaults, function
+
+
+def test_the_rechunk_warning_names_the_callers_line(net):
+    data = as_da(dsa.zeros((200, 200), chunks=20, dtype=np.float32)).assign_attrs(units="dB")
+    with pytest.warns(PerformanceWarning) as record:
+        xcalving.predict(data, net, tile=64, overlap=16)
+    assert {w.filename for w in record if w.category is PerformanceWarning} == {__file__}
+
+
+def test_importing_xcalving_loads_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, xcalving; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+_FRESH_PROCESS = """
+import sys
+
+import numpy as np
+import xarray as xr
+
+import xcalving
+
+n, step = 64, 20.0
+y = 1_300_000.0 - step * (np.arange(n) + 0.5)
+x = -2_430_000.0 + step * (np.arange(n) + 0.5)
+crs = xr.DataArray(0, attrs={"crs_wkt": sys.argv[1], "spatial_ref": sys.argv[1]})
+values = np.random.default_rng(0).uniform(-20, 0, (1, n, n)).astype(np.float32)
+da = xr.DataArray(values, dims=("time", "y", "x"), coords={"y": y, "x": x, "spatial_ref": crs},
+                  attrs={"units": "dB"})
+da.encoding["grid_mapping"] = "spatial_ref"
+assert "rioxarray" not in sys.modules, "the point is a process that never imported rioxarray"
+pred = xcalving.predict(da, "demo", tile=64, overlap=16, resolution=40.0).compute()
+assert (pred.attrs["resolution"], pred.attrs["input_resolution"]) == (40.0, 20.0), pred.attrs
+assert pred.front_probability.shape == (1, n, n)
+assert np.isfinite(pred.front_probability.values).all()
+assert pred.rio.crs.to_epsg() == 3031
+print("ok")
+"""
+
+
+def test_resolution_works_in_a_fresh_process_that_never_imported_rioxarray():
+    """The CRS was read through ``.rio``, unregistered there, and the error swallowed: 'no CRS'."""
+    import subprocess
+    import sys
+
+    from pyproj import CRS
+
+    wkt = CRS.from_epsg(3031).to_wkt()
+    out = subprocess.run([sys.executable, "-c", _FRESH_PROCESS, wkt], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")

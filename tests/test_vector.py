@@ -148,3 +148,16 @@ def test_front_map_draws_dates_and_a_scale_bar(synthetic, tmp_path):
     assert ax.get_xlabel() == "x [metre]"
     ax.figure.savefig(tmp_path / "map.png")
     assert (tmp_path / "map.png").stat().st_size > 10_000
+
+
+def test_a_lon_lat_grid_gives_lines_but_no_lengths_in_degrees():
+    """The spacing is the package's one rule (metres on a projected grid), not the transform's."""
+    zones = np.full((1, 30, 30), 2, np.uint8)
+    zones[:, :, 15:] = 3
+    ds = xr.Dataset({"zones": (("time", "y", "x"), zones)},
+                    coords={"time": pd.to_datetime(["2020-01-01"]),
+                            "y": 70.0 - 0.01 * np.arange(30), "x": -50.0 + 0.01 * np.arange(30)})
+    ds = ds.rio.write_crs("EPSG:4326")
+    with pytest.warns(XcalvingWarning, match="projected grid in metres"):
+        frame = xcalving.fronts(ds)
+    assert not frame.geometry.iloc[0].is_empty and np.isnan(frame["length_m"].iloc[0])

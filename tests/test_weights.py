@@ -41,3 +41,38 @@ def test_model_none_takes_the_default_weights():
     pred = xcalving.predict(data, tile=64, overlap=0)
     assert pred.attrs["model"] == DEFAULT_WEIGHTS
     assert pred.attrs["model_sha256"] == REGISTRY[DEFAULT_WEIGHTS].sha256
+
+
+def test_a_file_spec_takes_its_stride_from_the_metadata_without_loading_weights(tmp_path,
+                                                                             monkeypatch):
+    import torch
+
+    from xcalving.model import ASPPUNet, checkpoint, save_model
+    from xcalving.model.weights import build_module
+
+    torch.manual_seed(0)
+    path = save_model(ASPPUNet(width=4, depth=2), tmp_path / "net.safetensors")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("model_spec loaded the weights")
+
+    monkeypatch.setattr(checkpoint, "load_file", refuse)
+    spec = model_spec(path)
+    assert spec.stride == 4 and spec.path is not None
+    monkeypatch.undo()
+    assert build_module(spec).stride == 4  # where it runs, the network is built from the spec
+
+
+def test_a_file_whose_tensors_contradict_its_metadata_is_refused_by_model_spec(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from xcalving.errors import InputError
+    from xcalving.model import ASPPUNet, save_model
+
+    path = save_model(ASPPUNet(width=4), tmp_path / "net.safetensors")
+    tensors = load_file(path)
+    name = next(k for k, t in tensors.items() if t.ndim >= 1 and t.shape[0] > 1)
+    tensors[name] = tensors[name][:1].clone()
+    save_file(tensors, tmp_path / "bad.safetensors", metadata=read_metadata(path))
+    with pytest.raises(InputError, match="do not match the network"):
+        model_spec(tmp_path / "bad.safetensors")

@@ -10,6 +10,7 @@ from typing import Any
 import xarray as xr
 
 from xcalving.errors import InputError, did_you_mean
+from xcalving.inference.options import PredictOptions as _D  # predict's defaults: one home
 
 
 @xr.register_dataarray_accessor("calving")
@@ -19,10 +20,10 @@ class CalvingDataArrayAccessor:
     def __init__(self, obj: xr.DataArray) -> None:
         self._obj = obj
 
-    def predict(self, model: Any = None, *, tile: int = 512, overlap: int = 128,
-                batch_size: int = 8, device: str = "auto", precision: str = "auto",
-                band: Any = None, scaling: str = "auto",
-                resolution: float | str | None = None) -> xr.Dataset:
+    def predict(self, model: Any = None, *, tile: int = _D.tile, overlap: int = _D.overlap,
+                batch_size: int = _D.batch_size, device: str = _D.device,
+                precision: str = _D.precision, band: Any = _D.band, scaling: str = _D.scaling,
+                resolution: float | str | None = _D.resolution) -> xr.Dataset:
         """Lazy front probability and zones; see :func:`xcalving.predict`."""
         from xcalving.inference import predict
 
@@ -38,10 +39,11 @@ class CalvingDatasetAccessor:
     def __init__(self, obj: xr.Dataset) -> None:
         self._obj = obj
 
-    def predict(self, model: Any = None, *, variable: str | None = None, tile: int = 512,
-                overlap: int = 128, batch_size: int = 8, device: str = "auto",
-                precision: str = "auto", band: Any = None, scaling: str = "auto",
-                resolution: float | str | None = None) -> xr.Dataset:
+    def predict(self, model: Any = None, *, variable: str | None = None, tile: int = _D.tile,
+                overlap: int = _D.overlap, batch_size: int = _D.batch_size,
+                device: str = _D.device, precision: str = _D.precision, band: Any = _D.band,
+                scaling: str = _D.scaling,
+                resolution: float | str | None = _D.resolution) -> xr.Dataset:
         """Predict on one variable of the Dataset; see :func:`xcalving.predict`.
 
         ``variable=None`` takes ``"sar"`` where there is one; else, where the variables are

@@ -5,16 +5,26 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
 
-from xcalving.errors import InputError, InputTypeError, did_you_mean
+from xcalving.errors import InputError, InputTypeError
 
-__all__ = ["CAFFE_SCALING", "DB_RANGE", "Scaling", "input_kind", "open_cube", "to_network_input",
-           "write_cube"]
+# the scaling concept lives in xcalving.scaling; these names stay importable from here
+from xcalving.scaling import (  # noqa: F401
+    CAFFE_SCALING,
+    DB_RANGE,
+    INPUT_KINDS,
+    Scaling,
+    fill_value,
+    input_kind,
+    to_network_input,
+)
+
+__all__ = ["CAFFE_SCALING", "DB_RANGE", "Scaling", "input_kind", "missing_blocks", "open_cube",
+           "pixel_spacing", "to_network_input", "write_cube"]
 
 #: Chunks for writing a numpy-backed cube: one scene a chunk along time, tiles of 1024 pixels.
 DEFAULT_WRITE_CHUNKS = {"time": 1, "band": 1, "y": 1024, "x": 1024}
@@ -116,136 +126,155 @@ def write_cube(
     return os.fspath(path)
 
 
-# --- backscatter scaling -------------------------------------------------------------------------
-#: dB range that the documented dB <-> 8-bit rule maps onto grey values 1..255 (0 is no data).
-DB_RANGE = (-25.0, 5.0)
-INPUT_KINDS = ("db", "linear", "uint8")
-_UNIT_KINDS = {"db": "db", "decibel": "db", "decibels": "db", "1": "linear", "linear": "linear",
-               "m2/m2": "linear", "m2 m-2": "linear", "power": "linear"}
+def missing_blocks(
+    store: str | os.PathLike[str],
+    template: xr.Dataset,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+) -> list[dict[str, slice]]:
+    """The Dask blocks of ``template`` that ``store`` does not hold in full.
 
-
-@dataclass(frozen=True)
-class Scaling:
-    """The input a network was trained on: its domain and normalisation.
+    A run writing ``template`` to ``store`` block by block (``to_zarr`` of a lazy Dataset) that
+    was stopped leaves some chunks unwritten; Zarr writes each chunk file whole, so a block is
+    done exactly when every stored chunk (or shard) it covers exists. The chunk keys come from
+    the store's own metadata, so any Zarr format and chunk-key encoding works.
 
     Parameters
     ----------
-    domain
-        ``"uint8"``: CaFFe-style 8-bit grey values (0 = no data), divided by 255 before
-        normalising; ``"db"``: backscatter in dB.
-    mean, std
-        The network sees ``(value - mean) / std`` (value after the division by 255 for uint8).
-    fill
-        The value, in the domain, that no-data pixels get before they reach the network (the
-        output is NaN there whatever the network says).
+    store
+        Local path or fsspec URL of a Zarr store written from ``template`` (its metadata at
+        least, e.g. by ``to_zarr(..., compute=False)``); the template's blocks are assumed to
+        be made of whole stored chunks, as ``to_zarr`` requires of Dask data.
+    template
+        Dask-backed Dataset whose data variables the store should hold; its chunks define the
+        blocks.
+    storage_options
+        Passed to fsspec (and zarr) for remote stores.
+
+    Returns
+    -------
+    list of dict
+        One region per block with a chunk missing, as ``{dim: slice}`` in the template's
+        dimensions, ready for ``template.isel(region).to_zarr(store, region="auto")``; empty when
+        the store is complete. Chunks that ``write_empty_chunks=False`` skipped count as missing.
+
+    Examples
+    --------
+    >>> import tempfile, xcalving
+    >>> from xcalving.data.synthetic import glacier_cube
+    >>> cube, _ = glacier_cube(3, shape=(64, 64), seed=0)
+    >>> lazy = cube[["sar"]].chunk({"time": 1})
+    >>> path = xcalving.write_cube(lazy, tempfile.mkdtemp() + "/c.zarr", compute=False)
+    >>> [region["time"] for region in missing_blocks(path, lazy)]
+    [slice(0, 1, None), slice(1, 2, None), slice(2, 3, None)]
+    >>> block = lazy.isel(missing_blocks(path, lazy)[1]).drop_vars("spatial_ref")
+    >>> _ = block.to_zarr(path, region="auto", consolidated=False)
+    >>> len(missing_blocks(path, lazy))
+    2
     """
+    import itertools
 
-    domain: Literal["uint8", "db"] = "uint8"
-    mean: float = 0.3047
-    std: float = 0.3219
-    fill: float = 0.0
+    import fsspec
+    import zarr
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (weights metadata)."""
-        return {"domain": self.domain, "mean": self.mean, "std": self.std, "fill": self.fill}
+    if not isinstance(template, xr.Dataset):
+        raise InputTypeError(f"template must be an xarray.Dataset; got {type(template).__name__}.")
+    options = dict(storage_options or {})
+    group = zarr.open_group(store, mode="r", storage_options=options or None)
+    arrays = {str(name): _stored_array(group, str(name), var, store)
+              for name, var in template.data_vars.items()}
+    fs, root = fsspec.core.url_to_fs(os.fspath(store), **options)
+    stored = {name: {path[len(root) + len(name) + 2:] for path in fs.find(f"{root}/{name}")}
+              for name in arrays}
+    edges = {str(dim): np.cumsum([0, *c]) for dim, c in template.chunksizes.items()}
+    missing = []
+    for index in itertools.product(*(range(len(e) - 1) for e in edges.values())):
+        region = {dim: slice(int(e[i]), int(e[i + 1]))
+                  for (dim, e), i in zip(edges.items(), index, strict=True)}
+        if not all(_holds(arrays[name], stored[name], template[name].dims, region)
+                   for name in arrays):
+            missing.append(region)
+    return missing
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Scaling:
-        """Inverse of :meth:`to_dict`."""
-        return cls(domain=d["domain"], mean=float(d["mean"]), std=float(d["std"]),
-                   fill=float(d["fill"]))
+
+def _stored_array(group: Any, name: str, var: xr.DataArray, store: Any) -> Any:
+    """The Zarr array of ``name`` in ``group``, checked against the template's variable."""
+    if name not in group:
+        raise InputError(f"store: {os.fspath(store)!r} has no variable {name!r}; it was not "
+                         "written from this template.")
+    array = group[name]
+    if tuple(array.shape) != tuple(var.shape):
+        raise InputError(f"store: {name!r} in {os.fspath(store)!r} has shape {array.shape}, the "
+                         f"template {var.shape}; it was not written from this template.")
+    return array
 
 
-#: CaFFe's reference normalisation: 8-bit images scaled to [0, 1], mean 0.3047, std 0.3219.
-CAFFE_SCALING = Scaling("uint8", 0.3047, 0.3219, 0.0)
+def _holds(array: Any, keys: set[str], dims: tuple[Any, ...], region: dict[str, slice]) -> bool:
+    """Whether every stored chunk (or shard) of ``array`` that ``region`` touches exists."""
+    import itertools
+
+    unit = array.shards or array.chunks
+    spans = []
+    for dim, size, step in zip(dims, array.shape, unit, strict=True):
+        where = region.get(str(dim), slice(0, size))
+        spans.append(range(where.start // step, -(-where.stop // step)))
+    return all(array.metadata.encode_chunk_key(coords) in keys
+               for coords in itertools.product(*spans))
 
 
-def input_kind(da: xr.DataArray, scaling: str = "auto") -> str:
-    """Decide what the values of ``da`` are: ``"db"``, ``"linear"``, ``"uint8"`` or ``"none"``.
+# --- the grid ------------------------------------------------------------------------------------
+def pixel_spacing(da: xr.DataArray | xr.Dataset, *, what: str = "pixel_spacing(da)") -> float:
+    """Metres per pixel of ``da``'s regular, square grid, from its ``y``/``x`` coordinates.
 
-    The rule (``scaling="auto"``), from metadata only — values are never read:
+    The one rule for a cube's pixel spacing: the coordinate step, which must be even along each
+    axis and the same along both, in a projected CRS whose unit is the metre.
 
-    1. dtype uint8 → ``"uint8"`` (CaFFe-style grey values, 0 = no data);
-    2. a ``units`` attribute of ``dB``/``decibel`` → ``"db"``; ``1``, ``linear``, ``m2/m2``,
-       ``power`` → ``"linear"`` (power, converted with 10·log10);
-    3. float values whose STAC metadata says ``sar:product_type`` is ``"RTC"`` (a coordinate,
-       as ``stackstac.stack`` makes from item properties, or an attribute) → ``"linear"``:
-       Sentinel-1 RTC collections (Planetary Computer's ``sentinel-1-rtc``, ASF's RTC products
-       by default) serve linear gamma0 power;
-    4. anything else is ambiguous and raises: pass ``scaling="db"``, ``"linear"`` or ``"uint8"``
-       (or ``"none"`` to feed the values to the network unchanged).
+    Parameters
+    ----------
+    da
+        DataArray or Dataset with ``y``/``x`` coordinates and a CRS (``spatial_ref``).
+    what
+        What needs the spacing, named in the error messages (e.g. ``"resolution="``).
+
+    Raises
+    ------
+    InputError
+        Where the spacing in metres cannot be known: no CRS or no ``y``/``x`` coordinates, a
+        geographic CRS or one in other units, a single or uneven coordinate, non-square pixels.
+
+    Examples
+    --------
+    >>> from xcalving.data.synthetic import glacier_cube
+    >>> cube, _ = glacier_cube(1, shape=(64, 96), resolution=20.0, seed=0)
+    >>> pixel_spacing(cube)
+    20.0
     """
-    if scaling != "auto":
-        if scaling not in (*INPUT_KINDS, "none"):
-            raise InputError(
-                f"scaling must be 'auto', 'db', 'linear', 'uint8' or 'none'; got {scaling!r}."
-                + did_you_mean(str(scaling), (*INPUT_KINDS, "none", "auto"))
-            )
-        return scaling
-    if np.issubdtype(da.dtype, np.complexfloating):
+    import rioxarray  # noqa: F401  (registers .rio; a fresh process may not have imported it)
+
+    crs = da.rio.crs
+    if crs is not None and not (crs.is_projected and crs.linear_units_factor[1] == 1.0):
         raise InputError(
-            f"da has complex dtype {da.dtype}: xcalving needs backscatter, not complex SAR. "
-            "Take the amplitude or power first, e.g. abs(da) ** 2 with scaling='linear'."
+            f"{what} needs a projected grid in metres; da's CRS is {crs.to_string()!r}. "
+            "Reproject first, e.g. da.rio.reproject('EPSG:3413')."
         )
-    if da.dtype == np.uint8:
-        return "uint8"
-    units = str(da.attrs.get("units", "")).strip().lower()
-    if units in _UNIT_KINDS:
-        return _UNIT_KINDS[units]
-    if np.issubdtype(da.dtype, np.floating) and _stac_product_types(da) == {"RTC"}:
-        return "linear"
-    raise InputError(
-        f"scaling='auto' cannot tell whether da ({da.dtype}, units={da.attrs.get('units')!r}) "
-        "holds dB, linear power or 8-bit grey values. Pass scaling='db', 'linear' or 'uint8', "
-        "or set da.attrs['units'] = 'dB' (or 'linear'). Sentinel-1 RTC gamma0 from a STAC "
-        "catalogue is linear power: scaling='linear'."
-    )
+    if crs is None or "y" not in da.coords or "x" not in da.coords:
+        raise InputError(
+            f"{what} needs da's pixel spacing in metres, but da has no CRS with y/x "
+            "coordinates: write them (da.rio.write_crs(...), coordinates in metres)."
+        )
+    steps = [_coordinate_step(da, dim, what) for dim in ("y", "x")]
+    if not np.isclose(steps[0], steps[1], rtol=1e-3):
+        raise InputError(f"{what}: da's pixels are not square (y {steps[0]} m, x {steps[1]} m); "
+                         "resample to square pixels first.")
+    return steps[1]
 
 
-def _stac_product_types(da: xr.DataArray) -> set[str]:
-    """The ``sar:product_type`` values STAC metadata gives ``da`` (empty when none)."""
-    key = "sar:product_type"
-    if key in da.coords:
-        return {str(v).upper() for v in np.unique(np.asarray(da.coords[key].values))}
-    if key in da.attrs:
-        return {str(da.attrs[key]).upper()}
-    return set()
-
-
-def to_network_input(values: np.ndarray, kind: str, scaling: Scaling,
-                     nodata: float | None = None) -> np.ndarray:
-    """Convert backscatter of ``kind`` to what a network trained with ``scaling`` expects.
-
-    Pixels that are NaN, equal to ``nodata``, ``<= 0`` in linear power, or 0 in 8-bit input come
-    out as NaN: the caller fills them (with ``scaling.fill``) and masks the output there.
-
-    The dB <-> 8-bit rule maps :data:`DB_RANGE` linearly onto grey values 1..255, clipping
-    outside it; linear power becomes dB by ``10·log10``.
-    """
-    x: np.ndarray = np.asarray(values, dtype=np.float32)
-    invalid = np.isnan(x)
-    if nodata is not None and not np.isnan(nodata):
-        invalid |= x == np.float32(nodata)
-    if kind == "none":
-        return np.where(invalid, np.float32(np.nan), x)
-    if kind == "uint8":
-        invalid |= x == 0
-    if kind == "linear":
-        invalid |= x <= 0
-        x = 10.0 * np.log10(np.where(invalid, 1.0, x), dtype=np.float32)
-        kind = "db"
-    lo, hi = DB_RANGE
-    if kind == "db" and scaling.domain == "uint8":
-        x = 1.0 + 254.0 * np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-    elif kind == "uint8" and scaling.domain == "db":
-        x = lo + (x - 1.0) * (hi - lo) / 254.0
-    if scaling.domain == "uint8":
-        x = x / 255.0
-    x = (x - scaling.mean) / scaling.std
-    return np.where(invalid, np.float32(np.nan), x).astype(np.float32)
-
-
-def fill_value(scaling: Scaling) -> float:
-    """The normalised value no-data pixels get before they reach the network."""
-    fill = scaling.fill / 255.0 if scaling.domain == "uint8" else scaling.fill
-    return float((fill - scaling.mean) / scaling.std)
+def _coordinate_step(da: xr.DataArray | xr.Dataset, dim: str, what: str) -> float:
+    """The absolute step of the evenly spaced coordinate ``dim``."""
+    values = np.asarray(da[dim].values, dtype=np.float64)
+    if values.size < 2:
+        raise InputError(f"{what}: da has a single {dim!r} coordinate; its spacing is unknown.")
+    step = np.diff(values)
+    if not np.allclose(step, step[0], rtol=1e-6, atol=1e-6 * abs(step[0])):
+        raise InputError(f"{what}: da's {dim!r} coordinates are not evenly spaced.")
+    return abs(float(step[0]))

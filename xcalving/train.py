@@ -108,7 +108,7 @@ def _dist_env() -> tuple[int, int, int]:
 def _device(config: TrainConfig, local_rank: int) -> torch.device:
     if config.device == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    from xcalving.inference import resolve_device  # one check of device names for the package
+    from xcalving.runtime import resolve_device  # one check of device names for the package
 
     return torch.device(resolve_device(config.device))
 

@@ -85,7 +85,7 @@ def _run_one(out: str, base: dict[str, Any], space: dict[str, tuple[float, float
     """Task body: load the shared study and run one trial in this worker process."""
     import torch
 
-    from xcalving.inference import torch_threads_for_process
+    from xcalving.runtime import torch_threads_for_process
 
     torch.set_num_threads(torch_threads_for_process())
     study = _study(Path(out), seed, n_startup_trials)

@@ -91,24 +91,36 @@ def front_from_probability(probability: np.ndarray, threshold: float = 0.5,
 
 
 # --- the xarray / GeoDataFrame shell -------------------------------------------------------------
-def _pixel_spacing(ds: Any) -> tuple[Any, float | None]:
-    """The affine transform (or None) and the pixel spacing in CRS units (or None if unknown)."""
+def _grid(ds: Any) -> tuple[Any, float | None, str]:
+    """The affine transform (None without a CRS), metres per pixel (None if unknown) and why not.
+
+    The spacing is :func:`xcalving.io.pixel_spacing` (the package's one rule) with a CRS, the
+    ``pixel_spacing`` attribute without one.
+    """
     import rioxarray  # noqa: F401
+
+    from xcalving.io import pixel_spacing
 
     if ds.rio.crs is None:
         spacing = ds.attrs.get("pixel_spacing")
-        return None, float(spacing) if isinstance(spacing, int | float) else None
+        if isinstance(spacing, int | float):
+            return None, float(spacing), ""
+        return None, None, "no CRS and no 'pixel_spacing' attribute"
     transform = ds.rio.transform()
-    return transform, float(abs(transform.a))
+    try:
+        return transform, pixel_spacing(ds, what="fronts"), ""
+    except InputError as err:  # e.g. a lon/lat grid: lines are still drawn, lengths are not
+        return transform, None, str(err)
 
 
-def _min_pixels(spacing: float | None, min_length: float, min_length_px: float | None) -> float:
+def _min_pixels(spacing: float | None, min_length: float, min_length_px: float | None,
+                why: str) -> float:
     if min_length_px is not None:
         return float(min_length_px)
     if spacing is None:
         warnings.warn(
-            "fronts: the pixel spacing is unknown (no CRS and no 'pixel_spacing' attribute), so "
-            "no front piece is dropped for being short; pass min_length_px=... to set the rule.",
+            f"fronts: the pixel spacing is unknown ({why}), so no front piece is dropped for "
+            "being short; pass min_length_px=... to set the rule.",
             XcalvingWarning, stacklevel=3,
         )
         return 0.0
@@ -195,7 +207,8 @@ def fronts(
         750 m.
     min_length_px
         The same rule in pixels; it wins over ``min_length`` and is needed where the pixel
-        spacing is unknown (no CRS and no ``pixel_spacing`` attribute).
+        spacing in metres is unknown (see :func:`xcalving.io.pixel_spacing`; without a CRS, the
+        ``pixel_spacing`` attribute gives it).
     threshold
         Probability above which a pixel is front (``method="probability"``).
 
@@ -216,8 +229,8 @@ def fronts(
     import pandas as pd
 
     _check_fronts_input(ds, method)
-    transform, spacing = _pixel_spacing(ds)
-    min_pixels = _min_pixels(spacing, min_length, min_length_px)
+    transform, spacing, why = _grid(ds)
+    min_pixels = _min_pixels(spacing, min_length, min_length_px, why)
     single = "time" not in ds.dims
     scenes = ds.expand_dims("time") if single else ds
     tasks = []

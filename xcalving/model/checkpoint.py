@@ -26,10 +26,10 @@ from xcalving.errors import (
     UnsafeFileError,
     WeightsNotFoundError,
 )
-from xcalving.io import Scaling
 from xcalving.model.unet import ASPPUNet
+from xcalving.scaling import Scaling
 
-__all__ = ["count_parameters", "load_model", "read_metadata", "save_model"]
+__all__ = ["count_parameters", "load_model", "network_stride", "read_metadata", "save_model"]
 
 FORMAT_VERSION = "1"
 _PREFIX = "xcalving."
@@ -121,7 +121,7 @@ def save_model(
     metadata : mapping of str to str, optional
         Extra header entries (e.g. training data, licence). Keys may not start with
         ``"xcalving."``.
-    scaling : xcalving.io.Scaling, optional
+    scaling : xcalving.scaling.Scaling, optional
         The input scaling the network was trained on (stored as ``xcalving.scaling``; default:
         the model's ``xcalving_scaling`` attribute where it has one). ``predict`` converts input
         to it.
@@ -361,3 +361,43 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
         spacing = float(json.loads(meta[f"{_PREFIX}pixel_spacing"]))
         object.__setattr__(model, "xcalving_pixel_spacing", spacing)
     return model.to(dev).eval()
+
+
+def network_stride(path: str | os.PathLike[str]) -> int:
+    """Return the stride of the network in a weights file, without loading its weights.
+
+    The network is built from the file's metadata on torch's ``meta`` device (no memory, no
+    initialisation), and the names and shapes of the stored tensors are checked against it, as
+    `load_model` would, so a damaged file fails here rather than later on a worker.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.safetensors`` file written by `save_model`.
+
+    Returns
+    -------
+    int
+        The factor the network downsamples by; window sizes must be multiples of it.
+
+    Raises
+    ------
+    InputError
+        If the file lacks xcalving metadata or its tensors do not match the network.
+    """
+    meta = read_metadata(path)
+    path = Path(path)
+    with torch.device("meta"):
+        skeleton = _model_from_metadata(meta, path)
+    expected = {key: tuple(t.shape) for key, t in skeleton.state_dict().items()}
+    with safe_open(str(path), framework="pt") as handle:
+        stored = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    if stored != expected:
+        wrong = sorted(set(stored) ^ set(expected)
+                       | {k for k in set(stored) & set(expected) if stored[k] != expected[k]})
+        raise InputError(
+            f"model: the tensors in {str(path)!r} do not match the network described by its "
+            f"metadata (names or shapes differ: {wrong[:3]}). The file is damaged or was "
+            f"edited; rewrite it with save_model."
+        )
+    return skeleton.stride

@@ -3,6 +3,10 @@
 One table, :data:`REGISTRY`, lists every weights file the package ships: name, file, sha256 and
 metadata. Everything else (names, paths, lookups) is derived from it. A name loads only with a
 matching sha256; a user's file is hashed and the hash recorded in the output's attributes.
+
+:func:`model_spec` turns ``model=`` into a small :class:`ModelSpec` on the client (a weights
+file's stride comes from its metadata: no network is built there); :func:`build_module` builds
+the network from the spec where it runs.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from xcalving.errors import InputTypeError, UnsafeFileError, WeightsNotFoundError, did_you_mean
-from xcalving.io import CAFFE_SCALING, Scaling
+from xcalving.scaling import CAFFE_SCALING, Scaling
 
-__all__ = ["REGISTRY", "WeightsRecord", "ModelSpec", "list_weights", "model_spec", "sha256_file"]
+__all__ = ["REGISTRY", "WeightsRecord", "ModelSpec", "build_module", "list_weights", "model_spec",
+           "sha256_file"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -114,7 +119,7 @@ def _spec_from_record(record: WeightsRecord) -> ModelSpec:
 
 def _spec_from_file(path: Path, name: str, digest: str, scaling: Scaling | None = None,
                     pixel_spacing: float | None = None) -> ModelSpec:
-    from xcalving.model.checkpoint import load_model, read_metadata
+    from xcalving.model.checkpoint import network_stride, read_metadata
 
     meta = read_metadata(path)
     if scaling is None:
@@ -122,7 +127,7 @@ def _spec_from_file(path: Path, name: str, digest: str, scaling: Scaling | None 
                    if "xcalving.scaling" in meta else CAFFE_SCALING)
     if pixel_spacing is None and "xcalving.pixel_spacing" in meta:
         pixel_spacing = float(json.loads(meta["xcalving.pixel_spacing"]))
-    stride = load_model(path).stride  # validates the file fully before any task is built
+    stride = network_stride(path)  # checks the tensors against the metadata, loads none
     return ModelSpec(name=name, sha256=digest, scaling=scaling, stride=stride,
                      pixel_spacing=pixel_spacing, path=os.fspath(Path(path).resolve()))
 
@@ -174,3 +179,30 @@ def model_spec(model: Any) -> ModelSpec:
         + did_you_mean(os.fspath(model), known)
         + " Pass a path to a .safetensors checkpoint (xcalving.model.save_model) or an nn.Module."
     )
+
+
+def build_module(spec: ModelSpec) -> Any:
+    """Build the network a spec describes, on the CPU (callers move it to their device).
+
+    A file is hashed again first: it must be the file :func:`model_spec` hashed.
+    """
+    if spec.path is not None:
+        from xcalving.model.checkpoint import load_model
+
+        digest = sha256_file(spec.path)
+        if digest != spec.sha256:
+            raise UnsafeFileError(
+                f"model: {spec.path} changed since predict() was called (sha256 {digest}, "
+                f"expected {spec.sha256}); call predict() again."
+            )
+        return load_model(spec.path)
+    if spec.state is not None:
+        from safetensors.torch import load as from_bytes
+
+        from xcalving.model.unet import ASPPUNet
+
+        config, blob = spec.state
+        net = ASPPUNet.from_config(config)
+        net.load_state_dict(from_bytes(blob))
+        return net.eval()
+    return spec.module

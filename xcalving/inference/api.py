@@ -1,0 +1,96 @@
+""":func:`predict`, the top of the flow: options → input → (resampling) → blocks → Dataset."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from xcalving.inference.execute import run_on_input_grid, to_dataset
+from xcalving.inference.inputs import prepare_input
+from xcalving.inference.options import PredictOptions, check_tile
+from xcalving.inference.resample import resolution_spacings, run_resampled
+from xcalving.runtime import planned_runtime
+
+__all__ = ["predict"]
+
+_D = PredictOptions  # the defaults below are its fields': one home for them
+
+
+def predict(
+    da: Any,
+    model: Any = None,
+    *,
+    tile: int = _D.tile,
+    overlap: int = _D.overlap,
+    batch_size: int = _D.batch_size,
+    device: str = _D.device,
+    precision: str = _D.precision,
+    band: Any = _D.band,
+    scaling: str = _D.scaling,
+    resolution: float | str | None = _D.resolution,
+) -> Any:
+    """Predict calving-front probability and zones over a SAR cube, lazily.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        Backscatter with dims ``y`` and ``x`` (and any others, e.g. ``time``, ``band``),
+        numpy- or dask-backed. NaN or nodata pixels come out as NaN (zone 0).
+    model
+        A registered weights name, a path to a ``.safetensors`` checkpoint (hashed; the hash is
+        recorded), an ``nn.Module`` returning ``{"zones", "front"}`` logits, or ``None`` for the
+        package's default weights.
+    tile, overlap
+        Window size and overlap in pixels. ``tile`` must be a multiple of the network stride.
+    batch_size
+        Windows per forward pass.
+    device
+        ``"auto"``: each worker's GPU where it has one, else CPU; or ``"cpu"``, ``"cuda"``.
+    precision
+        ``"auto"``: bf16 (fp16 without bf16) on CUDA, fp32 on CPU; or ``"fp32"``, ``"bf16"``,
+        ``"fp16"``.
+    band
+        Band to use when ``da`` has a ``band`` dim with more than one entry. When the bands are
+        polarisations (``hh``, ``hv``, ``vv``, ``vh``, any case) and ``band`` is None, HH is
+        taken, else VV; the network has one input channel, so a second polarisation is not used.
+    scaling
+        What the values are: ``"auto"`` (uint8 → 8-bit; else the ``units`` attribute), ``"db"``,
+        ``"linear"``, ``"uint8"``, or ``"none"`` to feed values unchanged. They are converted to
+        the scaling the weights were trained on (see :func:`xcalving.scaling.to_network_input`).
+    resolution
+        Pixel spacing in metres to run the network at: ``None`` (default) runs it on the input
+        grid; ``"model"`` takes the spacing the weights were trained at (their metadata); a
+        number gives it. The input (converted to the network's scaling) is resampled to that
+        spacing over the same extent — block mean then bilinear when coarsening, bilinear when
+        refining — and the probabilities are interpolated back onto the input grid, so the
+        output has the input's coordinates either way. Needs a projected grid in metres
+        (:func:`xcalving.io.pixel_spacing`).
+
+    Returns
+    -------
+    xarray.Dataset
+        Lazy: ``front_probability`` (..., y, x) float32, ``zone_probability`` (zone, ..., y, x)
+        float32 and ``zones`` (..., y, x) uint8, with the input's coordinates and CRS. Its
+        attributes record the model and its sha256, the options, and the device and precision
+        the blocks run at (resolved: ``"cpu"``, ``"fp32"``, ...).
+    """
+    from xcalving.model.weights import model_spec
+    from xcalving.scaling import input_kind
+
+    options = PredictOptions(tile=tile, overlap=overlap, batch_size=batch_size, device=device,
+                             precision=precision, band=band, scaling=scaling,
+                             resolution=resolution)
+    da = prepare_input(da, options.band)
+    options = replace(options, scaling=input_kind(da, options.scaling))
+    spec = model_spec(model)
+    check_tile(options.tile, options.overlap, spec.stride, options.batch_size)
+    runtime = planned_runtime(options.device, options.precision)
+    spacings = resolution_spacings(options.resolution, spec, da)
+    if spacings is None:
+        out = run_on_input_grid(da, spec, options, stacklevel=2)  # warnings name the caller
+    else:
+        out = run_resampled(da, spacings, spec, options)
+    ds = to_dataset(da, out, spec, options, runtime)
+    if spacings is not None:
+        ds.attrs["resolution"], ds.attrs["input_resolution"] = spacings
+    return ds

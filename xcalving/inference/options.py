@@ -1,0 +1,89 @@
+"""Predict's options: their one set of defaults, and their checks.
+
+:class:`PredictOptions` is built and checked once per :func:`~xcalving.predict` call and passed
+down the flow whole; ``xcalving.predict`` and the ``.calving`` accessors take their defaults
+from its fields. What needs the network (the stride) is checked by :func:`check_tile` once the
+model is known.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from xcalving.errors import InputError
+from xcalving.runtime import check_precision
+
+__all__ = ["PredictOptions", "check_tile"]
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """The options of one prediction; see :func:`xcalving.predict` for what each means.
+
+    The field defaults are predict's defaults (the accessors read them from here). Building one
+    checks the options' types, the precision and the resolution; the windows are checked
+    against the network by :func:`check_tile`.
+
+    Examples
+    --------
+    >>> PredictOptions().tile, PredictOptions.overlap
+    (512, 128)
+    >>> PredictOptions(precision="half")
+    Traceback (most recent call last):
+    ...
+    xcalving.errors.InputError: precision must be 'auto', 'fp32', 'bf16' or 'fp16'; got 'half'.
+    """
+
+    tile: int = 512
+    overlap: int = 128
+    batch_size: int = 8
+    device: str = "auto"
+    precision: str = "auto"
+    band: Any = None
+    #: What the values are; ``"auto"`` until predict has read the input's metadata.
+    scaling: str = "auto"
+    resolution: float | str | None = None
+
+    def __post_init__(self) -> None:
+        _check_whole_numbers(tile=self.tile, overlap=self.overlap, batch_size=self.batch_size)
+        check_precision(self.precision)
+        _check_resolution(self.resolution)
+
+
+def check_tile(tile: int, overlap: int, stride: int, batch_size: int) -> None:
+    """Validate the window arguments against the network stride."""
+    _check_whole_numbers(tile=tile, overlap=overlap, batch_size=batch_size)
+    if tile < stride or tile % stride:
+        good = max(stride, int(round(tile / stride)) * stride)
+        raise InputError(
+            f"tile={tile} is not a multiple of the network stride {stride}: windows must divide "
+            f"evenly through its {int(math.log2(stride)) if stride > 1 else 0} poolings. "
+            f"Use tile={good}."
+        )
+    if not 0 <= overlap < tile:
+        raise InputError(
+            f"overlap={overlap} must be >= 0 and smaller than tile={tile}; "
+            f"e.g. overlap={tile // 4}."
+        )
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1; got {batch_size}.")
+
+
+def _check_whole_numbers(**values: Any) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise InputError(f"{name} must be a whole number; got {value!r}.")
+
+
+def _check_resolution(resolution: Any) -> None:
+    if resolution is None or (isinstance(resolution, str) and resolution == "model"):
+        return
+    if isinstance(resolution, str | bool) or not isinstance(resolution, int | float | np.number):
+        raise InputError(f"resolution must be None, 'model' or a number of metres; got "
+                         f"{resolution!r}.")
+    if not np.isfinite(resolution) or resolution <= 0:
+        raise InputError(f"resolution must be a positive number of metres; got {resolution!r}.")

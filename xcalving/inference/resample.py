@@ -1,0 +1,111 @@
+"""``resolution=``: run the network at another pixel spacing than the input's.
+
+The input, converted to the network's scaling, is resampled to the target spacing over the same
+extent (block mean then bilinear when coarsening, bilinear when refining); the probabilities are
+interpolated back onto the input grid, so the output has the input's coordinates either way.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from xcalving.errors import InputError, PerformanceWarning
+from xcalving.inference.execute import rechunk_for_windows, run_blocks
+from xcalving.inference.inputs import dask_data, network_input
+from xcalving.io import pixel_spacing
+from xcalving.scaling import fill_value
+from xcalving.windows import plan_windows
+
+if TYPE_CHECKING:
+    from xcalving.inference.options import PredictOptions
+    from xcalving.model.weights import ModelSpec
+
+__all__ = ["resolution_spacings", "run_resampled"]
+
+
+def resolution_spacings(resolution: float | str | None, spec: ModelSpec,
+                        da: Any) -> tuple[float, float] | None:
+    """(spacing to run at, input spacing) in metres, or None to run on the input grid.
+
+    None also when the two already match (within 1 %). ``resolution`` was checked with the
+    other options (:class:`~xcalving.inference.options.PredictOptions`).
+    """
+    if resolution is None:
+        return None
+    target = _target_spacing(resolution, spec)
+    spacing = pixel_spacing(da, what="resolution=")
+    if abs(spacing / target - 1) < 0.01:
+        return None
+    return target, spacing
+
+
+def _target_spacing(resolution: float | str, spec: ModelSpec) -> float:
+    if resolution != "model":
+        return float(resolution)
+    if spec.pixel_spacing is None:
+        raise InputError(
+            f"resolution='model': the weights {spec.name!r} do not state the pixel spacing "
+            "they were trained at. Pass it in metres (resolution=20.0) or resolution=None to "
+            "run on the input grid."
+        )
+    return float(spec.pixel_spacing)
+
+
+def run_resampled(da: Any, spacings: tuple[float, float], spec: ModelSpec,
+                  options: PredictOptions) -> Any:
+    """Run the network at ``spacings = (target, input)`` m; return (..., 5, y, x) on da's grid."""
+    import dask.array as dsa
+
+    target, spacing = spacings
+    normalised = network_input(dask_data(da), da, options.scaling, spec)
+    # no data takes the network's fill value before resampling (as on the input grid), so the
+    # resampled grid has no NaN: the output is masked once, on the input grid, at the end
+    filled = dsa.where(dsa.isnan(normalised), np.float32(fill_value(spec.scaling)), normalised)
+    grid = _to_target_grid(filled, da, target, spacing)
+    with warnings.catch_warnings():  # the resampled grid's chunks are ours, not the caller's
+        warnings.simplefilter("ignore", PerformanceWarning)
+        resampled = rechunk_for_windows(dask_data(grid.astype(np.float32)), options.tile,
+                                        options.overlap)
+    plan = plan_windows(resampled.shape[-2:], options.tile, options.overlap, spec.stride)
+    out = run_blocks(resampled, plan, spec, options)
+    probs = _to_input_grid(out, grid, da)
+    missing = dsa.isnan(normalised)
+    missing = missing.rechunk(probs.chunks[:-3] + probs.chunks[-2:])
+    return dsa.where(missing[..., None, :, :], np.float32(np.nan), probs).astype(np.float32)
+
+
+def _to_target_grid(filled: Any, da: Any, target: float, spacing: float) -> Any:
+    """``filled`` (dask, on ``da``'s grid) resampled to pixels of ``target`` m, as a DataArray."""
+    import xarray as xr
+
+    grid = xr.DataArray(filled, dims=da.dims, coords={"y": da["y"].values, "x": da["x"].values})
+    factor = int(target // spacing)
+    if factor >= 2:  # coarser: average blocks of pixels first (no aliasing of the speckle)
+        grid = grid.coarsen(y=factor, x=factor, boundary="trim").mean()
+    new_y = _resampled_coords(da["y"].values, target)
+    new_x = _resampled_coords(da["x"].values, target)
+    return grid.interp(y=new_y, x=new_x, method="linear", kwargs={"fill_value": "extrapolate"})
+
+
+def _to_input_grid(out: Any, grid: Any, da: Any) -> Any:
+    """Probabilities ``out`` (..., 5, y, x) on ``grid``'s pixels, interpolated onto ``da``'s."""
+    import xarray as xr
+
+    lead = list(da.dims[:-2])
+    back = xr.DataArray(out, dims=(*lead, "channel", "y", "x"),
+                        coords={"y": grid["y"].values, "x": grid["x"].values})
+    back = back.interp(y=da["y"].values, x=da["x"].values, method="linear",
+                       kwargs={"fill_value": "extrapolate"}).clip(0.0, 1.0)
+    return back.data.rechunk({back.ndim - 3: -1})
+
+
+def _resampled_coords(values: np.ndarray, target: float) -> np.ndarray:
+    """Pixel centres of spacing ``target`` over the extent of the centres ``values``."""
+    step = float(values[1] - values[0])
+    sign = 1.0 if step > 0 else -1.0
+    edge = float(values[0]) - step / 2
+    n = max(1, int(round(len(values) * abs(step) / target)))
+    return edge + sign * (np.arange(n) + 0.5) * target
