@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import bad_inputs_grid
 import bad_inputs_trust
 import numpy as np
 import pytest
@@ -252,7 +253,7 @@ CASES = [
          "-", r"none\.zarr", lambda tmp: _cli(["train", "TMP/none.zarr", "--out", "TMP/run"],
                                               tmp)),
 ]
-CASES += bad_inputs_trust.cases(Case)
+CASES += bad_inputs_trust.cases(Case) + bad_inputs_grid.cases(Case)
 
 
 # --- helpers of single cases ---------------------------------------------------------------------

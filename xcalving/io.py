@@ -12,6 +12,9 @@ import xarray as xr
 
 from xcalving.errors import InputError, InputTypeError
 
+# the grid's one rule lives in xcalving.grid; the name stays importable from here
+from xcalving.grid import pixel_spacing  # noqa: F401
+
 # the scaling concept lives in xcalving.scaling; these names stay importable from here
 from xcalving.scaling import (  # noqa: F401
     CAFFE_SCALING,
@@ -220,61 +223,3 @@ def _holds(array: Any, keys: set[str], dims: tuple[Any, ...], region: dict[str, 
         spans.append(range(where.start // step, -(-where.stop // step)))
     return all(array.metadata.encode_chunk_key(coords) in keys
                for coords in itertools.product(*spans))
-
-
-# --- the grid ------------------------------------------------------------------------------------
-def pixel_spacing(da: xr.DataArray | xr.Dataset, *, what: str = "pixel_spacing(da)") -> float:
-    """Metres per pixel of ``da``'s regular, square grid, from its ``y``/``x`` coordinates.
-
-    The one rule for a cube's pixel spacing: the coordinate step, which must be even along each
-    axis and the same along both, in a projected CRS whose unit is the metre.
-
-    Parameters
-    ----------
-    da
-        DataArray or Dataset with ``y``/``x`` coordinates and a CRS (``spatial_ref``).
-    what
-        What needs the spacing, named in the error messages (e.g. ``"resolution="``).
-
-    Raises
-    ------
-    InputError
-        Where the spacing in metres cannot be known: no CRS or no ``y``/``x`` coordinates, a
-        geographic CRS or one in other units, a single or uneven coordinate, non-square pixels.
-
-    Examples
-    --------
-    >>> from xcalving.data.synthetic import glacier_cube
-    >>> cube, _ = glacier_cube(1, shape=(64, 96), resolution=20.0, seed=0)
-    >>> pixel_spacing(cube)
-    20.0
-    """
-    import rioxarray  # noqa: F401  (registers .rio; a fresh process may not have imported it)
-
-    crs = da.rio.crs
-    if crs is not None and not (crs.is_projected and crs.linear_units_factor[1] == 1.0):
-        raise InputError(
-            f"{what} needs a projected grid in metres; da's CRS is {crs.to_string()!r}. "
-            "Reproject first, e.g. da.rio.reproject('EPSG:3413')."
-        )
-    if crs is None or "y" not in da.coords or "x" not in da.coords:
-        raise InputError(
-            f"{what} needs da's pixel spacing in metres, but da has no CRS with y/x "
-            "coordinates: write them (da.rio.write_crs(...), coordinates in metres)."
-        )
-    steps = [_coordinate_step(da, dim, what) for dim in ("y", "x")]
-    if not np.isclose(steps[0], steps[1], rtol=1e-3):
-        raise InputError(f"{what}: da's pixels are not square (y {steps[0]} m, x {steps[1]} m); "
-                         "resample to square pixels first.")
-    return steps[1]
-
-
-def _coordinate_step(da: xr.DataArray | xr.Dataset, dim: str, what: str) -> float:
-    """The absolute step of the evenly spaced coordinate ``dim``."""
-    values = np.asarray(da[dim].values, dtype=np.float64)
-    if values.size < 2:
-        raise InputError(f"{what}: da has a single {dim!r} coordinate; its spacing is unknown.")
-    step = np.diff(values)
-    if not np.allclose(step, step[0], rtol=1e-6, atol=1e-6 * abs(step[0])):
-        raise InputError(f"{what}: da's {dim!r} coordinates are not evenly spaced.")
-    return abs(float(step[0]))

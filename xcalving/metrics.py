@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from xcalving.errors import InputError
+from xcalving.grid import check_same_grid
 from xcalving.zones import ZONE_NAMES
 
 __all__ = ["MDE", "ZoneIoU", "bbox_accuracy", "dice", "mean_distance_error", "zone_iou"]
@@ -38,29 +39,9 @@ class ZoneIoU(NamedTuple):
 
 
 
-def _grid_of(a: Any) -> tuple[np.ndarray, np.ndarray, str | None] | None:
-    """(y, x, CRS WKT) of an xarray object with y/x coordinates; None for plain arrays."""
-    coords = getattr(a, "coords", None)
-    if coords is None or "x" not in coords or "y" not in coords:
-        return None
-    wkt = coords["spatial_ref"].attrs.get("crs_wkt") if "spatial_ref" in coords else None
-    return np.asarray(coords["y"].values), np.asarray(coords["x"].values), wkt
-
-
 def _check_same_grid(pred: Any, true: Any) -> None:
-    """Rasters are compared by coordinates, never by array position."""
-    gp, gt = _grid_of(pred), _grid_of(true)
-    if gp is None or gt is None:
-        return
-    if gp[2] != gt[2] and None not in (gp[2], gt[2]):
-        raise InputError("pred and true are in different CRS; reproject one onto the other's "
-                         "grid first, e.g. pred.rio.reproject_match(true).")
-    for axis, a, b in (("y", gp[0], gt[0]), ("x", gp[1], gt[1])):
-        if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=1e-6 * max(1.0, *np.abs(b))):
-            raise InputError(
-                f"pred and true are not on the same grid: their {axis} coordinates differ "
-                f"({a[:1].tolist()}… vs {b[:1].tolist()}…). Compare rasters on one grid: "
-                "select the common area with .sel() or use pred.rio.reproject_match(true).")
+    """Rasters are compared by coordinates and CRS, never by array position."""
+    check_same_grid(pred, true, names=("pred", "true"))
 
 
 def _front_mask(a: Any, name: str) -> np.ndarray:

@@ -94,21 +94,21 @@ def front_from_probability(probability: np.ndarray, threshold: float = 0.5,
 def _grid(ds: Any) -> tuple[Any, float | None, str]:
     """The affine transform (None without a CRS), metres per pixel (None if unknown) and why not.
 
-    The spacing is :func:`xcalving.io.pixel_spacing` (the package's one rule) with a CRS, the
-    ``pixel_spacing`` attribute without one.
+    Both come from the coordinates (:mod:`xcalving.grid`), never from a cached GeoTransform;
+    without a CRS, the ``pixel_spacing`` attribute gives the spacing.
     """
     import rioxarray  # noqa: F401
 
-    from xcalving.io import pixel_spacing
+    from xcalving import grid
 
     if ds.rio.crs is None:
         spacing = ds.attrs.get("pixel_spacing")
         if isinstance(spacing, int | float):
             return None, float(spacing), ""
         return None, None, "no CRS and no 'pixel_spacing' attribute"
-    transform = ds.rio.transform()
+    transform = grid.transform(ds, what="fronts")  # lines need a regular grid: else an error
     try:
-        return transform, pixel_spacing(ds, what="fronts"), ""
+        return transform, grid.pixel_spacing(ds, what="fronts"), ""
     except InputError as err:  # e.g. a lon/lat grid: lines are still drawn, lengths are not
         return transform, None, str(err)
 
@@ -134,7 +134,9 @@ def _geometry(lines: list[np.ndarray], transform: Any) -> Any:
     parts = []
     for line in lines:
         rows, cols = line[:, 0] + 0.5, line[:, 1] + 0.5
-        xs, ys = (transform * (cols, rows)) if transform is not None else (cols, rows)
+        xs, ys = (cols, rows) if transform is None else \
+            (transform.c + transform.a * cols + transform.b * rows,
+             transform.f + transform.d * cols + transform.e * rows)
         coords = np.column_stack([xs, ys])
         parts.append(shapely.LineString(coords if len(coords) > 1 else np.repeat(coords, 2, 0)))
     if not parts:
@@ -207,8 +209,8 @@ def fronts(
         750 m.
     min_length_px
         The same rule in pixels; it wins over ``min_length`` and is needed where the pixel
-        spacing in metres is unknown (see :func:`xcalving.io.pixel_spacing`; without a CRS, the
-        ``pixel_spacing`` attribute gives it).
+        spacing in metres is unknown (see :func:`xcalving.grid.pixel_spacing`; without a CRS,
+        the ``pixel_spacing`` attribute gives it).
     threshold
         Probability above which a pixel is front (``method="probability"``).
 
@@ -221,8 +223,37 @@ def fronts(
         ``n_segments`` and ``n_pixels``. Without a CRS the coordinates are pixels
         (x = column + 0.5, y = row + 0.5), a warning says so and ``attrs["georeference"]`` too.
 
+    Raises
+    ------
+    InputError
+        Coordinates that are not a regular grid: not monotonic, repeated, unevenly spaced, or
+        a single pixel along ``y`` or ``x`` (see :func:`xcalving.grid.transform`).
+
+    Notes
+    -----
+    The transform and the pixel spacing come from the ``y``/``x`` coordinates
+    (:mod:`xcalving.grid`), never from a cached GeoTransform, so ascending or descending axes,
+    decimated (``isel(y=slice(None, None, 2))``), coarsened and reprojected predictions all
+    give fronts in the right place, with ``length_m`` and the ``min_length`` rule in metres of
+    the actual spacing. On a geographic (lon/lat) CRS the lines are drawn in degrees, but a
+    warning says that the spacing in metres is unknown: ``length_m`` is NaN and no piece is
+    dropped for being short (a lon/lat pixel's size in metres changes with latitude and
+    differs between x and y); reproject first, e.g.
+    ``ds.rio.reproject(ds.rio.estimate_utm_crs())`` (nearest, the default, keeps zone classes).
+
     This is where numbers are computed: the scenes are computed with Dask, in parallel, one
     time step a task.
+
+    Examples
+    --------
+    >>> from xcalving.data.synthetic import glacier_cube
+    >>> cube, truth = glacier_cube(2, shape=(192, 192), resolution=25.0, seed=7)
+    >>> frame = fronts(cube[["zones"]])
+    >>> frame.crs.to_epsg(), len(frame), bool((frame["length_m"] > 750).all())
+    (3031, 2, True)
+    >>> flipped = fronts(cube[["zones"]].sortby("y"))  # ascending y: the same lines
+    >>> bool(flipped.geometry.geom_equals(frame.geometry).all())
+    True
     """
     import dask
     import geopandas as gpd
@@ -231,8 +262,10 @@ def fronts(
     _check_fronts_input(ds, method)
     transform, spacing, why = _grid(ds)
     min_pixels = _min_pixels(spacing, min_length, min_length_px, why)
+    if spacing is None and transform is not None and min_length_px is not None:
+        warnings.warn(f"fronts: length_m is NaN: {why}", XcalvingWarning, stacklevel=2)
     single = "time" not in ds.dims
-    scenes = ds.expand_dims("time") if single else ds
+    scenes = (ds.expand_dims("time") if single else ds).transpose(..., "y", "x")  # rows are y
     tasks = []
     for k in range(scenes.sizes["time"]):
         scene = scenes.isel(time=k)

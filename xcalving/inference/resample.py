@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from xcalving.errors import InputError, PerformanceWarning
+from xcalving.grid import pixel_spacing
 from xcalving.inference.execute import rechunk_for_windows, run_blocks
 from xcalving.inference.inputs import dask_data, network_input
-from xcalving.io import pixel_spacing
 from xcalving.scaling import fill_value
 from xcalving.windows import plan_windows
 
