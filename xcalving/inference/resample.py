@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xcalving.errors import InputError, PerformanceWarning
+from xcalving.errors import InputError, PerformanceWarning, XcalvingWarning
 from xcalving.grid import pixel_spacing
 from xcalving.inference.execute import rechunk_for_windows, run_blocks
 from xcalving.inference.inputs import dask_data, network_input
@@ -34,12 +34,49 @@ def resolution_spacings(resolution: float | str | None, spec: ModelSpec,
     other options (:class:`~xcalving.inference.options.PredictOptions`).
     """
     if resolution is None:
+        _warn_spacing_mismatch(spec, da)
         return None
     target = _target_spacing(resolution, spec)
     spacing = pixel_spacing(da, what="resolution=")
     if abs(spacing / target - 1) < 0.01:
         return None
     return target, spacing
+
+
+#: Spacing ratio beyond which running weights on the input grid gets a warning.
+SPACING_TOLERANCE = 1.5
+_WARNED: set[tuple[str, float]] = set()
+
+
+def _metric_spacing(da: Any) -> float | None:
+    """The cube's pixel spacing in metres, or None where it has none (no CRS, pixels, degrees)."""
+    try:
+        return pixel_spacing(da, what="predict")
+    except InputError:  # no projected grid in metres: nothing to compare with
+        return None
+
+
+def _warn_spacing_mismatch(spec: ModelSpec, da: Any) -> None:
+    """Warn once per weights and spacing when the weights meet a grid they were not made for."""
+    spacing = _metric_spacing(da)
+    if spacing is None or (spec.sha256, round(spacing, 3)) in _WARNED:
+        return
+    trained = spec.pixel_spacing
+    if trained is None:
+        message = (f"the weights {spec.name!r} state no pixel spacing (trained on resized "
+                   f"scenes) but the cube is on a {spacing:g} m grid, so the fjord may not look "
+                   "the size the network learned; pass resolution=<metres> to run it at a "
+                   "chosen spacing, or use weights trained at a known spacing (see "
+                   "`xcalving weights`).")
+    elif (ratio := max(spacing / trained, trained / spacing)) > SPACING_TOLERANCE:
+        message = (f"the cube's pixel spacing ({spacing:g} m) differs from the {trained:g} m the "
+                   f"weights {spec.name!r} were trained at by {ratio:.1f}x; pass "
+                   "resolution='model' to run the network at its own spacing (the output stays "
+                   "on your grid).")
+    else:
+        return
+    _WARNED.add((spec.sha256, round(spacing, 3)))
+    warnings.warn(message, XcalvingWarning, stacklevel=4)
 
 
 def _target_spacing(resolution: float | str, spec: ModelSpec) -> float:

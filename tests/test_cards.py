@@ -1,0 +1,79 @@
+"""Model cards, the README's weights table, and the honest-defaults warnings of predict."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+
+from xcalving.errors import WeightsNotFoundError, XcalvingWarning
+from xcalving.model.cards import UNKNOWN_SPACING, card, weights_table
+from xcalving.model.weights import REGISTRY
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+SECTIONS = ("## In short", "## Recipe", "## Evaluation", "## Known failure modes", "## Licence")
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_registered_weights_has_a_complete_card(name: str) -> None:
+    text = card(name)
+    assert text.startswith(f"# {name}\n")
+    for heading in (*SECTIONS, "**Data**", "**Pixel spacing**", "**Compute**", "**Licence**"):
+        assert heading in text, f"card {name!r} lacks {heading}"
+    record = REGISTRY[name]
+    assert record.sha256 in text
+    if record.pixel_spacing is None:
+        assert UNKNOWN_SPACING in text
+
+
+def test_unknown_card_names_the_registered_ones() -> None:
+    with pytest.raises(WeightsNotFoundError, match="demo"):
+        card("dmeo")
+
+
+def test_readme_weights_table_is_the_cards_table() -> None:
+    assert weights_table() in README.read_text(), (
+        "README's weights table is stale: paste xcalving.model.cards.weights_table()")
+
+
+def _cube(resolution: float, size: int = 64):
+    from xcalving.data.synthetic import glacier_cube
+
+    cube, _ = glacier_cube(1, shape=(size, size), resolution=resolution, seed=2)
+    return cube.sar
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch):
+    from xcalving.inference import resample
+
+    monkeypatch.setattr(resample, "_WARNED", set())
+
+
+def _messages(da, model) -> list[str]:
+    import xcalving
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        xcalving.predict(da, model, tile=64, overlap=16)
+    return [str(w.message) for w in caught if issubclass(w.category, XcalvingWarning)]
+
+
+def test_spacing_far_from_the_weights_warns_once_pointing_at_resolution_model(fresh_warnings):
+    far = _messages(_cube(40.0), "demo")
+    assert len(far) == 1 and "resolution='model'" in far[0] and "40 m" in far[0]
+    assert _messages(_cube(40.0), "demo") == []  # once per weights and spacing
+    assert _messages(_cube(20.0), "demo") == []  # the weights' own spacing: nothing to say
+    assert _messages(_cube(26.0), "demo") == []  # within 1.5x
+
+
+def test_weights_of_unknown_spacing_on_a_metric_cube_warn(fresh_warnings):
+    import torch
+
+    from xcalving.model import ASPPUNet
+
+    torch.manual_seed(0)
+    said = _messages(_cube(20.0), ASPPUNet(width=4).eval())
+    assert any(re.search(r"state no pixel spacing.*resolution=<metres>", m) for m in said)
