@@ -20,6 +20,7 @@ from pathlib import Path
 
 import bad_inputs_grid
 import bad_inputs_trust
+import bad_inputs_values
 import numpy as np
 import pytest
 import xarray as xr
@@ -253,7 +254,8 @@ CASES = [
          "-", r"none\.zarr", lambda tmp: _cli(["train", "TMP/none.zarr", "--out", "TMP/run"],
                                               tmp)),
 ]
-CASES += bad_inputs_trust.cases(Case) + bad_inputs_grid.cases(Case)
+CASES += (bad_inputs_trust.cases(Case) + bad_inputs_grid.cases(Case)
+          + bad_inputs_values.cases(Case))
 
 
 # --- helpers of single cases ---------------------------------------------------------------------

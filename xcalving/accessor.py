@@ -46,11 +46,12 @@ class CalvingDatasetAccessor:
                 resolution: float | str | None = _D.resolution) -> xr.Dataset:
         """Predict on one variable of the Dataset; see :func:`xcalving.predict`.
 
-        ``variable=None`` takes ``"sar"`` where there is one; else, where the variables are
-        polarisations (as ``odc.stac.load`` names the bands of a Sentinel-1 item: ``hh``,
+        ``variable=None`` takes ``"sar"`` where there is one; else, where some variables
+        name polarisations (as ``odc.stac.load`` names the bands of a Sentinel-1 item: ``hh``,
         ``hv``, ``vv``, ``vh``), HH, else VV; else the only variable.
         """
         from xcalving.inference import choose_polarisation, predict
+        from xcalving.inference.inputs import polarisation_of
 
         names = [str(v) for v in self._obj.data_vars]
         if variable is None:
@@ -68,7 +69,7 @@ class CalvingDatasetAccessor:
             raise InputError(f"variable={variable!r} is not in the Dataset; it has {names}."
                              + did_you_mean(variable, names))
         da = self._obj[variable]
-        if "band" not in da.attrs and choose_polarisation([variable]) is not None:
+        if "band" not in da.attrs and polarisation_of(variable):
             da = da.assign_attrs(band=variable)
         return predict(da, model, tile=tile, overlap=overlap, batch_size=batch_size,
                        device=device, precision=precision, band=band, scaling=scaling,

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from xcalving.inference.execute import run_on_input_grid, to_dataset
-from xcalving.inference.inputs import prepare_input
+from xcalving.inference.inputs import check_values_in_memory, prepare_input
 from xcalving.inference.options import PredictOptions, check_tile
 from xcalving.inference.resample import resolution_spacings, run_resampled
 from xcalving.runtime import planned_runtime
@@ -50,13 +50,22 @@ def predict(
         ``"auto"``: bf16 (fp16 without bf16) on CUDA, fp32 on CPU; or ``"fp32"``, ``"bf16"``,
         ``"fp16"``.
     band
-        Band to use when ``da`` has a ``band`` dim with more than one entry. When the bands are
-        polarisations (``hh``, ``hv``, ``vv``, ``vh``, any case) and ``band`` is None, HH is
-        taken, else VV; the network has one input channel, so a second polarisation is not used.
+        Band to use when ``da`` has a band dim: one named ``band`` (or ``pol``,
+        ``polarisation``, ...) or one whose labels name polarisations (``hh``, ``hv``, ``vv``,
+        ``vh``, any case, alone or in a name such as ``sigma0_vv``). With ``band=None`` HH is
+        taken, else VV; the network has one input channel, so a second polarisation is not
+        used. Cross-polarised scenes (HV, VH; one band or several, or an array whose name or
+        ``band`` attribute says so) are refused unless ``band=`` names them. The band used is
+        recorded in the output's ``band`` attribute.
     scaling
         What the values are: ``"auto"`` (uint8 → 8-bit; else the ``units`` attribute), ``"db"``,
         ``"linear"``, ``"uint8"``, or ``"none"`` to feed values unchanged. They are converted to
         the scaling the weights were trained on (see :func:`xcalving.scaling.to_network_input`).
+        A sample of the values is checked against it (:func:`xcalving.scaling.check_values`:
+        linear power labelled dB, dB passed as linear, 16-bit numbers as 8-bit are refused):
+        here for numpy-backed input, as each block is computed for dask-backed input, so
+        that predict itself computes nothing. Boolean, complex and non-numeric arrays, and
+        arrays on a geographic (lon/lat) grid, are refused.
     resolution
         Pixel spacing in metres to run the network at: ``None`` (default) runs it on the input
         grid; ``"model"`` takes the spacing the weights were trained at (their metadata); a
@@ -82,6 +91,7 @@ def predict(
                              resolution=resolution)
     da = prepare_input(da, options.band)
     options = replace(options, scaling=input_kind(da, options.scaling))
+    check_values_in_memory(da, options.scaling)  # dask input: checked block by block, when run
     spec = model_spec(model)
     check_tile(options.tile, options.overlap, spec.stride, options.batch_size)
     runtime = planned_runtime(options.device, options.precision)

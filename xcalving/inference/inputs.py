@@ -1,11 +1,25 @@
 """From the caller's DataArray to the network's input: checks, band choice, no data, scaling.
 
-Everything here reads metadata only; the data stay lazy (numpy input becomes one dask chunk a
-scene).
+:func:`prepare_input` reads metadata only (dims, coordinate labels, attributes, CRS); the data
+stay lazy (numpy input becomes one dask chunk a scene). The values are checked against what
+they are declared to be (:func:`xcalving.scaling.check_values`, a strided sample) where reading
+them costs nothing: numpy-backed input at the call (:func:`check_values_in_memory`), dask-backed
+input block by block as the blocks are computed (:func:`network_input`) — predict itself never
+computes anything.
+
+The polarisation rule: a dim other than y and x is a *band dim* when it is named ``band`` (or
+``pol``, ``polarisation``, ...) or when one of its labels names a polarisation (``HH``, ``hv``,
+``sigma0_vv``, ...: :func:`polarisation_of`). ``band=`` picks an entry of it; without ``band=``
+HH is taken, else VV, and a cube whose polarisations are all cross-polarised (HV, VH: any
+number of them, one included) is refused, since the network was trained on co-polarised
+backscatter. An array with no band dim whose metadata (a scalar ``band`` coordinate, a ``band``
+attribute, its name) says it is cross-polarised is refused the same way; ``band=`` naming the
+polarisation accepts it. The band used is recorded in the ``band`` attribute.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,11 +30,16 @@ from xcalving.errors import InputError, did_you_mean
 if TYPE_CHECKING:
     from xcalving.model.weights import ModelSpec
 
-__all__ = ["CO_POLARISATIONS", "CROSS_POLARISATIONS", "choose_polarisation", "prepare_input"]
+__all__ = ["BAND_DIM_NAMES", "CO_POLARISATIONS", "CROSS_POLARISATIONS", "check_values_in_memory",
+           "choose_polarisation", "polarisation_of", "prepare_input"]
 
 #: Sentinel-1 and other SAR polarisations: the co-polarised ones the network can use, HH first.
 CO_POLARISATIONS = ("hh", "vv")
 CROSS_POLARISATIONS = ("hv", "vh")
+#: Dim names (lower case) that hold bands or polarisations whatever their labels.
+BAND_DIM_NAMES = ("band", "bands", "pol", "pols", "polarisation", "polarisations",
+                  "polarization", "polarizations", "polarisation_mode", "polarization_mode")
+_BAND_ATTRS = ("band", "polarisation", "polarization")
 
 _SPATIAL_HINTS = {"lat": "y", "latitude": "y", "lon": "x", "longitude": "x", "row": "y",
                   "rows": "y", "col": "x", "cols": "x", "northing": "y", "easting": "x"}
@@ -36,6 +55,7 @@ def prepare_input(da: Any, band: Any) -> Any:
     if not isinstance(da, xr.DataArray):
         raise InputError(f"da must be an xarray.DataArray; got {type(da).__name__}.")
     _check_dims(da)
+    _check_crs(da)
     da = _select_band(da, band)
     return da.transpose(*lead_dims(da), "y", "x")
 
@@ -56,58 +76,154 @@ def _check_dims(da: Any) -> None:
     )
 
 
-def choose_polarisation(labels: Sequence[Any]) -> Any | None:
-    """The label to use among ``labels`` when they name polarisations: HH, else VV.
+def _check_crs(da: Any) -> None:
+    """Refuse a geographic (lon/lat) grid: its pixels are not square on the ground."""
+    import rioxarray  # noqa: F401  (registers .rio)
 
-    Returns None when the labels are not all polarisation names (then nothing is guessed).
-    Raises when they are, but only cross-polarised ones (HV, VH) are there.
+    crs = da.rio.crs
+    if crs is None or not crs.is_geographic:
+        return
+    message = (
+        f"predict needs a projected grid in metres; da's CRS {crs.to_string()!r} is geographic "
+        "(degrees). The network was trained on square pixels of a few tens of metres, and a "
+        "lon/lat pixel is not square on the ground (at 70° N a degree of longitude is a third "
+        "of a degree of latitude), so glaciers look squashed and fronts come out in degrees. "
+        "Reproject first, e.g. da.rio.reproject(da.rio.estimate_utm_crs()) or, near the poles, "
+        "da.rio.reproject('EPSG:3413') (Arctic) / 'EPSG:3031' (Antarctic); or load the scenes "
+        "projected, e.g. odc.stac.load(..., crs='EPSG:3413', resolution=20)."
+    )
+    raise InputError(message)
+
+
+# --- the polarisation rule -----------------------------------------------------------------------
+def polarisation_of(label: Any) -> str | None:
+    """``"hh"``, ``"hv"``, ``"vh"`` or ``"vv"`` when ``label`` names one polarisation, else None.
+
+    Any case, alone or as one word of a longer name (words split at anything but letters and
+    digits); a name with two polarisations in it (a ratio, ``"vv_vh"``) names none.
+
+    Examples
+    --------
+    >>> [polarisation_of(s) for s in ("VV", "sigma0_vh", "Gamma0-HH-dB", "vv_vh", "B04", 3)]
+    ['vv', 'vh', 'hh', None, None, None]
+    """
+    words = set(re.split(r"[^0-9a-z]+", str(label).lower()))
+    found = words & {*CO_POLARISATIONS, *CROSS_POLARISATIONS}
+    return found.pop() if len(found) == 1 else None
+
+
+def choose_polarisation(labels: Sequence[Any]) -> Any | None:
+    """The label to use among ``labels`` when some name polarisations: HH, else VV.
+
+    Returns None when none of them names a polarisation (then nothing is guessed). Raises when
+    the only polarisations there are cross-polarised (HV, VH), however many.
 
     Examples
     --------
     >>> choose_polarisation(["VH", "VV"]), choose_polarisation(["B04", "B08"])
     ('VV', None)
+    >>> choose_polarisation(["sigma0_vh", "sigma0_hh", "angle"])
+    'sigma0_hh'
     """
-    lowered = [str(label).lower() for label in labels]
-    if not lowered or not set(lowered) <= {*CO_POLARISATIONS, *CROSS_POLARISATIONS}:
+    pols = [polarisation_of(label) for label in labels]
+    if not any(pols):
         return None
     for pol in CO_POLARISATIONS:
-        if pol in lowered:
-            return labels[lowered.index(pol)]
-    raise InputError(
-        f"only cross-polarised bands {list(labels)} are there; the network was trained on "
-        "co-polarised (HH or VV) backscatter. Load HH or VV, or choose a band explicitly with "
-        "band=... if you accept the mismatch."
+        if pol in pols:
+            return labels[pols.index(pol)]
+    cross = [label for label, pol in zip(labels, pols, strict=True) if pol]
+    message = (
+        f"only cross-polarised bands {cross} are there; the network was trained on "
+        "co-polarised (HH or VV) backscatter, and HV/VH scenes are darker with other contrasts "
+        "between ice, rock and water. Load HH or VV, or, if you accept the mismatch, name the "
+        f"band explicitly: band={cross[0]!r} (a Dataset's variable: "
+        f"xcalving.predict(ds[{cross[0]!r}], band={cross[0]!r}))."
     )
+    raise InputError(message)
+
+
+def _band_dims(da: Any) -> list[Any]:
+    """Dims of ``da`` that hold bands: named like one, or labelled with a polarisation."""
+    found = []
+    for dim in lead_dims(da):
+        labelled = dim in da.coords and da[dim].dtype.kind in "OSU"
+        if str(dim).lower() in BAND_DIM_NAMES or (
+                labelled and any(polarisation_of(v) for v in da[dim].values.tolist())):
+            found.append(dim)
+    return found
 
 
 def _select_band(da: Any, band: Any) -> Any:
-    if "band" not in da.dims:
-        if band is not None:
-            raise InputError(f"band={band!r} was given but da has no 'band' dim ({da.dims}).")
-        return da
-    labels = da["band"].values.tolist() if "band" in da.coords else list(range(da.sizes["band"]))
+    dims = _band_dims(da)
+    if len(dims) > 1:
+        raise InputError(
+            f"da has {len(dims)} band or polarisation dims {dims} and the network takes one "
+            f"band: select all but one of them first, e.g. da.isel({dims[1]}=0)."
+        )
+    if not dims:
+        return _single_band(da, band)
+    dim = dims[0]
+    labels = da[dim].values.tolist() if dim in da.coords else list(range(da.sizes[dim]))
     if band is None:
-        if da.sizes["band"] == 1:
-            return da.isel(band=0, drop=True)
         band = choose_polarisation(labels)
-        if band is None:
-            raise InputError(
-                f"da has {da.sizes['band']} bands {labels} and the network takes one: choose it "
-                f"with band=..., e.g. band={labels[0]!r} (HH is preferred, VV accepted)."
-            )
+    if band is None and da.sizes[dim] == 1:  # not a polarisation: nothing to choose or record
+        return da.isel({dim: 0}, drop=True)
+    if band is None:
+        raise InputError(
+            f"da has {da.sizes[dim]} bands {labels} along {dim!r} and the network takes one: "
+            f"choose it with band=..., e.g. band={labels[0]!r} (HH is preferred, VV accepted)"
+            + ("." if dim in da.coords else
+               f", or label the polarisations: da.assign_coords({dim}=['HH', 'HV'])."))
     if band not in labels:
-        raise InputError(f"band={band!r} is not among da's bands {labels}."
+        raise InputError(f"band={band!r} is not among da's bands {labels} (dim {dim!r})."
                          + did_you_mean(str(band), [str(b) for b in labels]))
-    selected = da.sel(band=band) if "band" in da.coords else da.isel(band=band)
-    return selected.drop_vars("band", errors="ignore").assign_attrs(band=str(band))
+    selected = da.sel({dim: band}) if dim in da.coords else da.isel({dim: band})
+    return selected.drop_vars(dim, errors="ignore").assign_attrs(band=str(band))
 
 
+def _single_band(da: Any, band: Any) -> Any:
+    """``da`` without a band dim: refused where its metadata says it is cross-polarised."""
+    known = _named_polarisation(da)
+    if band is not None:
+        if known is None or polarisation_of(band) != polarisation_of(known):
+            raise InputError(f"band={band!r} was given but da has no band or polarisation dim "
+                             f"(dims {tuple(da.dims)})"
+                             + (f" and is {known!r}." if known is not None else "."))
+        return da.assign_attrs(band=str(known))
+    if known is None:
+        return da
+    choose_polarisation([known])  # raises for HV or VH
+    return da.assign_attrs(band=str(known))
+
+
+def _named_polarisation(da: Any) -> Any | None:
+    """The polarisation ``da``'s metadata names: a scalar band coordinate, an attribute, name."""
+    candidates = [da.coords[name].values.item() for name in da.coords
+                  if str(name).lower() in BAND_DIM_NAMES and da.coords[name].ndim == 0]
+    candidates += [da.attrs[key] for key in _BAND_ATTRS if isinstance(da.attrs.get(key), str)]
+    candidates.append(da.name)
+    return next((c for c in candidates if polarisation_of(c) is not None), None)
+
+
+# --- values --------------------------------------------------------------------------------------
 def _nodata(da: Any) -> float | None:
     for source in (da.attrs, da.encoding):
         for key in ("_FillValue", "nodata", "missing_value"):
             if source.get(key) is not None:
                 return float(source[key])
     return None
+
+
+def check_values_in_memory(da: Any, kind: str) -> None:
+    """Check a sample of ``da``'s values against ``kind`` now, where they are already in memory.
+
+    Dask-backed values are left alone here (that would compute): :func:`network_input` checks
+    each block as it is computed.
+    """
+    from xcalving.scaling import check_values
+
+    if da.chunks is None:
+        check_values(np.asarray(da.data), kind, _nodata(da))
 
 
 def dask_data(da: Any) -> Any:
@@ -122,8 +238,22 @@ def dask_data(da: Any) -> Any:
 def network_input(data: Any, da: Any, kind: str, spec: ModelSpec) -> Any:
     """Lazily convert ``data`` (``da``'s values, dask) to the network's scaling, NaN = no data.
 
-    ``kind`` is what the values are (:func:`xcalving.scaling.input_kind`).
+    ``kind`` is what the values are (:func:`xcalving.scaling.input_kind`). Each block's values
+    are checked against it (:func:`xcalving.scaling.check_values`) when the block is computed;
+    the error names the block.
     """
-    from xcalving.scaling import to_network_input
+    return data.map_blocks(_checked_network_input, kind, spec.scaling, _nodata(da),
+                           tuple(str(d) for d in da.dims), dtype=np.float32)
 
-    return data.map_blocks(to_network_input, kind, spec.scaling, _nodata(da), dtype=np.float32)
+
+def _checked_network_input(block: np.ndarray, kind: str, scaling: Any, nodata: float | None,
+                           dims: tuple[str, ...], block_info: Any = None) -> np.ndarray:
+    from xcalving.scaling import check_values, to_network_input
+
+    where = "da"
+    if block_info and 0 in block_info:
+        place = ", ".join(f"{dim} {start}:{stop}" for dim, (start, stop)
+                          in zip(dims, block_info[0]["array-location"], strict=True))
+        where = f"da's chunk at {place}"
+    check_values(block, kind, nodata, where=where)
+    return to_network_input(block, kind, scaling, nodata)
