@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bad_inputs_grid
+import bad_inputs_model
 import bad_inputs_trust
 import bad_inputs_values
 import numpy as np
@@ -255,7 +256,7 @@ CASES = [
                                               tmp)),
 ]
 CASES += (bad_inputs_trust.cases(Case) + bad_inputs_grid.cases(Case)
-          + bad_inputs_values.cases(Case))
+          + bad_inputs_values.cases(Case) + bad_inputs_model.cases(Case))
 
 
 # --- helpers of single cases ---------------------------------------------------------------------

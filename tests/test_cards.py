@@ -69,11 +69,14 @@ def test_spacing_far_from_the_weights_warns_once_pointing_at_resolution_model(fr
     assert _messages(_cube(26.0), "demo") == []  # within 1.5x
 
 
-def test_weights_of_unknown_spacing_on_a_metric_cube_warn(fresh_warnings):
+def test_weights_of_unknown_spacing_on_a_metric_cube_warn(fresh_warnings, tmp_path):
     import torch
 
-    from xcalving.model import ASPPUNet
+    from xcalving.model import ASPPUNet, save_model
 
     torch.manual_seed(0)
-    said = _messages(_cube(20.0), ASPPUNet(width=4).eval())
+    net = ASPPUNet(width=4).eval()
+    assert not any("pixel spacing" in m for m in _messages(_cube(20.0), net))  # a module: quiet
+    path = save_model(net, tmp_path / "net.safetensors")  # a weights file without a spacing
+    said = _messages(_cube(20.0), str(path))
     assert any(re.search(r"state no pixel spacing.*resolution=<metres>", m) for m in said)

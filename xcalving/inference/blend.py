@@ -48,7 +48,7 @@ def predict_block(block: np.ndarray, origin: tuple[int, int], core: tuple[int, i
     _blend(total, weight_sum, blend_weights(plan.extent, plan.overlap), cut, forward, core, plan,
            batch_size)
     total /= weight_sum  # in place: a block's output is the largest array predict holds
-    return _mask_no_data(total, nan, origin, core)
+    return _mask_no_data(total, nan, origin, core, runner)
 
 
 def predict_block_on_device(block: np.ndarray, origin: tuple[int, int],
@@ -89,7 +89,7 @@ def predict_block_on_device(block: np.ndarray, origin: tuple[int, int],
         if stream is not None:
             stream.synchronize()
     out = host.numpy().copy()  # the pinned buffer goes back to torch's cache
-    return _mask_no_data(out, nan, origin, core)
+    return _mask_no_data(out, nan, origin, core, runner)
 
 
 # --- shared by both paths ------------------------------------------------------------------------
@@ -154,10 +154,20 @@ def _accumulate(total: Any, weight_sum: Any, probs: Any, weights: Any, start: tu
 
 
 def _mask_no_data(out: np.ndarray, nan: np.ndarray, origin: tuple[int, int],
-                  core: tuple[int, int, int, int]) -> np.ndarray:
-    """NaN in every channel of ``out`` where the input (``nan``, the whole block) had no data."""
+                  core: tuple[int, int, int, int], runner: object = None) -> np.ndarray:
+    """NaN in every channel of ``out`` where the input (``nan``, the whole block) had no data.
+
+    NaN already there where the input had data came from the network (NaN or Inf logits): a
+    runner with ``report_nan_output`` is told how many pixels (it warns once).
+    """
     core_nan = nan[:, core[0] - origin[0]:core[1] - origin[0],
                    core[2] - origin[1]:core[3] - origin[1]]
+    report = getattr(runner, "report_nan_output", None)
+    if report is not None:
+        # the front and the first zone channel suffice: a NaN zone logit spoils every zone
+        lost = (np.isnan(out[:, 0]) | np.isnan(out[:, 1])) & ~core_nan
+        if lost.any():
+            report(int(np.count_nonzero(lost)))
     out[np.broadcast_to(core_nan[:, None], out.shape)] = np.nan
     return out
 

@@ -62,6 +62,8 @@ def _warn_spacing_mismatch(spec: ModelSpec, da: Any) -> None:
     if spacing is None or (spec.sha256, round(spacing, 3)) in _WARNED:
         return
     trained = spec.pixel_spacing
+    if trained is None and spec.path is None:  # an in-memory module: its author knows its data
+        return
     if trained is None:
         message = (f"the weights {spec.name!r} state no pixel spacing (trained on resized "
                    f"scenes) but the cube is on a {spacing:g} m grid, so the fjord may not look "

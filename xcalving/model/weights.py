@@ -15,15 +15,22 @@ import copy
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xcalving.errors import InputTypeError, UnsafeFileError, WeightsNotFoundError, did_you_mean
+from xcalving.errors import (
+    InputError,
+    InputTypeError,
+    UnsafeFileError,
+    WeightsNotFoundError,
+    did_you_mean,
+)
 from xcalving.scaling import CAFFE_SCALING, Scaling
 
-__all__ = ["REGISTRY", "WeightsRecord", "ModelSpec", "build_module", "list_weights", "model_spec",
-           "sha256_file"]
+__all__ = ["REGISTRY", "WeightsRecord", "ModelSpec", "build_module", "check_regular_file",
+           "list_weights", "model_spec", "sha256_file"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -91,10 +98,65 @@ class ModelSpec:
     module: Any = field(default=None, repr=False)
 
 
+def _file_kind(mode: int) -> str:
+    """Name the kind of a non-regular file, for an error message."""
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _refuse_irregular(info: os.stat_result, path: str | os.PathLike[str], caller: str) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(
+            f"{caller}: {os.fspath(path)!r} is {_file_kind(info.st_mode)}, not a regular file; "
+            f"pass the path of a .safetensors weights file."
+        )
+
+
+def check_regular_file(path: str | os.PathLike[str], caller: str = "model") -> os.stat_result:
+    """Return ``os.stat(path)`` if ``path`` is an existing regular file, else raise.
+
+    Devices (``/dev/zero`` never ends), named pipes (opening one blocks until something
+    writes) and directories are refused before anything opens them. Links are followed.
+
+    Raises
+    ------
+    WeightsNotFoundError
+        If nothing is at ``path``.
+    InputError
+        If ``path`` is a directory, device, pipe or socket.
+    """
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError) as err:
+        raise WeightsNotFoundError(
+            f"{caller}: no weights file at {os.fspath(path)!r}. Check the path, or write one "
+            f"with xcalving.model.save_model(model, path)."
+        ) from err
+    _refuse_irregular(info, path, caller)
+    return info
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in 1 MiB pieces."""
+    """Hex sha256 of a regular file, read in 1 MiB pieces.
+
+    The file is opened without blocking and checked to be a regular file on the open handle,
+    so a device (``/dev/zero``), a named pipe or a directory is refused instead of being read
+    for ever (or waited on).
+
+    Raises
+    ------
+    WeightsNotFoundError
+        If nothing is at ``path``.
+    InputError
+        If ``path`` is a directory, device, pipe or socket.
+    """
+    check_regular_file(path, "sha256_file")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open(os.open(path, flags), "rb", closefd=True) as fh:
+        _refuse_irregular(os.fstat(fh.fileno()), path, "sha256_file")  # swapped since stat()?
         for piece in iter(lambda: fh.read(1 << 20), b""):
             digest.update(piece)
     return digest.hexdigest()
@@ -117,19 +179,39 @@ def _spec_from_record(record: WeightsRecord) -> ModelSpec:
                            record.pixel_spacing)
 
 
-def _spec_from_file(path: Path, name: str, digest: str, scaling: Scaling | None = None,
+def _spec_from_file(path: Path, name: str, digest: str | None = None,
+                    scaling: Scaling | None = None,
                     pixel_spacing: float | None = None) -> ModelSpec:
-    from xcalving.model.checkpoint import network_stride, read_metadata
+    """A file's spec: its header checked (no tensor read, no network built), then hashed."""
+    from xcalving.model.checkpoint import weights_facts
 
-    meta = read_metadata(path)
-    if scaling is None:
-        scaling = (Scaling.from_dict(json.loads(meta["xcalving.scaling"]))
-                   if "xcalving.scaling" in meta else CAFFE_SCALING)
-    if pixel_spacing is None and "xcalving.pixel_spacing" in meta:
-        pixel_spacing = float(json.loads(meta["xcalving.pixel_spacing"]))
-    stride = network_stride(path)  # checks the tensors against the metadata, loads none
-    return ModelSpec(name=name, sha256=digest, scaling=scaling, stride=stride,
-                     pixel_spacing=pixel_spacing, path=os.fspath(Path(path).resolve()))
+    config, stored_scaling, stored_spacing = weights_facts(path)  # regular file, sane header
+    _check_predictable(config, repr(os.fspath(path)))
+    scaling = scaling or stored_scaling or CAFFE_SCALING
+    if pixel_spacing is None:
+        pixel_spacing = stored_spacing
+    return ModelSpec(name=name, sha256=digest or sha256_file(path), scaling=scaling,
+                     stride=config["stride"], pixel_spacing=pixel_spacing,
+                     path=os.fspath(Path(path).resolve()))
+
+
+def _check_predictable(config: dict[str, Any], what: str) -> None:
+    """Refuse an ASPPUNet that predict cannot feed or read: one input band, four zones."""
+    from xcalving.zones import ZONE_NAMES
+
+    problems = []
+    if config["in_channels"] != 1:
+        problems.append(f"in_channels={config['in_channels']} (predict feeds one band of SAR "
+                        "backscatter)")
+    if config["n_zones"] != len(ZONE_NAMES):
+        problems.append(f"n_zones={config['n_zones']} (predict reads {len(ZONE_NAMES)} zone "
+                        f"classes: {', '.join(ZONE_NAMES)})")
+    if problems:
+        raise InputError(
+            f"model: {what} is a network with {' and '.join(problems)}, which predict cannot "
+            "use. Pass weights trained on one band with four zone classes, e.g. "
+            f"model={DEFAULT_WEIGHTS!r}."
+        )
 
 
 def _spec_from_module(module: Any) -> ModelSpec:
@@ -138,20 +220,74 @@ def _spec_from_module(module: Any) -> ModelSpec:
 
     scaling = getattr(module, "xcalving_scaling", None) or CAFFE_SCALING
     spacing = getattr(module, "xcalving_pixel_spacing", None)
-    stride = int(getattr(module, "stride", 1))
+    stride = _module_stride(module)
     name = type(module).__name__
     if hasattr(module, "get_config") and type(module).__name__ == "ASPPUNet":
+        _check_predictable(module.get_config(), "the ASPPUNet passed")
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
         blob = to_bytes(tensors)
         return ModelSpec(name=name, sha256=hashlib.sha256(blob).hexdigest(), scaling=scaling,
                          stride=stride, pixel_spacing=spacing, state=(module.get_config(), blob))
     clone = copy.deepcopy(module).to("cpu").eval()  # never touch the caller's module
     digest = hashlib.sha256(repr(clone).encode())
+    _hash_code(clone, digest)
     for key, tensor in clone.state_dict().items():
         digest.update(key.encode())
         digest.update(tensor.detach().to(torch.float64).numpy().tobytes())
     return ModelSpec(name=name, sha256=digest.hexdigest(), scaling=scaling, stride=stride,
                      pixel_spacing=spacing, module=clone)
+
+
+def _module_stride(module: Any) -> int:
+    """A module's ``stride`` attribute (1 without one), checked: window sizes depend on it."""
+    stride = getattr(module, "stride", 1)
+    if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= 2**12:
+        raise InputError(
+            f"model: {type(module).__name__}.stride must be the network's downsampling factor, "
+            f"an integer from 1 to 4096 (predict pads windows to multiples of it); got "
+            f"{stride!r}. Remove the attribute or make it an int."
+        )
+    return stride
+
+
+def _hash_code(module: Any, digest: Any) -> None:
+    """Add the code of the module's own classes to ``digest`` (torch's classes are skipped).
+
+    Two versions of a class with one name and no weights (a notebook's redefined ``Net``) have
+    the same ``repr`` and state: without their code they would share a hash, and so the
+    process's network cache would serve the old version.
+    """
+    import inspect
+
+    seen: set[type] = set()
+    for sub in module.modules():
+        for cls in type(sub).__mro__:
+            if cls in seen or cls.__module__.split(".")[0] in ("torch", "builtins"):
+                continue
+            seen.add(cls)
+            digest.update(cls.__qualname__.encode())
+            for _, member in sorted(vars(cls).items()):
+                func = getattr(member, "__func__", getattr(member, "fget", member))
+                if inspect.isfunction(func):
+                    digest.update(_code_bytes(func.__code__))
+
+
+def _code_bytes(code: Any) -> bytes:
+    """Bytecode, names and constants of a code object, the same in every process.
+
+    (``marshal`` output is not: it depends on reference counts; frozensets are sorted because
+    their order depends on string hashing.)
+    """
+    import inspect
+
+    parts = [code.co_code, repr((code.co_names, code.co_varnames)).encode()]
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            parts.append(_code_bytes(const))
+        else:
+            parts.append(repr(sorted(map(repr, const)) if isinstance(const, frozenset)
+                              else const).encode())
+    return b"\0".join(parts)
 
 
 def model_spec(model: Any) -> ModelSpec:
@@ -170,8 +306,8 @@ def model_spec(model: Any) -> ModelSpec:
     if isinstance(model, str) and model in REGISTRY:
         return _spec_from_record(REGISTRY[model])
     path = Path(model)
-    if path.exists():
-        return _spec_from_file(path, path.name, sha256_file(path))
+    if _exists(path):
+        return _spec_from_file(path, path.name)
     known = list_weights()
     raise WeightsNotFoundError(
         f"model: {os.fspath(model)!r} is neither a registered weights name nor an existing file. "
@@ -179,6 +315,14 @@ def model_spec(model: Any) -> ModelSpec:
         + did_you_mean(os.fspath(model), known)
         + " Pass a path to a .safetensors checkpoint (xcalving.model.save_model) or an nn.Module."
     )
+
+
+def _exists(path: Path) -> bool:
+    """Whether anything (a file, a directory, a device) is at ``path``; False for bad names."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long, or with a NUL byte
+        return False
 
 
 def build_module(spec: ModelSpec) -> Any:
