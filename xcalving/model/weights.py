@@ -183,7 +183,7 @@ def _spec_from_file(path: Path, name: str, digest: str | None = None,
                     scaling: Scaling | None = None,
                     pixel_spacing: float | None = None) -> ModelSpec:
     """A file's spec: its header checked (no tensor read, no network built), then hashed."""
-    from xcalving.model.checkpoint import weights_facts
+    from xcalving.model.header import weights_facts
 
     config, stored_scaling, stored_spacing = weights_facts(path)  # regular file, sane header
     _check_predictable(config, repr(os.fspath(path)))
