@@ -177,3 +177,47 @@ def test_unexpected_errors_are_one_line_unless_debug(tmp_path, capsys):
     assert "Traceback" not in err and "--debug" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(Exception):  # noqa: B017  (whatever zarr raises, --debug lets it through)
         main(["--debug", "predict", str(bad), "--out", str(tmp_path / "p.zarr")])
+
+
+def test_predict_precision_is_passed_on_and_checked(small_cube, tmp_path, capsys):
+    cube, _ = small_cube
+    store = xcalving.write_cube(cube, tmp_path / "cube.zarr")
+    base = ["predict", store, "--model", "demo", "--tile", "32", "--overlap", "8"]
+    assert main([*base, "--out", str(tmp_path / "fp32.zarr")]) == 0  # auto: fp32 on CPU
+    assert main([*base, "--out", str(tmp_path / "bf16.zarr"), "--precision", "bf16"]) == 0
+    fp32, bf16 = (xcalving.open_cube(tmp_path / f"{p}.zarr") for p in ("fp32", "bf16"))
+    assert (fp32.attrs["precision"], bf16.attrs["precision"]) == ("fp32", "bf16")
+    np.testing.assert_allclose(bf16.front_probability.values, fp32.front_probability.values,
+                               atol=0.05)
+    # a resumed run must match the precision of the run it finishes
+    assert main([*base, "--out", str(tmp_path / "fp32.zarr"), "--resume", "--precision",
+                 "bf16"]) == 1
+    assert "another prediction" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--out", str(tmp_path / "half.zarr"), "--precision", "half"])
+    assert "invalid choice: 'half'" in capsys.readouterr().err
+
+
+def test_tune_closes_its_local_cluster_when_tuning_fails(tmp_path, monkeypatch, capsys):
+    """The CLI starts a LocalCluster for `tune`; an error inside tuning must not leak it."""
+    import distributed
+
+    import xcalving.tune
+
+    started = []
+
+    class Recorded(distributed.LocalCluster):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("tuning failed")
+
+    monkeypatch.setattr(distributed, "LocalCluster", Recorded)
+    monkeypatch.setattr(xcalving.tune, "tune", fail)
+    (tmp_path / "patches.zarr").mkdir()
+    args = ["tune", str(tmp_path / "patches.zarr"), "--out", str(tmp_path / "t"), "--workers", "1"]
+    assert main(args) == 1
+    assert "tuning failed" in capsys.readouterr().err
+    assert len(started) == 1 and started[0].status.name == "closed"

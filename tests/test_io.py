@@ -84,3 +84,51 @@ def test_pixel_spacing_says_why_it_is_unknown(small_cube, change, match):
     cube, _ = small_cube
     with pytest.raises(InputError, match=match):
         pixel_spacing(change(cube.sar))
+
+
+def _lazy_pair(store, zarr_format=3):
+    """A dask-backed Dataset of two variables (one with an extra leading dim) and its store."""
+    import xarray as xr
+
+    front = da.random.random((3, 8, 6), chunks=(1, 4, 6)).astype(np.float32)
+    zone = da.stack([front, 1 - front]).rechunk({0: 2})  # one block along zone
+    ds = xr.Dataset({"front": (("time", "y", "x"), front),
+                     "zone_probability": (("zone", "time", "y", "x"), zone)})
+    # stored chunks half a block high: a block is whole only when both of its chunks are
+    encoding = {name: {"chunks": (1,) * (var.ndim - 2) + (2, 6)} for name, var in ds.items()}
+    ds.to_zarr(store, zarr_format=zarr_format, consolidated=False, encoding=encoding,
+               write_empty_chunks=True)
+    return ds
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_missing_blocks_finds_the_blocks_with_a_chunk_missing(tmp_path, zarr_format):
+    import zarr
+
+    from xcalving.io import missing_blocks
+
+    store = tmp_path / "pred.zarr"
+    ds = _lazy_pair(store, zarr_format)
+    assert missing_blocks(store, ds) == []
+    # remove one chunk of each variable, by the store's own key encoding ("c/2/3/0" or "2.3.0")
+    for name, coords in (("front", (2, 3, 0)), ("zone_probability", (1, 0, 0, 0))):
+        key = zarr.open_array(store / name, mode="r").metadata.encode_chunk_key(coords)
+        (store / name / key).unlink()
+    assert missing_blocks(str(store), ds) == [
+        {"time": slice(0, 1), "y": slice(0, 4), "x": slice(0, 6), "zone": slice(0, 2)},
+        {"time": slice(2, 3), "y": slice(4, 8), "x": slice(0, 6), "zone": slice(0, 2)},
+    ]
+
+
+def test_missing_blocks_of_metadata_only_and_of_another_store(tmp_path):
+    import xarray as xr
+
+    from xcalving.io import missing_blocks
+
+    ds = xr.Dataset({"v": (("y", "x"), da.zeros((4, 4), chunks=2))})
+    store = xcalving.write_cube(ds, tmp_path / "v.zarr", compute=False)
+    assert len(missing_blocks(store, ds)) == 4
+    with pytest.raises(xcalving.InputError, match="no variable 'w'"):
+        missing_blocks(store, ds.rename(v="w"))
+    with pytest.raises(xcalving.InputError, match="shape"):
+        missing_blocks(store, ds.isel(y=slice(0, 2)))

@@ -1,0 +1,138 @@
+"""``xcalving train`` and ``xcalving tune``: one set of run options, one TrainConfig builder."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xcalving.cli._dask import connect
+from xcalving.errors import InputError
+
+if TYPE_CHECKING:
+    from xcalving.train import TrainConfig
+
+
+def _add_run_options(parser: Any, *, width: int, epochs: int) -> None:
+    """Options that training and tuning share: data selection, network, budgets."""
+    parser.add_argument("store", help="Zarr patch store (from `xcalving caffe`)")
+    parser.add_argument("--train-glaciers", nargs="+", default=None, help="glaciers to train on")
+    parser.add_argument("--val-glaciers", nargs="+", default=None,
+                        help="glaciers to validate on")
+    parser.add_argument("--train-split", default=None, help="split to train on (train/test)")
+    parser.add_argument("--val-split", default=None, help="split to validate on (train/test)")
+    parser.add_argument("--width", type=int, default=width,
+                        help="first-level width of the network")
+    parser.add_argument("--epochs", type=int, default=epochs, help="epoch budget (of each run)")
+    parser.add_argument("--patience", type=int, default=5,
+                        help="early-stopping patience (epochs)")
+    parser.add_argument("--no-augment", action="store_true", help="no flips, turns, speckle")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="time budget (of each run)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed (of each run; tune also seeds its sampler with it)")
+
+
+def _train_config(args: argparse.Namespace, **options: Any) -> TrainConfig:
+    """The TrainConfig of the run options (:func:`_add_run_options`), plus ``options``."""
+    from xcalving.train import TrainConfig
+
+    return TrainConfig(
+        store=args.store, out=args.out, train_glaciers=args.train_glaciers,
+        val_glaciers=args.val_glaciers, train_split=args.train_split, val_split=args.val_split,
+        width=args.width, epochs=args.epochs, patience=args.patience,
+        augment=not args.no_augment, max_minutes=args.max_minutes, seed=args.seed, **options,
+    )
+
+
+def add_train(sub: Any) -> None:
+    """Register ``xcalving train`` on the subparsers ``sub``."""
+    tr = sub.add_parser("train", help="train the ASPP U-Net on a Zarr patch store")
+    _add_run_options(tr, width=16, epochs=50)
+    tr.add_argument("--out", required=True, help="run folder: checkpoints, history, curves")
+    tr.add_argument("--batch-size", type=int, default=16)
+    tr.add_argument("--lr", type=float, default=1e-4)
+    tr.add_argument("--zone-weight", type=float, default=1.0,
+                    help="weight of the zone loss (0: front head only, GlacierDL's recipe)")
+    tr.add_argument("--dilation", type=int, default=10, help="front thickening for Dice (px)")
+    tr.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--min-length-px", type=float, default=10.0,
+                    help="front pieces up to this many pixels are dropped in validation")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out")
+    tr.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from xcalving.train import train
+
+    config = _train_config(
+        args, batch_size=args.batch_size, lr=args.lr, zone_weight=args.zone_weight,
+        front_dilation=args.dilation, num_workers=args.workers, device=args.device,
+        min_length_px=args.min_length_px,
+    )
+    summary = train(config, resume=args.resume, on_epoch=_report_epoch)
+    if summary:  # rank 0 (or a single process) reports
+        print(f"stopped after {summary['epochs']} epochs ({summary['stopped']}); best epoch "
+              f"{summary['best_epoch']}: {args.out}/best.safetensors")
+    return 0
+
+
+def _report_epoch(row: dict[str, Any]) -> None:
+    print(f"epoch {row['epoch']:3d}  loss {row['loss']:.4f}  val {row['val_loss']:.4f}  "
+          f"bbox acc {row['bbox_accuracy']:.3f}  zone IoU {row['zone_iou']:.3f}  "
+          f"MDE {row['mde_px']:.1f} px ({row['n_no_front']} no front)  "
+          f"{row['seconds']:.0f} s", flush=True)
+
+
+def add_tune(sub: Any) -> None:
+    """Register ``xcalving tune`` on the subparsers ``sub``."""
+    tu = sub.add_parser("tune", help="search lr and batch size with Optuna on a Dask cluster")
+    _add_run_options(tu, width=8, epochs=10)
+    tu.add_argument("--out", required=True, help="tuning folder: study, trials, plot, best")
+    tu.add_argument("--n-trials", type=int, default=20, help="trials to add to the study")
+    tu.add_argument("--workers", type=int, default=None,
+                    help="start a LocalCluster of this many single-thread workers (default 2)")
+    tu.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+    tu.add_argument("--lr-range", type=float, nargs=2, default=(1e-7, 1e-2))
+    tu.add_argument("--batch-range", type=int, nargs=2, default=(2, 32))
+    tu.add_argument("--then-train", action="store_true",
+                    help="train once more with the best setting into OUT/best-run")
+    tu.set_defaults(run=_run_tune)
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    from xcalving.tune import tune
+
+    if args.scheduler is not None and args.workers:
+        raise InputError("--scheduler and --workers: pass one — a running cluster's address, "
+                         "or the number of workers of a LocalCluster the CLI starts.")
+    base = _train_config(args)
+    space = {"lr": tuple(args.lr_range), "batch_size": tuple(args.batch_range)}
+    if "://" not in str(args.store) and not Path(args.store).exists():  # before any cluster
+        raise FileNotFoundError(f"store: no Zarr store at {args.store!r}; write one with "
+                                "`xcalving caffe`.")
+    with _tune_client(args.scheduler, args.workers) as client:
+        print(f"tuning on {client} ({args.n_trials} trials)", flush=True)
+        result = tune(base, n_trials=args.n_trials, space=space, seed=args.seed,
+                      then_train=args.then_train)
+    print(f"best trial {result['number']}: {result['params']} (validation loss "
+          f"{result['val_loss']:.4f}); {result['complete']} complete, {result['pruned']} "
+          f"pruned, {result['fail']} failed — {args.out}/best.json, trials.csv, search.png")
+    return 0
+
+
+@contextmanager
+def _tune_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
+    """A Client of ``scheduler``, or of a LocalCluster started (and always closed) here."""
+    if scheduler is not None:
+        with connect(scheduler) as client:
+            yield client
+        return
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=workers or 2, threads_per_worker=1,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
