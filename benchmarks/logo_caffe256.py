@@ -12,6 +12,7 @@ IoU are computed with :mod:`xcalving.metrics`.
     python benchmarks/logo_caffe256.py train --data ../shared/data/caffe256 --runs runs/logo \\
         --folds Jorum SI --recipes shipped glacierdl tyrion --epochs 5
     python benchmarks/logo_caffe256.py score --data ../shared/data/caffe256 --runs runs/logo
+    python benchmarks/logo_caffe256.py final --runs runs/logo --recipes WINNER --epochs N
 
 Runs resume from their checkpoints when interrupted; a finished run is not trained again.
 """
@@ -117,7 +118,8 @@ def evaluate(weights: Path | str, scenes: xr.Dataset, method: str) -> dict[str, 
 def score(data: Path, runs: Path) -> list[dict[str, Any]]:
     """Score every finished run on its held-out glacier; write table.json and table.md."""
     rows = []
-    for run in sorted(p for p in runs.iterdir() if (p / "summary.json").exists()):
+    for run in sorted(p for p in runs.iterdir() if (p / "summary.json").exists()
+                      and not p.name.startswith("final-")):
         recipe, held_out = run.name.rsplit("-", 1)
         summary = json.loads((run / "summary.json").read_text())
         row = {"recipe": recipe, "held_out": held_out, "epochs": summary["epochs"],
@@ -147,11 +149,27 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def train_final(store: Path, runs: Path, recipe: str, epochs: int) -> Path:
+    """Train ``recipe`` on all four glaciers for ``epochs`` (chosen by the folds), no stopping.
+
+    Jorum is the validation stream only because training needs one: it is a training glacier
+    here, its numbers are a training-set monitor, and the last epoch's weights are kept.
+    """
+    from xcalving.train import TrainConfig, train
+
+    out = runs / f"final-{recipe}"
+    config = TrainConfig(store=str(store), out=str(out), train_glaciers=list(GLACIERS),
+                         val_glaciers=["Jorum"], epochs=epochs, patience=10_000, keep_last=1,
+                         **RECIPES[recipe]["config"])
+    train(config, resume=(out / "checkpoints").exists())
+    return out
+
+
 def main() -> None:
     """Train the folds, or score them."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["train", "score"])
+    parser.add_argument("action", choices=["train", "score", "final"])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/caffe256"))
     parser.add_argument("--runs", type=Path, default=Path("runs/logo"))
     parser.add_argument("--folds", nargs="+", default=list(GLACIERS), choices=GLACIERS)
@@ -164,6 +182,10 @@ def main() -> None:
         score(args.data, args.runs)
         return
     store = patch_store(args.data, args.runs)
+    if args.action == "final":
+        for recipe in args.recipes:
+            train_final(store, args.runs, recipe, args.epochs)
+        return
     for held_out in args.folds:
         for recipe in args.recipes:
             start = time.perf_counter()

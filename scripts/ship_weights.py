@@ -1,11 +1,13 @@
 """Ship a training run's best weights as a registered name of xcalving.
 
     python scripts/ship_weights.py RUN_DIR NAME --description "..." --data "..."
-        [--licence CC-BY-4.0 --citation "..."] [--pixel-spacing 20]
+        [--licence CC-BY-4.0 --citation "..."] [--pixel-spacing 20] [--last]
+        [--evaluation TABLE.json]
 
-Re-saves ``RUN_DIR/best.safetensors`` as ``xcalving/model/weights/NAME.safetensors`` with its
-metadata (data, input scaling, grid, licence, citation, training summary) and records the file
-with its sha256 in ``xcalving/model/weights/registry.json``, the one list of shipped weights.
+Re-saves ``RUN_DIR/best.safetensors`` (with ``--last``: the last epoch's checkpoint) as
+``xcalving/model/weights/NAME.safetensors`` with its metadata (data, input scaling, grid,
+licence, citation, training summary) and records the file with its sha256 in
+``xcalving/model/weights/registry.json``, the one list of shipped weights.
 """
 
 from __future__ import annotations
@@ -28,9 +30,16 @@ def main() -> None:
     parser.add_argument("--licence", default="Apache-2.0")
     parser.add_argument("--citation", default="")
     parser.add_argument("--pixel-spacing", type=float, default=None)
+    parser.add_argument("--last", action="store_true",
+                        help="ship the last epoch's weights, not the best by validation loss "
+                             "(for runs whose validation glacier was trained on or chose nothing)")
+    parser.add_argument("--evaluation", type=Path, default=None,
+                        help="a JSON file of held-out scores to record with the weights")
     args = parser.parse_args()
     summary = json.loads((args.run / "summary.json").read_text())
-    net = load_model(args.run / "best.safetensors")
+    chosen = (sorted((args.run / "checkpoints").glob("epoch_*.safetensors"))[-1] if args.last
+              else args.run / "best.safetensors")
+    net = load_model(chosen)
     target = WEIGHTS_DIR / f"{args.name}.safetensors"
     meta = {"name": args.name, "description": args.description, "data": args.data,
             "licence": args.licence, "citation": args.citation,
@@ -39,7 +48,13 @@ def main() -> None:
     save_model(net, target, metadata=meta)
     registry = json.loads(REGISTRY_FILE.read_text()) if REGISTRY_FILE.exists() else {}
     training = {k: summary[k] for k in ("epochs", "best_epoch", "stopped", "train_seconds")}
-    training["validation"] = {k: summary["best"][k] for k in summary["best"] if k != "lr"}
+    if args.last:  # the monitored glacier chose nothing: its numbers are not a held-out score
+        training["weights"] = f"last epoch ({summary['epochs']})"
+        del training["best_epoch"]
+    else:
+        training["validation"] = {k: summary["best"][k] for k in summary["best"] if k != "lr"}
+    if args.evaluation is not None:
+        training["evaluation"] = json.loads(args.evaluation.read_text())
     training["command"] = summary["config"]
     registry[args.name] = {
         "filename": target.name, "sha256": sha256_file(target),
