@@ -20,6 +20,7 @@ from pathlib import Path
 
 import bad_inputs_grid
 import bad_inputs_model
+import bad_inputs_scenes
 import bad_inputs_trust
 import bad_inputs_values
 import numpy as np
@@ -256,7 +257,8 @@ CASES = [
                                               tmp)),
 ]
 CASES += (bad_inputs_trust.cases(Case) + bad_inputs_grid.cases(Case)
-          + bad_inputs_values.cases(Case) + bad_inputs_model.cases(Case))
+          + bad_inputs_values.cases(Case) + bad_inputs_model.cases(Case)
+          + bad_inputs_scenes.cases(Case))
 
 
 # --- helpers of single cases ---------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The public API fits on one screen:
 
-- :func:`open_cube` / :func:`write_cube` — Zarr cubes in and out, CRS kept.
+- :func:`open_cube` / :func:`write_cube` — Zarr cubes in and out, CRS kept;
+  :func:`open_scenes` — per-date GeoTIFF/COG files as one lazy cube on one grid.
 - :func:`predict` and ``da.calving.predict()`` — lazy, chunk-invariant front probability and
   zones; :func:`progress` shows a bar while computing.
 - :func:`fronts` and ``ds.calving.fronts()`` — time-indexed front lines (GeoDataFrame);
@@ -44,6 +45,7 @@ __all__ = [
     "XcalvingWarning",
     "__version__",
     "open_cube",
+    "open_scenes",
     "fronts",
     "predict",
     "progress",
@@ -60,6 +62,10 @@ def __getattr__(name: str):  # torch loads on first use, not with the package
         from xcalving.vector import fronts
 
         return fronts
+    if name == "open_scenes":  # rasterio and odc-geo load on first use
+        from xcalving.scenes import open_scenes
+
+        return open_scenes
     if name == "progress":
         from xcalving._progress import progress
 
