@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import bad_inputs_fronts
 import bad_inputs_grid
 import bad_inputs_model
 import bad_inputs_scenes
@@ -258,7 +259,7 @@ CASES = [
 ]
 CASES += (bad_inputs_trust.cases(Case) + bad_inputs_grid.cases(Case)
           + bad_inputs_values.cases(Case) + bad_inputs_model.cases(Case)
-          + bad_inputs_scenes.cases(Case))
+          + bad_inputs_scenes.cases(Case) + bad_inputs_fronts.cases(Case))
 
 
 # --- helpers of single cases ---------------------------------------------------------------------

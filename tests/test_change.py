@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from xcalving.change import terminus_change, terminus_position
+from xcalving.change import box_from_centreline, orient_box, terminus_change, terminus_position
 from xcalving.errors import InputError, XcalvingWarning
 
 # a box 1000 m wide (x) and 5000 m long (y), upstream edge at y = 0
@@ -73,3 +73,145 @@ def test_box_as_geoseries_in_the_fronts_crs_gives_the_same_positions():
     framed = terminus_change(fronts, gpd.GeoSeries([box], crs=32624))
     pd.testing.assert_frame_equal(plain, framed)
     assert plain["change_m"].iloc[-1] == pytest.approx(-20.0)
+
+
+# --- orientation ---------------------------------------------------------------------------------
+WRONG_WAY = shapely.Polygon([(0, 5000), (1000, 5000), (1000, 0), (0, 0)])  # upstream edge at sea
+OCEAN = shapely.Point(500, 6000)  # the ocean is beyond y = 5000
+
+
+def _retreat():
+    """A front that retreats 591 m, from y = 3000 to y = 2409 (the ocean is at large y)."""
+    times = pd.DatetimeIndex(["2020-01-01", "2021-01-01"], name="time")
+    return gpd.GeoDataFrame(geometry=[straight_front(3000), straight_front(2409)], index=times,
+                            crs=32624)
+
+
+def _zones(ocean_from_y=2700.0):
+    """A zone raster on the box's grid: glacier below ``ocean_from_y``, ocean above."""
+    import xarray as xr
+
+    y = np.arange(5990, -1000, -20.0)
+    x = np.arange(-490, 1500, 20.0)
+    values = np.where(y[:, None] < ocean_from_y, 2, 3).astype(np.uint8) + 0 * x[None, :]
+    return xr.DataArray(values.astype(np.uint8), dims=("y", "x"), coords={"y": y, "x": x})
+
+
+def test_a_box_drawn_the_wrong_way_round_reads_a_retreat_as_an_advance_unless_told():
+    unchecked = terminus_change(_retreat(), WRONG_WAY)
+    assert unchecked["change_m"].iloc[-1] == pytest.approx(591.0)  # the trap
+    assert unchecked.attrs["orientation"].startswith("unchecked")
+    with pytest.raises(InputError, match="wrong way round.*orient_box"):
+        terminus_change(_retreat(), WRONG_WAY, ocean=OCEAN)
+    with pytest.raises(InputError, match="wrong way round"):
+        terminus_change(_retreat(), WRONG_WAY, zones=_zones())
+    turned = orient_box(WRONG_WAY, ocean=OCEAN)
+    result = terminus_change(_retreat(), turned, ocean=OCEAN, zones=_zones())
+    assert result["change_m"].iloc[-1] == pytest.approx(-591.0)
+    assert result.attrs["orientation"] == "checked"
+    assert orient_box(BOX, ocean=OCEAN) is BOX
+    assert orient_box(WRONG_WAY, zones=_zones()).equals_exact(turned, 0)
+
+
+def test_an_ocean_polygon_or_a_lazy_zone_stack_orients_the_box_too():
+    sea = shapely.box(-5000, 4000, 6000, 20000)  # overlaps the downstream end of the box
+    assert orient_box(WRONG_WAY, ocean=sea).exterior.coords[0] == (1000.0, 0.0)
+    stack = _zones().expand_dims(time=3).chunk({"time": 1})
+    assert terminus_change(_retreat(), BOX, zones=stack)["change_m"].iloc[-1] == \
+        pytest.approx(-591.0)
+
+
+def test_hints_that_do_not_decide_are_refused():
+    everywhere = shapely.box(-5000, -5000, 6000, 20000)  # covers the whole box
+    with pytest.raises(InputError, match="cannot tell which end.*ocean= does not decide"):
+        terminus_change(_retreat(), BOX, ocean=everywhere)
+    with pytest.raises(InputError, match="zones= does not decide"):
+        terminus_change(_retreat(), BOX, zones=_zones() * 0 + 1)  # all rock
+    with pytest.raises(InputError, match="disagree"):
+        terminus_change(_retreat(), BOX, ocean=shapely.Point(500, -1000), zones=_zones())
+    with pytest.raises(InputError, match="needs ocean= .* or zones="):
+        orient_box(BOX)
+    with pytest.raises(InputError, match="ocean must be a shapely geometry"):
+        orient_box(BOX, ocean=(500, 6000))
+    with pytest.raises(InputError, match="zones must be the prediction's zones"):
+        orient_box(BOX, zones=np.zeros((4, 4)))
+
+
+def test_zones_in_another_crs_are_refused():
+    zones = _zones().rio.write_crs(3413)
+    with pytest.raises(InputError, match="zones are in .* fronts are in"):
+        terminus_change(_retreat(), BOX, zones=zones)
+
+
+def test_box_from_centreline_is_oriented_and_measures_along_the_line():
+    line = shapely.LineString([(0, 0), (1200, 300), (3000, 4000)])  # only the ends count
+    box = box_from_centreline(line, 800)
+    corners = np.asarray(box.exterior.coords[:4])
+    np.testing.assert_allclose((corners[0] + corners[1]) / 2, [0, 0], atol=1e-9)
+    np.testing.assert_allclose((corners[2] + corners[3]) / 2, [3000, 4000], atol=1e-9)
+    assert box.area == pytest.approx(800 * 5000)
+    assert orient_box(box, ocean=shapely.Point(3500, 4500)).equals_exact(box, 0)
+    across = shapely.affinity.rotate(straight_front(0), np.degrees(np.arctan2(4000, 3000)) - 90,
+                                     origin=(500, 0))  # a front across the line
+    front = shapely.affinity.translate(across, -500 + 0.6 * 1500, 0.8 * 1500)
+    assert terminus_position(front, box) == pytest.approx(1500.0)
+
+
+@pytest.mark.parametrize("line, width, match", [
+    (shapely.LineString([(5, 5), (0, 0), (5, 5)]), 100, "first and last points must differ"),
+    (shapely.Point(0, 0), 100, "LineString of 2 or more points"),
+    (shapely.LineString(), 100, "LineString of 2 or more points"),
+    (shapely.LineString([(0, 0), (0, 10)]), 0, "width must be"),
+    (shapely.LineString([(0, 0), (0, 10)]), float("nan"), "width must be"),
+])
+def test_box_from_a_degenerate_centreline_is_refused(line, width, match):
+    with pytest.raises(InputError, match=match):
+        box_from_centreline(line, width)
+
+
+def test_rates_need_dates():
+    frame = gpd.GeoDataFrame(geometry=[straight_front(3000), straight_front(2500)],
+                             index=pd.Index(["a", "b"], name="stem"))
+    result = terminus_change(frame, BOX)
+    assert list(result["change_m"]) == [0, -500] and result["rate_m_per_yr"].isna().all()
+
+
+def test_terminus_plot_marks_dates_without_a_position(tmp_path):
+    from xcalving.plot import terminus_plot
+
+    times = pd.DatetimeIndex(["2020-01-01", "2020-04-01", "2020-07-01", "2021-01-01"],
+                             name="time")
+    partial = shapely.LineString([(100, 2000), (500, 2000)])
+    frame = gpd.GeoDataFrame(geometry=[straight_front(3000), partial, straight_front(2800),
+                                       straight_front(2500)], index=times, crs=32624)
+    with pytest.warns(XcalvingWarning):
+        change = terminus_change(frame, BOX, ocean=OCEAN)
+    fig = terminus_plot(change)
+    ax = fig.axes[0]
+    position, missing = ax.lines
+    assert len(position.get_xdata()) == 3 and len(missing.get_xdata()) == 1
+    assert "3 of 4 dates" in ax.get_title()
+    assert terminus_plot(change, column="change_m").axes[0].get_ylabel().startswith("change")
+    fig.savefig(tmp_path / "terminus.png")
+    assert (tmp_path / "terminus.png").stat().st_size > 5_000
+    with pytest.raises(InputError, match="position_m"):
+        terminus_plot(change, column="position")
+
+
+def test_synthetic_glacier_box_from_its_zones_gives_the_true_retreat():
+    from xcalving.data.synthetic import glacier_cube
+
+    cube, truth = glacier_cube(4, shape=(200, 240), resolution=30.0, seed=21, freq="30D")
+    zones = cube.zones.isel(time=0).values
+    xs, ys = np.meshgrid(cube.x.values, cube.y.values)
+    glacier, ocean = zones == 2, zones == 3
+    centreline = shapely.LineString([(xs[glacier].mean(), ys[glacier].mean()),
+                                     (xs[ocean].mean(), ys[ocean].mean())])
+    box = box_from_centreline(centreline, 400.0)
+    result = terminus_change(cube.calving.fronts(), box, zones=cube.zones)
+    expected = terminus_change(truth, box)
+    np.testing.assert_allclose(result["position_m"], expected["position_m"], atol=30.0)
+    assert result["change_m"].iloc[-1] < -300  # the synthetic glacier retreats
+    with pytest.raises(InputError, match="wrong way round"):
+        terminus_change(truth, orient_box(box, ocean=centreline.boundary.geoms[0]),
+                        zones=cube.zones)

@@ -4,19 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+import torch
 import xarray as xr
 
 import xcalving
 from xcalving.data.synthetic import glacier_cube
 from xcalving.errors import InputError, XcalvingWarning
 from xcalving.metrics import mean_distance_error
-from xcalving.vector import (
-    front_from_probability,
-    front_from_zones,
-    read_fronts,
-    trace_lines,
-    write_fronts,
-)
+from xcalving.vector import front_from_probability, front_from_zones, trace_lines
 
 
 @pytest.fixture(scope="module")
@@ -109,24 +104,6 @@ def test_without_crs_coordinates_are_pixels_and_it_says_so():
             xcalving.fronts(ds, min_length_px=3)  # only the CRS warning is left
 
 
-@pytest.mark.parametrize("suffix", [".parquet", ".gpkg"])
-def test_files_keep_crs_and_times(synthetic, tmp_path, suffix):
-    cube, _ = synthetic
-    frame = cube.calving.fronts()
-    path = write_fronts(frame, tmp_path / f"fronts{suffix}")
-    back = read_fronts(path)
-    assert back.crs == frame.crs and back.index.name == "time"
-    if suffix == ".gpkg":  # GeoPackage keeps milliseconds
-        assert (abs(back.index - frame.index) < pd.Timedelta(milliseconds=1)).all()
-    else:
-        assert back.index.equals(frame.index)
-    assert back.geometry.geom_equals_exact(frame.geometry, tolerance=1e-6, align=False).all()
-    with pytest.raises(FileExistsError):
-        write_fronts(frame, path)
-    with pytest.raises(InputError, match=".parquet"):
-        write_fronts(frame, tmp_path / "fronts.shp")
-
-
 def test_bad_input_names_the_problem(synthetic):
     cube, _ = synthetic
     with pytest.raises(InputError, match="front_probability"):
@@ -161,3 +138,123 @@ def test_a_lon_lat_grid_gives_lines_but_no_lengths_in_degrees():
     with pytest.warns(XcalvingWarning, match="projected grid in metres"):
         frame = xcalving.fronts(ds)
     assert not frame.geometry.iloc[0].is_empty and np.isnan(frame["length_m"].iloc[0])
+
+
+# --- one pass ------------------------------------------------------------------------------------
+class _CountingNet(torch.nn.Module):
+    """A tiny ASPPUNet that counts its forward calls in a class attribute.
+
+    predict deep-copies a caller's module into the graph, so the count lives on the class.
+    """
+
+    calls = 0
+
+    def __init__(self):
+        super().__init__()
+        from xcalving.model import ASPPUNet
+
+        torch.manual_seed(0)
+        self.net = ASPPUNet(width=4).eval()
+
+    def forward(self, x):
+        type(self).calls += 1
+        return self.net(x)
+
+
+def _calls(function):
+    import dask
+
+    _CountingNet.calls = 0
+    with dask.config.set(scheduler="synchronous"):
+        function()
+    return _CountingNet.calls
+
+
+@pytest.fixture(scope="module")
+def lazy_prediction():
+    cube, _ = glacier_cube(2, shape=(128, 128), seed=3)
+    sar = cube.sar.chunk({"time": 1, "y": 64, "x": 64})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # chunks below a tile are merged: a PerformanceWarning
+        return xcalving.predict(sar, _CountingNet(), tile=64, overlap=16)
+
+
+def test_fronts_runs_the_network_no_more_than_compute(lazy_prediction, tmp_path):
+    pred = lazy_prediction
+    computed = _calls(pred.compute)
+    assert computed > 0
+    assert _calls(lambda: xcalving.fronts(pred, min_length_px=0)) <= computed
+    assert _calls(lambda: xcalving.fronts(pred, method="probability", min_length_px=0)) \
+        <= computed
+    path = xcalving.write_cube(pred, tmp_path / "pred.zarr")
+    stored = xcalving.open_cube(path)
+    assert _calls(lambda: xcalving.fronts(stored, min_length_px=0)) == 0  # read, not recomputed
+
+
+def test_one_pass_gives_the_rows_of_the_computed_prediction(lazy_prediction):
+    pred = lazy_prediction
+    lazy = xcalving.fronts(pred, min_length_px=0)
+    eager = xcalving.fronts(pred.compute(), min_length_px=0)
+    pd.testing.assert_frame_equal(lazy.drop(columns="geometry"), eager.drop(columns="geometry"))
+    assert lazy.geometry.geom_equals_exact(eager.geometry, tolerance=0).all()
+    assert (lazy["model"] == pred.attrs["model"]).all()
+    assert (lazy["model_sha256"] == pred.attrs["model_sha256"]).all()
+
+
+# --- scene dims and columns ----------------------------------------------------------------------
+def test_scene_dim_of_any_name_and_a_single_scene(synthetic):
+    cube, _ = synthetic
+    frame = cube.calving.fronts()
+    dated = cube[["zones"]].rename(time="date").calving.fronts()
+    assert dated.index.name == "date" and dated.index.equals(frame.index.rename("date"))
+    assert dated.geometry.geom_equals(frame.geometry).all()
+    one = cube.isel(time=2).calving.fronts()  # (y, x): the scalar time is the index
+    assert one.index.name == "time" and one.index[0] == frame.index[2]
+    assert one.geometry.iloc[0].equals(frame.geometry.iloc[2])
+    bare = cube.isel(time=2).drop_vars("time").calving.fronts()
+    assert bare.index.name == "time" and bare.index.isna().all()
+    numbered = cube[["zones"]].rename(time="scene").drop_vars("scene").calving.fronts()
+    assert list(numbered.index) == list(range(5)) and numbered.index.name == "scene"
+    transposed = cube[["zones"]].transpose("x", "time", "y").calving.fronts()
+    assert transposed.geometry.geom_equals(frame.geometry).all()
+
+
+def _lists(n):
+    values = np.empty(n, object)
+    for k in range(n):
+        values[k] = [0, k]
+    return values
+
+
+def test_scene_and_model_columns(synthetic):
+    cube, _ = synthetic
+    stems = np.array([f"scene_{k}" for k in range(5)], dtype=object)
+    ds = cube[["zones"]].assign_coords(stem=("time", stems),
+                                       satellite=("time", ["S1", "S1", "TSX", "S1", "ERS"]),
+                                       orbit=("time", np.arange(5)), platform="sentinel-1a",
+                                       bbox=("time", _lists(5)))  # lists: no column
+    ds.attrs.update(model="demo", model_sha256="0" * 64, glacier="Synthetic", tile=512)
+    frame = ds.calving.fronts()
+    assert list(frame.columns) == ["geometry", "length_m", "length_px", "mean_probability",
+                                   "n_segments", "n_pixels", "stem", "satellite", "orbit",
+                                   "platform", "glacier", "model", "model_sha256"]
+    assert (frame["platform"] == "sentinel-1a").all()
+    assert list(frame["stem"]) == list(stems) and frame["satellite"].iloc[2] == "TSX"
+    assert (frame["model"] == "demo").all() and (frame["glacier"] == "Synthetic").all()
+    one = ds.isel(time=1).calving.fronts()  # a single scene: its scalar coordinates
+    assert one["stem"].iloc[0] == "scene_1" and one["orbit"].iloc[0] == 1
+    assert "spatial_ref" not in one.columns
+
+
+def test_dims_that_are_not_a_scene_stack_are_refused(synthetic):
+    cube, _ = synthetic
+    with pytest.raises(InputError, match=r"y, x: .*rename\(\{'lat': 'y', 'lon': 'x'\}\)"):
+        cube[["zones"]].rename(y="lat", x="lon").calving.fronts()
+    with pytest.raises(InputError, match=r"one scene dim of any name.*isel\(band=0\)"):
+        cube[["zones"]].expand_dims(band=2).calving.fronts()
+
+
+def test_an_empty_scene_stack_gives_an_empty_frame(synthetic):
+    cube, _ = synthetic
+    frame = cube.isel(time=[]).calving.fronts()
+    assert len(frame) == 0 and frame.index.name == "time" and frame.crs == cube.rio.crs

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from xcalving.errors import InputError
 from xcalving.zones import ZONE_NAMES
 
-__all__ = ["ZONE_COLOURS", "front_map", "scene", "search_plot", "training_curves"]
+__all__ = ["ZONE_COLOURS", "front_map", "scene", "search_plot", "terminus_plot", "training_curves"]
 
 #: Colours of the zone classes 0..3: no data, rock, glacier, ocean.
 ZONE_COLOURS = ("#000000", "#8c6d46", "#dff3ff", "#1d4e89")
@@ -171,6 +171,62 @@ def _crs_units(fronts: Any) -> str:
         return "pixel"
     axis = fronts.crs.axis_info[0] if fronts.crs.axis_info else None
     return axis.unit_name if axis is not None else "unknown"
+
+
+def terminus_plot(change: Any, *, column: str = "position_m", title: str | None = None) -> Figure:
+    """Terminus position (or change) against time, with the dates that have none marked.
+
+    Parameters
+    ----------
+    change
+        The table of :func:`xcalving.change.terminus_change`, indexed by date.
+    column
+        ``"position_m"`` (default) or ``"change_m"``.
+    title
+        Axes title (default: the number of dates with a position).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Not attached to pyplot. Dates whose front does not cross the box (NaN) are red crosses
+        along the bottom of the axes, labelled "no position".
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> change = pd.DataFrame({"position_m": [3000.0, float("nan"), 2409.0]},
+    ...                       index=pd.date_range("2020-01-01", periods=3, freq="180D"))
+    >>> fig = terminus_plot(change)
+    >>> [line.get_label() for line in fig.axes[0].lines]
+    ['position_m', 'no position']
+    """
+    if column not in getattr(change, "columns", ()):
+        raise InputError(f"column: {column!r} is not in the table; it has "
+                         f"{list(getattr(change, 'columns', []))} (terminus_change's output).")
+    values = np.asarray(change[column], float)
+    valid = np.isfinite(values)
+    fig = Figure(figsize=(7.5, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(change.index[valid], values[valid], "o-", ms=4, color="C0", label=column)
+    if (~valid).any():
+        # x in dates, y in axes fractions: along the bottom, whatever the positions' range
+        ax.plot(change.index[~valid], np.full(int((~valid).sum()), 0.04), "x", ms=7, mew=1.5,
+                color="#d62728", linestyle="none", label="no position",
+                transform=ax.get_xaxis_transform())
+        ax.legend(loc="best", fontsize=8)
+    if np.issubdtype(np.asarray(change.index).dtype, np.datetime64):
+        import matplotlib.dates as mdates
+
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_xlabel(change.index.name or "date")
+    ax.set_ylabel({"position_m": "terminus position from the box's upstream edge [m]",
+                   "change_m": "change since the first date [m]"}.get(column, column))
+    ax.grid(alpha=0.3)
+    ax.set_title(title or f"terminus {column.removesuffix('_m')}, {int(valid.sum())} of "
+                 f"{len(values)} dates")
+    return fig
 
 
 def training_curves(history: Sequence[Mapping[str, Any]]) -> Figure:

@@ -1,8 +1,10 @@
 """From zones or front probability to calving-front polylines in map coordinates.
 
-The numpy core (:func:`front_from_zones`, :func:`front_from_probability`, :func:`trace_lines`)
-works on one 2-D scene; :func:`fronts` maps it over the time steps of a prediction Dataset and
-returns a GeoDataFrame indexed by time.
+The numpy core (:func:`front_from_zones`, :func:`~xcalving.tracing.front_from_probability`,
+:func:`~xcalving.tracing.trace_lines`) works on one 2-D scene; :func:`fronts` maps it over the
+scenes of a prediction Dataset, in one Dask pass, and returns a GeoDataFrame indexed by scene.
+Front files (:func:`write_fronts`, :func:`read_fronts`, :func:`check_fronts_path`) live in
+:mod:`xcalving.fronts_io` and are importable from here.
 """
 
 from __future__ import annotations
@@ -11,83 +13,26 @@ import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from scipy import ndimage
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
 
 from xcalving.errors import InputError, XcalvingWarning
-from xcalving.zones import drop_short_pieces, front_from_zones
+from xcalving.fronts_io import FRONT_FORMATS, check_fronts_path, read_fronts, write_fronts
+from xcalving.tracing import front_from_probability, pixel_length, trace_lines
+from xcalving.zones import front_from_zones
 
 if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-__all__ = ["front_from_probability", "front_from_zones", "fronts", "read_fronts", "trace_lines",
-           "write_fronts"]
+__all__ = ["FRONT_FORMATS", "check_fronts_path", "front_from_probability", "front_from_zones",
+           "fronts", "read_fronts", "trace_lines", "write_fronts"]
 
-_EIGHT = np.ones((3, 3), bool)
 #: CaFFe drops front pieces of at most this length.
 MIN_LENGTH_M = 750.0
-
-
-def _component_path(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Indices of the longest shortest path through one 8-connected set of pixels."""
-    n = len(rows)
-    if n == 1:
-        return np.zeros(1, int)
-    index = {(r, c): i for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True))}
-    src, dst, cost = [], [], []
-    for dr, dc, w in ((0, 1, 1.0), (1, 0, 1.0), (1, 1, np.sqrt(2)), (1, -1, np.sqrt(2))):
-        for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
-            j = index.get((r + dr, c + dc))
-            if j is not None:
-                src.append(i)
-                dst.append(j)
-                cost.append(w)
-    graph = csr_matrix((cost, (src, dst)), shape=(n, n))
-    first = dijkstra(graph, directed=False, indices=0)
-    start = int(np.argmax(np.where(np.isfinite(first), first, -1)))
-    dist, pred = dijkstra(graph, directed=False, indices=start, return_predecessors=True)
-    node = int(np.argmax(np.where(np.isfinite(dist), dist, -1)))
-    path = [node]
-    while pred[node] >= 0:
-        node = int(pred[node])
-        path.append(node)
-    return np.asarray(path[::-1])
-
-
-def trace_lines(front: np.ndarray) -> list[np.ndarray]:
-    """Order the pixels of each 8-connected front piece into a polyline of (row, col) vertices.
-
-    Each piece becomes the longest path through it (spurs of a pixel or two are left out);
-    pieces are returned longest first.
-    """
-    labels, n = ndimage.label(front, structure=_EIGHT)
-    lines = []
-    for k, piece in enumerate(ndimage.find_objects(labels), start=1):
-        rows, cols = np.nonzero(labels[piece] == k)
-        path = _component_path(rows, cols)
-        lines.append(np.column_stack([rows[path] + piece[0].start, cols[path] + piece[1].start]))
-    return sorted(lines, key=_pixel_length, reverse=True)
-
-
-def _pixel_length(line: np.ndarray) -> float:
-    return float(np.hypot(*np.diff(line, axis=0).T).sum()) if len(line) > 1 else 0.0
-
-
-def front_from_probability(probability: np.ndarray, threshold: float = 0.5,
-                           min_pixels: float = 0.0, bbox: np.ndarray | None = None) -> np.ndarray:
-    """Threshold, skeletonize, keep the longest path of each piece, then the length rule."""
-    from skimage.morphology import skeletonize
-
-    mask = np.nan_to_num(np.asarray(probability, float), nan=0.0) > threshold
-    if bbox is not None:
-        mask &= np.asarray(bbox, bool)
-    skeleton = skeletonize(mask)
-    front = np.zeros_like(skeleton)
-    for line in trace_lines(skeleton):
-        front[line[:, 0], line[:, 1]] = True
-    return drop_short_pieces(front, min_pixels)
+#: Prediction attributes copied into every row (where they are strings): scene and model.
+ROW_ATTRS = ("glacier", "satellite", "sensor", "platform", "model", "model_sha256")
+#: The columns computed for each scene; coordinates of these names are not copied.
+ROW_COLUMNS = ("geometry", "length_m", "length_px", "mean_probability", "n_segments", "n_pixels")
+_NEEDS = {"zones": "zones", "probability": "front_probability"}
 
 
 # --- the xarray / GeoDataFrame shell -------------------------------------------------------------
@@ -157,7 +102,7 @@ def _scene_row(front: np.ndarray, probability: np.ndarray | None, transform: Any
                spacing: float | None) -> dict[str, Any]:
     lines = trace_lines(front)
     geometry = _geometry(lines, transform)
-    length_px = sum(_pixel_length(line) for line in lines)
+    length_px = sum(pixel_length(line) for line in lines)
     mean_p = float(np.nanmean(probability[front])) if probability is not None and front.any() \
         else np.nan
     return {"geometry": geometry, "length_m": length_px * spacing if spacing else np.nan,
@@ -165,24 +110,142 @@ def _scene_row(front: np.ndarray, probability: np.ndarray | None, transform: Any
             "n_pixels": int(front.sum())}
 
 
-def _check_fronts_input(ds: Any, method: str) -> None:
+def _check_fronts_input(ds: Any, method: str) -> tuple[list[str], str | None]:
+    """The variables ``fronts`` reads (the one ``method`` needs first) and the scene dim."""
     import xarray as xr
 
     if not isinstance(ds, xr.Dataset):
         raise InputError(
             f"ds must be a prediction Dataset (from predict()); got {type(ds).__name__}."
         )
-    need = {"zones": "zones", "probability": "front_probability"}
-    if method not in need:
+    if method not in _NEEDS:
         raise InputError(f"method must be 'zones' or 'probability'; got {method!r}.")
-    if need[method] not in ds:
+    need = _NEEDS[method]
+    if need not in ds:
         raise InputError(
-            f"method={method!r} needs ds[{need[method]!r}], which is missing (ds has "
+            f"method={method!r} needs ds[{need!r}], which is missing (ds has "
             f"{list(ds.data_vars)}). Use method={'probability' if method == 'zones' else 'zones'!r}"
             " or pass the output of predict()."
         )
-    if "y" not in ds.dims or "x" not in ds.dims or set(ds.dims) - {"time", "y", "x", "zone"}:
-        raise InputError(f"ds must have dims (time,) y, x; it has {dict(ds.sizes)}.")
+    lead = _scene_dim(ds[need], need)
+    names = [need]
+    if need != "front_probability" and "front_probability" in ds and \
+            set(ds["front_probability"].dims) == set(ds[need].dims):  # for mean_probability
+        names.append("front_probability")
+    return names, lead
+
+
+def _scene_dim(var: Any, name: str) -> str | None:
+    """The one dim besides y and x (time, date, ...), or None for a single scene."""
+    dims = tuple(str(d) for d in var.dims)
+    other = [d for d in dims if d not in ("y", "x")]
+    if "y" not in dims or "x" not in dims:
+        fix = f"ds.rename({{{other[-2]!r}: 'y', {other[-1]!r}: 'x'}})" if len(other) >= 2 \
+            else "ds.rename(...)"
+        raise InputError(f"ds must have dims (time,) y, x: ds[{name!r}] has dims {dims}. Name "
+                         f"the spatial dims y and x, e.g. {fix}.")
+    if len(other) > 1:
+        extra = next((d for d in other if d != "time"), other[0])
+        raise InputError(
+            f"ds must have dims (time,) y, x: one scene dim of any name (time, date, ...) or "
+            f"none, then y and x; ds[{name!r}] has dims {dims}. Select along {extra!r}, e.g. "
+            f"ds.isel({extra}=0)."
+        )
+    return other[0] if other else None
+
+
+def _with_scene_dim(ds: Any, lead: str | None) -> tuple[Any, str]:
+    """``ds`` with a scene dim: a single scene gets one, named after its scalar date if any."""
+    if lead is not None:
+        return ds, lead
+    name = "time"
+    if "time" not in ds.coords:
+        dated = [str(n) for n, c in ds.coords.items()
+                 if c.ndim == 0 and np.issubdtype(c.dtype, np.datetime64)]
+        name = dated[0] if len(dated) == 1 else name
+    return ds.expand_dims(name), name
+
+
+def _scene_blocks(var: Any, lead: str) -> Any:
+    """A dask array (scene, y, x) with one chunk a scene: a front is traced over its scene."""
+    import dask
+    import dask.array as dsa
+
+    data = var.transpose(lead, "y", "x").data  # rows are y
+    if not dask.is_dask_collection(data):
+        data = dsa.from_array(np.asarray(data), chunks=(1, -1, -1), name=False)
+    return data.rechunk((1, -1, -1))
+
+
+def _rows_of_blocks(*blocks: np.ndarray, names: tuple[str, ...], method: str,
+                    min_pixels: float, threshold: float, transform: Any,
+                    spacing: float | None) -> np.ndarray:
+    """One scene's blocks (1, y, x), one a variable → its row, in an object array of one."""
+    scene = dict(zip(names, (block[0] for block in blocks), strict=True))
+    probability = scene.get("front_probability")
+    front = _scene_front(scene.get("zones"), probability, method, min_pixels, threshold)
+    out = np.empty(1, object)
+    out[0] = _scene_row(front, probability, transform, spacing)
+    return out
+
+
+def _compute_rows(scenes: Any, lead: str, names: list[str], **settings: Any) -> list[Any]:
+    """Every scene's row, computed in one graph.
+
+    All variables enter one ``map_blocks`` call, so the blocks they share (a lazy prediction's
+    network output) are computed once: passing each variable to its own ``dask.delayed`` call
+    optimises each one's graph apart, and the network runs once a variable.
+    """
+    import functools
+
+    import dask.array as dsa
+
+    if scenes.sizes[lead] == 0:
+        return []
+    stacks = [_scene_blocks(scenes[name], lead) for name in names]
+    # the settings travel in a partial: dask would read a tuple (the transform) as a task
+    function = functools.partial(_rows_of_blocks, names=tuple(names), **settings)
+    rows = dsa.map_blocks(function, *stacks, drop_axis=[1, 2], dtype=object,
+                          meta=np.empty((0,), object), token="xcalving-fronts")
+    return list(rows.compute())
+
+
+def _index(scenes: Any, lead: str) -> Any:
+    """The frame's index: the scene dim's coordinate (a DatetimeIndex for dates)."""
+    import pandas as pd
+
+    if lead in scenes.coords:
+        return pd.Index(scenes[lead].values, name=lead)
+    if lead == "time":
+        return pd.DatetimeIndex([pd.NaT] * scenes.sizes[lead], name=lead)
+    return pd.RangeIndex(scenes.sizes[lead], name=lead)
+
+
+def _plain(values: np.ndarray) -> bool:
+    """Whether values can be a column of any front file: numbers, dates or strings."""
+    if values.dtype.kind in "biufMmU":
+        return True
+    return values.dtype.kind == "O" and all(v is None or isinstance(v, str)
+                                            for v in values.ravel())
+
+
+def _scene_columns(scenes: Any, lead: str) -> dict[str, Any]:
+    """Columns: coordinates with one value a scene, then scene and model attributes.
+
+    Coordinates along the scene dim and scalar ones (but ``spatial_ref``) whose values are
+    numbers, dates or strings; attributes are :data:`ROW_ATTRS`.
+    """
+    columns: dict[str, Any] = {}
+    for name, coord in scenes.coords.items():
+        along = coord.dims == (lead,) and name != lead
+        scalar = coord.ndim == 0 and name != "spatial_ref"
+        if (along or scalar) and name not in ROW_COLUMNS and _plain(np.asarray(coord.values)):
+            columns[str(name)] = coord.values if along else coord.values[()]
+    for key in ROW_ATTRS:
+        value = scenes.attrs.get(key)
+        if isinstance(value, str) and key not in columns:
+            columns[key] = value
+    return columns
 
 
 def fronts(
@@ -193,12 +256,14 @@ def fronts(
     min_length_px: float | None = None,
     threshold: float = 0.5,
 ) -> gpd.GeoDataFrame:
-    """Calving fronts as time-indexed vector lines in the cube's CRS.
+    """Calving fronts as vector lines in the cube's CRS, one row a scene.
 
     Parameters
     ----------
     ds
-        A prediction Dataset with ``zones`` and/or ``front_probability`` on dims (time,) y, x.
+        A prediction Dataset with ``zones`` and/or ``front_probability`` on dims
+        (scene, y, x), the scene dim of any name (``time``, ``date``, ...), or (y, x) for a
+        single scene.
     method
         ``"zones"``: CaFFe's post-processing of the zone map
         (:func:`~xcalving.vector.front_from_zones`); ``"probability"``: threshold, skeletonize
@@ -217,32 +282,47 @@ def fronts(
     Returns
     -------
     geopandas.GeoDataFrame
-        Indexed by a DatetimeIndex named ``time`` (one row per time step, an empty geometry
+        Indexed by the scene dim's coordinate, named after it (a DatetimeIndex for dates; a
+        single scene takes its scalar ``time``, or NaT), one row per scene (an empty geometry
         where no front was found), with a (Multi)LineString through pixel centres in map
         coordinates, ``length_m``, ``length_px``, ``mean_probability`` (of the front pixels),
-        ``n_segments`` and ``n_pixels``. Without a CRS the coordinates are pixels
-        (x = column + 0.5, y = row + 0.5), a warning says so and ``attrs["georeference"]`` too.
+        ``n_segments`` and ``n_pixels``; then a column for each coordinate with one value a
+        scene (along the scene dim, or scalar: e.g. ``stem``, ``platform``; numbers, dates or
+        strings) and for the attributes
+        ``glacier``, ``satellite``, ``sensor``, ``platform``, ``model`` and ``model_sha256``
+        where ``ds`` has them (:func:`xcalving.predict` records the last two). Without a CRS
+        the coordinates are pixels (x = column + 0.5, y = row + 0.5), a warning says so and
+        ``attrs["georeference"]`` too.
 
     Raises
     ------
     InputError
-        Coordinates that are not a regular grid: not monotonic, repeated, unevenly spaced, or
-        a single pixel along ``y`` or ``x`` (see :func:`xcalving.grid.transform`).
+        A Dataset without the variable ``method`` needs, without ``y``/``x`` dims or with more
+        than one other dim; coordinates that are not a regular grid: not monotonic, repeated,
+        unevenly spaced, or a single pixel along ``y`` or ``x`` (see
+        :func:`xcalving.grid.transform`).
 
     Notes
     -----
+    This is where numbers are computed, in one pass: every scene is one task of one Dask
+    graph that holds all the variables it reads, so each block of a lazy prediction is
+    computed once (the network runs as often as for ``ds.compute()``). A lazy prediction is
+    recomputed by every call that computes it, so compute it once:
+
+    * fronts only: ``xcalving.fronts(pred)`` on the lazy prediction — one pass;
+    * the prediction too: ``xcalving.write_cube(pred, "pred.zarr")``, then
+      ``xcalving.fronts(xcalving.open_cube("pred.zarr"))`` — one pass, and the stored
+      prediction is read, not recomputed. Calling ``fronts`` on the same lazy ``pred`` after
+      ``pred.to_zarr(...)`` runs the network a second time.
+
     The transform and the pixel spacing come from the ``y``/``x`` coordinates
     (:mod:`xcalving.grid`), never from a cached GeoTransform, so ascending or descending axes,
     decimated (``isel(y=slice(None, None, 2))``), coarsened and reprojected predictions all
     give fronts in the right place, with ``length_m`` and the ``min_length`` rule in metres of
     the actual spacing. On a geographic (lon/lat) CRS the lines are drawn in degrees, but a
     warning says that the spacing in metres is unknown: ``length_m`` is NaN and no piece is
-    dropped for being short (a lon/lat pixel's size in metres changes with latitude and
-    differs between x and y); reproject first, e.g.
+    dropped for being short; reproject first, e.g.
     ``ds.rio.reproject(ds.rio.estimate_utm_crs())`` (nearest, the default, keeps zone classes).
-
-    This is where numbers are computed: the scenes are computed with Dask, in parallel, one
-    time step a task.
 
     Examples
     --------
@@ -254,29 +334,25 @@ def fronts(
     >>> flipped = fronts(cube[["zones"]].sortby("y"))  # ascending y: the same lines
     >>> bool(flipped.geometry.geom_equals(frame.geometry).all())
     True
+    >>> fronts(cube[["zones"]].rename(time="date")).index.name  # any name of the scene dim
+    'date'
     """
-    import dask
     import geopandas as gpd
     import pandas as pd
 
-    _check_fronts_input(ds, method)
+    names, lead = _check_fronts_input(ds, method)
     transform, spacing, why = _grid(ds)
     min_pixels = _min_pixels(spacing, min_length, min_length_px, why)
     if spacing is None and transform is not None and min_length_px is not None:
         warnings.warn(f"fronts: length_m is NaN: {why}", XcalvingWarning, stacklevel=2)
-    single = "time" not in ds.dims
-    scenes = (ds.expand_dims("time") if single else ds).transpose(..., "y", "x")  # rows are y
-    tasks = []
-    for k in range(scenes.sizes["time"]):
-        scene = scenes.isel(time=k)
-        zones = scene["zones"].data if "zones" in scene else None
-        prob = scene["front_probability"].data if "front_probability" in scene else None
-        front = dask.delayed(_scene_front)(zones, prob, method, min_pixels, threshold)
-        tasks.append(dask.delayed(_scene_row)(front, prob, transform, spacing))
-    rows = dask.compute(*tasks)
-    times = pd.DatetimeIndex(scenes["time"].values if "time" in scenes.coords else
-                             [pd.NaT] * len(rows), name="time")
-    frame = gpd.GeoDataFrame(list(rows), index=times, geometry="geometry",
+    scenes, dim = _with_scene_dim(ds[names], lead)
+    rows = _compute_rows(scenes, dim, names, method=method, min_pixels=min_pixels,
+                         threshold=threshold, transform=transform, spacing=spacing)
+    table = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
+    table.index = _index(scenes, dim)
+    for name, values in _scene_columns(scenes, dim).items():
+        table[name] = values
+    frame = gpd.GeoDataFrame(table, geometry="geometry",
                              crs=ds.rio.crs if transform is not None else None)
     if transform is None:
         warnings.warn("fronts: the Dataset has no CRS; front coordinates are pixels.",
@@ -284,42 +360,3 @@ def fronts(
         frame.attrs["georeference"] = "none: x = column + 0.5, y = row + 0.5 (pixels)"
     frame.attrs.update(method=method, min_length_px=min_pixels)
     return frame
-
-
-def write_fronts(frame: gpd.GeoDataFrame, path: Any, *, overwrite: bool = False) -> str:
-    """Write fronts to GeoParquet (``.parquet``) or GeoPackage (``.gpkg``), times kept.
-
-    GeoPackage stores times with millisecond precision; GeoParquet keeps them exactly.
-    """
-    import os
-
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"path: {path!r} exists; choose a new path or pass overwrite=True.")
-    out = frame.reset_index()
-    if path.endswith(".parquet"):
-        out.to_parquet(path)
-    elif path.endswith(".gpkg"):
-        if os.path.exists(path):
-            os.remove(path)
-        with warnings.catch_warnings():  # pixel-coordinate fronts have no CRS, and say so
-            warnings.filterwarnings("ignore", message="'crs' was not provided")
-            out.to_file(path, driver="GPKG", layer="fronts")
-    else:
-        raise InputError(f"path must end in .parquet (GeoParquet) or .gpkg (GeoPackage); got "
-                         f"{path!r}.")
-    return path
-
-
-def read_fronts(path: Any) -> gpd.GeoDataFrame:
-    """Read fronts written by :func:`write_fronts`, with the DatetimeIndex ``time`` restored."""
-    import os
-
-    import geopandas as gpd
-    import pandas as pd
-
-    path = os.fspath(path)
-    frame = gpd.read_parquet(path) if path.endswith(".parquet") else gpd.read_file(path)
-    frame["time"] = pd.to_datetime(frame["time"]).dt.tz_localize(None) \
-        if getattr(frame["time"].dt, "tz", None) is not None else pd.to_datetime(frame["time"])
-    return frame.set_index("time")
