@@ -21,6 +21,7 @@ from pathlib import Path
 import bad_inputs_fronts
 import bad_inputs_grid
 import bad_inputs_model
+import bad_inputs_outputs
 import bad_inputs_scenes
 import bad_inputs_trust
 import bad_inputs_values
@@ -259,7 +260,8 @@ CASES = [
 ]
 CASES += (bad_inputs_trust.cases(Case) + bad_inputs_grid.cases(Case)
           + bad_inputs_values.cases(Case) + bad_inputs_model.cases(Case)
-          + bad_inputs_scenes.cases(Case) + bad_inputs_fronts.cases(Case))
+          + bad_inputs_scenes.cases(Case) + bad_inputs_fronts.cases(Case)
+          + bad_inputs_outputs.cases(Case))
 
 
 # --- helpers of single cases ---------------------------------------------------------------------

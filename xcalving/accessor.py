@@ -5,6 +5,7 @@ Validation and dispatch only, no state: xarray makes a new accessor for every ob
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import xarray as xr
@@ -23,13 +24,14 @@ class CalvingDataArrayAccessor:
     def predict(self, model: Any = None, *, tile: int = _D.tile, overlap: int = _D.overlap,
                 batch_size: int = _D.batch_size, device: str = _D.device,
                 precision: str = _D.precision, band: Any = _D.band, scaling: str = _D.scaling,
-                resolution: float | str | None = _D.resolution) -> xr.Dataset:
+                resolution: float | str | None = _D.resolution, dtype: str = _D.dtype,
+                outputs: str | Sequence[str] = _D.outputs) -> xr.Dataset:
         """Lazy front probability and zones; see :func:`xcalving.predict`."""
         from xcalving.inference import predict
 
         return predict(self._obj, model, tile=tile, overlap=overlap, batch_size=batch_size,
                        device=device, precision=precision, band=band, scaling=scaling,
-                       resolution=resolution)
+                       resolution=resolution, dtype=dtype, outputs=outputs)
 
 
 @xr.register_dataset_accessor("calving")
@@ -42,8 +44,9 @@ class CalvingDatasetAccessor:
     def predict(self, model: Any = None, *, variable: str | None = None, tile: int = _D.tile,
                 overlap: int = _D.overlap, batch_size: int = _D.batch_size,
                 device: str = _D.device, precision: str = _D.precision, band: Any = _D.band,
-                scaling: str = _D.scaling,
-                resolution: float | str | None = _D.resolution) -> xr.Dataset:
+                scaling: str = _D.scaling, resolution: float | str | None = _D.resolution,
+                dtype: str = _D.dtype,
+                outputs: str | Sequence[str] = _D.outputs) -> xr.Dataset:
         """Predict on one variable of the Dataset; see :func:`xcalving.predict`.
 
         ``variable=None`` takes ``"sar"`` where there is one; else, where some variables
@@ -73,7 +76,7 @@ class CalvingDatasetAccessor:
             da = da.assign_attrs(band=variable)
         return predict(da, model, tile=tile, overlap=overlap, batch_size=batch_size,
                        device=device, precision=precision, band=band, scaling=scaling,
-                       resolution=resolution)
+                       resolution=resolution, dtype=dtype, outputs=outputs)
 
     def fronts(self, *, method: str = "zones", min_length: float = 750.0,
                min_length_px: float | None = None, threshold: float = 0.5) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -28,6 +29,8 @@ def predict(
     band: Any = _D.band,
     scaling: str = _D.scaling,
     resolution: float | str | None = _D.resolution,
+    dtype: str = _D.dtype,
+    outputs: str | Sequence[str] = _D.outputs,
 ) -> Any:
     """Predict calving-front probability and zones over a SAR cube, lazily.
 
@@ -74,21 +77,48 @@ def predict(
         refining — and the probabilities are interpolated back onto the input grid, so the
         output has the input's coordinates either way. Needs a projected grid in metres
         (:func:`xcalving.io.pixel_spacing`).
+    dtype
+        How the probabilities are stored when the Dataset is written (``to_zarr``,
+        ``to_netcdf``): ``"uint8"`` (default) packs them CF-style (``scale_factor`` 1/254,
+        ``_FillValue`` 255 for NaN; readers decode them to floats within 1/508, NaN kept);
+        ``"float32"`` stores them unpacked. In memory they are float32 either way.
+    outputs
+        The variables to return: any of ``"front_probability"``, ``"zone_probability"``,
+        ``"zones"``, or ``"all"``. The default leaves out ``zone_probability`` (four values a
+        pixel); ``zones`` is computed from the zone probabilities whether or not they are
+        returned.
 
     Returns
     -------
     xarray.Dataset
-        Lazy: ``front_probability`` (..., y, x) float32, ``zone_probability`` (zone, ..., y, x)
-        float32 and ``zones`` (..., y, x) uint8, with the input's coordinates and CRS. Its
-        attributes record the model and its sha256, the options, and the device and precision
-        the blocks run at (resolved: ``"cpu"``, ``"fp32"``, ...).
+        Lazy, with the input's coordinates and CRS: ``front_probability`` (..., y, x) float32,
+        ``zones`` (..., y, x) uint8 and, when requested, ``zone_probability``
+        (..., zone, y, x) float32, the input's lead dims (e.g. ``time``) first. Its
+        attributes are CF globals (``Conventions``, ``title``, ``source``, a ``history`` line
+        with the call as resolved) and the provenance: the model and its sha256, the options,
+        and the device and precision the blocks ran at (resolved: ``"cpu"``, ``"fp32"``,
+        ...), as strings and numbers (``network_scaling`` is JSON).
+
+    Examples
+    --------
+    >>> import torch, xcalving
+    >>> from xcalving.data.synthetic import glacier_cube
+    >>> from xcalving.model import ASPPUNet
+    >>> cube, _ = glacier_cube(2, shape=(64, 64), seed=0)
+    >>> _ = torch.manual_seed(0)
+    >>> pred = xcalving.predict(cube.sar, ASPPUNet(width=4).eval(), tile=64, overlap=16)
+    >>> list(pred.data_vars), pred.front_probability.encoding["dtype"]
+    (['front_probability', 'zones'], 'uint8')
+    >>> xcalving.predict(cube.sar, ASPPUNet(width=4).eval(), tile=64, overlap=16,
+    ...                  outputs="all").zone_probability.dims
+    ('time', 'zone', 'y', 'x')
     """
     from xcalving.model.weights import model_spec
     from xcalving.scaling import input_kind
 
     options = PredictOptions(tile=tile, overlap=overlap, batch_size=batch_size, device=device,
                              precision=precision, band=band, scaling=scaling,
-                             resolution=resolution)
+                             resolution=resolution, dtype=dtype, outputs=outputs)
     da = prepare_input(da, options.band)
     options = replace(options, scaling=input_kind(da, options.scaling))
     check_values_in_memory(da, options.scaling)  # dask input: checked block by block, when run
@@ -100,7 +130,4 @@ def predict(
         out = run_on_input_grid(da, spec, options, stacklevel=2)  # warnings name the caller
     else:
         out = run_resampled(da, spacings, spec, options)
-    ds = to_dataset(da, out, spec, options, runtime)
-    if spacings is not None:
-        ds.attrs["resolution"], ds.attrs["input_resolution"] = spacings
-    return ds
+    return to_dataset(da, out, spec, options, runtime, spacings)

@@ -8,7 +8,9 @@ weights, do not depend on the chunking, so neither does the result.
 
 from __future__ import annotations
 
+import json
 import warnings
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,7 +27,10 @@ if TYPE_CHECKING:
     from xcalving.inference.options import PredictOptions
     from xcalving.model.weights import ModelSpec
 
-__all__ = ["run_blocks", "run_on_input_grid", "spatial_chunks", "to_dataset", "warn_rechunk"]
+__all__ = [
+    "probability_encoding", "run_blocks", "run_on_input_grid", "spatial_chunks", "to_dataset",
+    "warn_rechunk",
+]
 
 
 # --- chunks --------------------------------------------------------------------------------------
@@ -103,10 +108,15 @@ def run_blocks(data: Any, plan: WindowPlan, spec: ModelSpec, options: PredictOpt
     """
     import dask
     import dask.array as dsa
+    from dask.base import tokenize
 
     lead = data.ndim - 2
-    depth = {lead: plan.extent[0] - 1, lead + 1: plan.extent[1] - 1}
-    haloed = dsa.overlap.overlap(data, depth=depth, boundary="none")
+    # a halo only along axes with neighbouring blocks: one chunk along an axis needs none, and
+    # the overlap would copy every block for nothing
+    depth = {lead + k: plan.extent[k] - 1 if len(data.chunks[lead + k]) > 1 else 0
+             for k in (0, 1)}
+    haloed = (dsa.overlap.overlap(data, depth=depth, boundary="none") if any(depth.values())
+              else data)
     edges = [np.cumsum([0, *c]) for c in data.chunks[-2:]]
     spec_key = dask.delayed(spec, name=f"xcalving-model-{spec.sha256[:16]}", traverse=False)
 
@@ -117,8 +127,10 @@ def run_blocks(data: Any, plan: WindowPlan, spec: ModelSpec, options: PredictOpt
         return _run_block(block, origin, core, plan, spec, options)
 
     chunks = (*data.chunks[:-2], (N_CHANNELS,), *data.chunks[-2:])
+    # the name must differ between predictions: two in one graph under one name would share keys
+    token = tokenize(haloed.name, spec.sha256, options, plan.shape, plan.extent, plan.size)
     return dsa.map_blocks(block_fn, haloed, spec_key, chunks=chunks, new_axis=[lead],
-                          dtype=np.float32, name="xcalving-predict")
+                          dtype=np.float32, name=f"xcalving-predict-{token}")
 
 
 def _run_block(block: np.ndarray, origin: tuple[int, int], core: tuple[int, int, int, int],
@@ -142,19 +154,54 @@ def _zones_of_block(block: np.ndarray, axis: int) -> np.ndarray:
     probs = np.moveaxis(block, axis, 0)
     best = probs[1].copy()
     zones = np.zeros(best.shape, np.uint8)
+    where = np.empty(best.shape, bool)  # one mask, reused: no temporaries
     for k in range(2, N_CHANNELS):
-        better = probs[k] > best
-        zones[better] = k - 1
-        np.maximum(best, probs[k], out=best)
-    zones[np.isnan(probs[0])] = 0
+        np.greater(probs[k], best, out=where)
+        np.copyto(zones, np.uint8(k - 1), where=where)
+        if k < N_CHANNELS - 1:
+            np.maximum(best, probs[k], out=best)
+    np.copyto(zones, np.uint8(0), where=np.isnan(probs[0], out=where))
     return zones
 
 
+def _zones_keeping_axis(block: np.ndarray, axis: int) -> np.ndarray:
+    """:func:`_zones_of_block` with the channel axis kept, of length 1."""
+    return np.expand_dims(_zones_of_block(block, axis), axis)
+
+
+#: Probabilities packed to uint8: ``round(p * 254)`` in 0..254, so that 0 and 1 are exact and
+#: no value is off by more than 1/508; 255 marks no data (NaN), on disk and in unwritten chunks.
+PACKED_SCALE = 1 / 254
+PACKED_FILL = 255
+
+
+def probability_encoding(dtype: str) -> dict[str, Any]:
+    """The ``encoding`` that stores a probability variable as ``dtype`` (``"uint8"``/``"float32"``).
+
+    ``to_zarr`` and ``to_netcdf`` apply it on writing and readers decode it (CF ``scale_factor``
+    and ``_FillValue``): uint8 reads back as floats within 1/508, NaN where there was none.
+    ``fill_value`` is Zarr's value for chunks never written, so that they read as NaN too.
+
+    Examples
+    --------
+    >>> probability_encoding("uint8")["scale_factor"] * 254, probability_encoding("float32")
+    (1.0, {'dtype': 'float32'})
+    """
+    if dtype == "float32":
+        return {"dtype": "float32"}
+    return {"dtype": "uint8", "scale_factor": PACKED_SCALE, "_FillValue": PACKED_FILL,
+            "fill_value": PACKED_FILL}
+
+
 def to_dataset(da: Any, out: Any, spec: ModelSpec, options: PredictOptions,
-               runtime: tuple[str, str]) -> Any:
+               runtime: tuple[str, str], spacings: tuple[float, float] | None = None) -> Any:
     """The output Dataset: ``out`` (..., 5, y, x) split into variables, on ``da``'s coordinates.
 
-    ``runtime`` is the (device, precision) the blocks run at, for the provenance attributes.
+    Holds the variables ``options.outputs`` names, probabilities float32 in memory and
+    encoded for storage as ``options.dtype`` (:func:`probability_encoding`); dims are the
+    input's lead dims, then ``zone``, then ``y``, ``x``. ``runtime`` is the (device, precision)
+    the blocks ran at and ``spacings`` the (network, input) pixel spacings where the input was
+    resampled, for the attributes: CF globals and provenance, every value a string or a number.
     """
     import xarray as xr
 
@@ -163,44 +210,70 @@ def to_dataset(da: Any, out: Any, spec: ModelSpec, options: PredictOptions,
     lead = lead_dims(da)
     front, zone_prob, zones = _split_channels(out, len(lead))
     dims = (*lead, "y", "x")
-    ds = xr.Dataset(
-        {
-            "front_probability": (dims, front, {"long_name": "calving front probability",
-                                                "units": "1"}),
-            "zone_probability": (("zone", *dims), zone_prob, {"long_name": "zone probability",
-                                                             "units": "1"}),
-            "zones": (dims, zones, zone_attrs("zone")),
-        },
+    encoding = probability_encoding(options.dtype)
+    variables = {
+        "front_probability": xr.Variable(dims, front, {"long_name": "calving front probability",
+                                                       "units": "1"}, encoding=dict(encoding)),
+        "zone_probability": xr.Variable((*lead, "zone", "y", "x"), zone_prob,
+                                        {"long_name": "zone probability", "units": "1"},
+                                        encoding=dict(encoding)),
+        "zones": xr.Variable(dims, zones, zone_attrs("zone")),
+    }
+    coords = dict(da.coords)
+    if "zone_probability" in options.outputs:
         # object dtype: Zarr v3 stores variable-length strings without an "unstable dtype" warning
-        coords={**dict(da.coords), "zone": np.array(ZONE_NAMES, dtype=object)},
-    )
-    ds.attrs.update(_provenance(spec, options, runtime))
-    if "band" in da.attrs:
-        ds.attrs["band"] = str(da.attrs["band"])
+        coords["zone"] = np.array(ZONE_NAMES, dtype=object)
+    ds = xr.Dataset({name: variables[name] for name in options.outputs}, coords=coords)
+    ds.attrs.update(_provenance(da, spec, options, runtime, spacings))
     return _georeference(ds, da)
 
 
 def _split_channels(out: Any, n: int) -> tuple[Any, Any, Any]:
-    """Front probability, zone probabilities (zone first) and arg-max zones of ``out``."""
-    import dask.array as dsa
-
+    """Front probability, zone probabilities (..., zone, y, x) and arg-max zones of ``out``."""
     front = out[(slice(None),) * n + (0,)]
-    zone_prob = dsa.moveaxis(out[(slice(None),) * n + (slice(1, None),)], n, 0)
-    # one cheap task per block (the zone axis is one chunk), not dask's argmax reduction tree
-    zones = out.map_blocks(_zones_of_block, n, drop_axis=n, dtype=np.uint8)
+    zone_prob = out[(slice(None),) * n + (slice(1, None),)]
+    # one cheap task per block (the zone axis is one chunk), not dask's argmax reduction tree;
+    # the channel axis is kept (length 1) and indexed away after: map_blocks(drop_axis=) would
+    # concatenate, i.e. copy, every block of ``out`` before the arg-max reads it
+    keep = (*out.chunks[:n], (1,), *out.chunks[n + 1:])
+    zones = out.map_blocks(_zones_keeping_axis, n, chunks=keep, dtype=np.uint8)
+    zones = zones[(slice(None),) * n + (0,)]
     return front, zone_prob, zones
 
 
-def _provenance(spec: ModelSpec, options: PredictOptions,
-                runtime: tuple[str, str]) -> dict[str, Any]:
+def _provenance(da: Any, spec: ModelSpec, options: PredictOptions, runtime: tuple[str, str],
+                spacings: tuple[float, float] | None) -> dict[str, Any]:
+    """CF global attributes and the resolved options, as strings and numbers (JSON within)."""
     import xcalving
 
-    return {
+    version = xcalving.__version__
+    band = str(da.attrs["band"]) if "band" in da.attrs else None
+    resolved: dict[str, Any] = {
+        "model": spec.name, "tile": options.tile, "overlap": options.overlap,
+        "batch_size": options.batch_size, "device": runtime[0], "precision": runtime[1],
+        "band": band, "scaling": options.scaling,
+        "resolution": float(spacings[0]) if spacings else None,
+        "dtype": options.dtype, "outputs": list(options.outputs),
+    }
+    call = ", ".join(f"{k}={json.dumps(v)}" for k, v in resolved.items() if v is not None)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    history = f"{stamp}: xcalving {version} predict({call})"
+    before = da.attrs.get("history")
+    attrs: dict[str, Any] = {
+        "Conventions": "CF-1.10",
+        "title": "Calving-front probability and glacier zones",
+        "source": f"xcalving {version} predict, model {spec.name} (sha256 {spec.sha256})",
+        "history": f"{before}\n{history}" if isinstance(before, str) and before else history,
         "model": spec.name, "model_sha256": spec.sha256, "tile": options.tile,
         "overlap": options.overlap, "batch_size": options.batch_size, "device": runtime[0],
         "precision": runtime[1], "input_scaling": options.scaling,
-        "network_scaling": str(spec.scaling.to_dict()), "xcalving_version": xcalving.__version__,
+        "network_scaling": json.dumps(spec.scaling.to_dict()), "xcalving_version": version,
     }
+    if band is not None:
+        attrs["band"] = band
+    if spacings is not None:
+        attrs["resolution"], attrs["input_resolution"] = float(spacings[0]), float(spacings[1])
+    return attrs
 
 
 def _georeference(ds: Any, da: Any) -> Any:

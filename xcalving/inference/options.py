@@ -3,21 +3,29 @@
 :class:`PredictOptions` is built and checked once per :func:`~xcalving.predict` call and passed
 down the flow whole; ``xcalving.predict`` and the ``.calving`` accessors take their defaults
 from its fields. What needs the network (the stride) is checked by :func:`check_tile` once the
-model is known.
+model is known. What is stored is chosen here too: ``dtype`` (probabilities packed to uint8 or
+kept float32 on disk) and ``outputs`` (which variables the Dataset holds).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from xcalving.errors import InputError
+from xcalving.errors import InputError, InputTypeError, did_you_mean
 from xcalving.runtime import check_precision
 
-__all__ = ["PredictOptions", "check_tile"]
+__all__ = ["DTYPES", "OUTPUTS", "PredictOptions", "check_tile"]
+
+#: The variables predict can return, in the Dataset's order; ``zones`` is always computed from
+#: the blended zone probabilities, whether or not ``zone_probability`` is returned.
+OUTPUTS = ("front_probability", "zone_probability", "zones")
+#: How probabilities are stored: ``uint8`` (CF-packed, 1/254 steps) or ``float32``.
+DTYPES = ("uint8", "float32")
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,8 @@ class PredictOptions:
     --------
     >>> PredictOptions().tile, PredictOptions.overlap
     (512, 128)
+    >>> PredictOptions().outputs, PredictOptions(outputs="all", dtype=np.float32).dtype
+    (('front_probability', 'zones'), 'float32')
     >>> PredictOptions(precision="half")
     Traceback (most recent call last):
     ...
@@ -47,11 +57,18 @@ class PredictOptions:
     #: What the values are; ``"auto"`` until predict has read the input's metadata.
     scaling: str = "auto"
     resolution: float | str | None = None
+    #: Storage of the probabilities: ``"uint8"`` packs them (the Dataset stays float32).
+    dtype: str = "uint8"
+    #: The variables returned: any of :data:`OUTPUTS`, or ``"all"``.
+    outputs: Sequence[str] = ("front_probability", "zones")
 
     def __post_init__(self) -> None:
         _check_whole_numbers(tile=self.tile, overlap=self.overlap, batch_size=self.batch_size)
         check_precision(self.precision)
         _check_resolution(self.resolution)
+        # frozen: the checked, normalised forms replace what was given
+        object.__setattr__(self, "dtype", _check_dtype(self.dtype))
+        object.__setattr__(self, "outputs", _check_outputs(self.outputs))
 
 
 def check_tile(tile: int, overlap: int, stride: int, batch_size: int) -> None:
@@ -87,3 +104,40 @@ def _check_resolution(resolution: Any) -> None:
                          f"{resolution!r}.")
     if not np.isfinite(resolution) or resolution <= 0:
         raise InputError(f"resolution must be a positive number of metres; got {resolution!r}.")
+
+
+def _check_dtype(dtype: Any) -> str:
+    """``dtype`` as one of :data:`DTYPES` (a name, a numpy dtype or type)."""
+    try:  # None and bools are not dtypes here (numpy reads None as float64)
+        name = None if dtype is None or isinstance(dtype, bool) else np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name in DTYPES:
+        return str(name)
+    message = (f"dtype must be 'uint8' (probabilities packed in 1/254 steps, the default) or "
+               f"'float32'; got {dtype!r}." + did_you_mean(str(dtype), DTYPES))
+    raise InputError(message)
+
+
+def _check_outputs(outputs: Any) -> tuple[str, ...]:
+    """``outputs`` as a tuple of names from :data:`OUTPUTS`, in the Dataset's order."""
+    if isinstance(outputs, str):
+        outputs = OUTPUTS if outputs == "all" else (outputs,)
+    try:
+        names = list(outputs)
+    except TypeError:
+        names = None
+    if names is None or not all(isinstance(n, str) for n in names):
+        message = (f"outputs must be a name or a sequence of names from {list(OUTPUTS)} "
+                   f"(or 'all'); got {outputs!r}.")
+        raise InputTypeError(message)
+    for name in names:
+        if name not in OUTPUTS:
+            message = (f"outputs: {name!r} is not an output; choose from {list(OUTPUTS)} "
+                       "(or outputs='all')." + did_you_mean(name, OUTPUTS))
+            raise InputError(message)
+    if not names:
+        message = (f"outputs is empty: name at least one of {list(OUTPUTS)}, e.g. "
+                   "outputs=('front_probability', 'zones').")
+        raise InputError(message)
+    return tuple(n for n in OUTPUTS if n in names)
