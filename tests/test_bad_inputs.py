@@ -25,6 +25,7 @@ import bad_inputs_outputs
 import bad_inputs_scenes
 import bad_inputs_trust
 import bad_inputs_values
+import bad_inputs_writes
 import numpy as np
 import pytest
 import xarray as xr
@@ -261,7 +262,7 @@ CASES = [
 CASES += (bad_inputs_trust.cases(Case) + bad_inputs_grid.cases(Case)
           + bad_inputs_values.cases(Case) + bad_inputs_model.cases(Case)
           + bad_inputs_scenes.cases(Case) + bad_inputs_fronts.cases(Case)
-          + bad_inputs_outputs.cases(Case))
+          + bad_inputs_outputs.cases(Case) + bad_inputs_writes.cases(Case))
 
 
 # --- helpers of single cases ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ weights → MDE in pixels against their labels.
 
 from __future__ import annotations
 
-import shutil
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,21 +17,27 @@ import numpy as np
 
 from xcalving.errors import InputError, XcalvingWarning
 
-DEMO_MARKER = ".xcalving-demo"
+#: Who the demo's folder marker (:data:`xcalving.safety.MARKER`) names.
+WRITTEN_BY = "xcalving demo"
 
 
-def demo_folder(out: Path) -> Path:
-    """Prepare the demo's own output folder: replace an earlier demo run, never a user's folder."""
-    if out.exists():
-        if not (out / DEMO_MARKER).exists() and (not out.is_dir() or any(out.iterdir())):
-            raise InputError(
-                f"--out: {out} exists and was not written by `xcalving demo`; the demo only "
-                "replaces its own output. Choose another --out or remove that folder yourself."
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    (out / DEMO_MARKER).write_text("written by `xcalving demo`; a re-run replaces this folder\n")
-    return out
+def check_demo_out(out: Path) -> None:
+    """Refuse an ``--out`` the demo did not create: only an earlier demo run may be replaced.
+
+    A demo folder carries a marker listing what the demo wrote; a folder without it (even an
+    empty one), or with files added since, is never adopted or replaced.
+    """
+    from xcalving.safety import MARKER, check_replaceable, marked_by
+
+    if not os.path.lexists(out):
+        return
+    if marked_by(out) != WRITTEN_BY:
+        raise InputError(
+            f"--out: {out} exists and was not created by `xcalving demo` (it has no {MARKER} "
+            "marker of the demo); the demo only replaces its own output. Choose another --out "
+            "or remove that folder yourself."
+        )
+    check_replaceable(out, what="--out", flag="`xcalving demo`")
 
 
 def _step(n: int, total: int, text: str) -> None:
@@ -85,7 +91,7 @@ def synthetic_part(out: Path, *, seed: int, n_times: int, size: int, resolution:
     store = Path(xcalving.write_cube(cube, out / "cube.zarr"))
     cube = xcalving.open_cube(store)
     scene(cube, time=0).savefig(out / "scene.png", dpi=110)
-    _step(2, total, f"wrote {store} and reopened it lazily (crs {cube.rio.crs}); predicting "
+    _step(2, total, f"wrote {store.name} and reopened it lazily (crs {cube.rio.crs}); predicting "
           "with the 'demo' weights")
     pred = _predict_to_zarr(cube, "demo", out / "prediction.zarr", tile=256, overlap=64)
     frame = pred.calving.fronts()
@@ -127,13 +133,25 @@ def real_part(out: Path, *, step: int, total: int) -> list[Path]:
 
 def run_demo(out: Path, *, seed: int, n_times: int, size: int, resolution: float, freq: str,
              real: bool = True) -> list[Path]:
-    """Run both parts and return the files written."""
-    out = demo_folder(out)
+    """Run both parts and return the files written.
+
+    Everything is written into a hidden folder beside ``out``, marked as the demo's, and moved to
+    ``out`` when complete (replacing an earlier demo run there); a failure or Ctrl-C removes it.
+    """
+    from xcalving.safety import mark_folder, staged
+
+    out = Path(out)
+    check_demo_out(out)
     total = 5 if real else 3
-    files = synthetic_part(out, seed=seed, n_times=n_times, size=size, resolution=resolution,
-                           freq=freq, total=total)
-    if real:
-        files += real_part(out, step=4, total=total)
+    with staged(out, mode="w", what="--out", flag="`xcalving demo`",
+                check=check_demo_out) as work:
+        work.mkdir()
+        files = synthetic_part(work, seed=seed, n_times=n_times, size=size,
+                               resolution=resolution, freq=freq, total=total)
+        if real:
+            files += real_part(work, step=4, total=total)
+        mark_folder(work, WRITTEN_BY)
+    files = [out / path.relative_to(work) for path in files]
     print("\nfiles written:")
     for path in files:
         print(f"  {path}")

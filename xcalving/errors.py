@@ -31,6 +31,10 @@ class UnsafeFileError(XcalvingError, ValueError):
     """A file is refused because reading it could run code or it failed a checksum."""
 
 
+class UnsafeTargetError(XcalvingError, FileExistsError):
+    """A write target exists and is not something xcalving may replace, or it is an input."""
+
+
 class DeviceError(XcalvingError, RuntimeError):
     """The requested compute device is not available."""
 

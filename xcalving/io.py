@@ -94,26 +94,67 @@ def write_cube(
     Numpy-backed variables are chunked by :data:`DEFAULT_WRITE_CHUNKS`; dask-backed ones keep their
     chunks. Metadata is not consolidated (Zarr v3 has no standard for it yet, and zarr warns).
 
+    The store is written beside ``path`` (a hidden ``.NAME.xcalving-tmp-XXXX`` sibling) and moved
+    there only when complete: a failure removes the sibling and leaves ``path`` as it was. See
+    :mod:`xcalving.safety` for the rules.
+
     Parameters
     ----------
     ds
         Dataset (or DataArray, written as a one-variable Dataset).
     path
-        Where to write.
+        Where to write. Never a path ``ds`` is read from: to update a store in place, load the
+        data first (``ds.load()``), then write with ``mode="w"``.
     mode
-        ``"w-"`` (default) refuses to touch an existing store; ``"w"`` replaces it.
+        ``"w-"`` (default) refuses to touch an existing path; ``"w"`` replaces an existing Zarr
+        store (or a folder xcalving created), never another folder, a file or ``"."``.
     compute
-        ``False`` returns after writing metadata; see :meth:`xarray.Dataset.to_zarr`.
+        ``False`` writes metadata only (and eager coordinates); the data are written later, e.g.
+        region by region; see :meth:`xarray.Dataset.to_zarr`.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``mode="w-"``.
+    xcalving.safety.UnsafeTargetError
+        ``mode="w"`` and ``path`` is not a Zarr store xcalving may replace (a FileExistsError).
+    InputError
+        ``path`` is, holds or lies inside an input of ``ds``; a variable name Zarr cannot store.
+
+    Examples
+    --------
+    >>> import tempfile, xcalving
+    >>> from xcalving.data.synthetic import glacier_cube
+    >>> cube, _ = glacier_cube(2, shape=(64, 64), seed=0)
+    >>> path = xcalving.write_cube(cube, tempfile.mkdtemp() + "/cube.zarr")
+    >>> lazy = xcalving.open_cube(path)
+    >>> try:
+    ...     xcalving.write_cube(lazy.sar * 2, path, mode="w")  # it would delete what it reads
+    ... except ValueError as err:
+    ...     print("refused:", "is the input" in str(err))
+    refused: True
+    >>> _ = xcalving.write_cube((lazy.sar * 2).load(), path, mode="w")  # loaded first: fine
     """
+    from xcalving.lineage import input_paths
+    from xcalving.safety import check_names, check_target, staged
+
     if mode not in ("w-", "w"):
         raise InputError(f"mode must be 'w-' (never overwrite) or 'w' (replace); got {mode!r}.")
+    if not isinstance(ds, xr.Dataset | xr.DataArray):
+        raise InputTypeError(f"ds must be an xarray Dataset or DataArray; got {type(ds).__name__}.")
     if isinstance(ds, xr.DataArray):
         ds = ds.to_dataset(name=ds.name or "sar")
-    if mode == "w-" and os.path.exists(path):
-        raise FileExistsError(
-            f"path: {os.fspath(path)!r} already exists and mode='w-' never overwrites. "
-            "Choose a new path, or pass mode='w' to replace it."
-        )
+    check_names(ds)
+    check_target(path, mode=mode, inputs=input_paths(ds))
+    ds = _write_ready(ds)
+    with staged(path, mode=mode) as scratch:
+        ds.to_zarr(scratch, mode="w-", consolidated=False,  # type: ignore[call-overload]
+                   zarr_format=3, compute=compute)
+    return os.fspath(path)
+
+
+def _write_ready(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` chunked for writing, without chunk encodings from a store it was read from."""
     if all(v.chunks is None for v in ds.data_vars.values()):
         # data variables only: small coordinates (e.g. scene names) stay in memory
         ds = ds.assign({
@@ -124,9 +165,7 @@ def write_cube(
     for var in ds.variables.values():  # chunk encodings of a store it was read from would clash
         var.encoding = {k: v for k, v in var.encoding.items()
                         if k not in ("chunks", "preferred_chunks", "shards")}
-    ds.to_zarr(path, mode=mode, consolidated=False, zarr_format=3,  # type: ignore[call-overload]
-               compute=compute)
-    return os.fspath(path)
+    return ds
 
 
 def missing_blocks(

@@ -36,15 +36,19 @@ def add_caffe(sub: Any) -> None:
     cf.add_argument("--stride", type=int, default=None, help="patch stride (default: window)")
     cf.add_argument("--unknown-spacing", action="store_true",
                     help="pixel spacing unknown (resized scenes such as caffe256)")
-    cf.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    cf.add_argument("--overwrite", action="store_true",
+                    help="replace an existing --out (a Zarr store) once the new one is complete")
     cf.set_defaults(run=_run_caffe)
 
 
 def _run_caffe(args: argparse.Namespace) -> int:
     from xcalving.data.caffe import caffe_to_zarr
+    from xcalving.safety import check_target
 
+    mode: Literal["w-", "w"] = "w" if args.overwrite else "w-"
+    check_target(args.out, mode=mode, what="--out", flag="--overwrite")  # before reading scenes
     spacing: Literal["name"] | None = None if args.unknown_spacing else "name"
     store = caffe_to_zarr(args.root, args.out, window=args.window, stride=args.stride,
-                          pixel_spacing=spacing, mode="w" if args.overwrite else "w-")
+                          pixel_spacing=spacing, mode=mode)
     print(f"wrote {store}")
     return 0

@@ -11,8 +11,8 @@ def add_demo(sub: Any) -> None:
     """Register ``xcalving demo`` on the subparsers ``sub``."""
     demo = sub.add_parser("demo", help="run the end-to-end demo: synthetic and real CaFFe scenes")
     demo.add_argument("--out", default="xcalving-demo",
-                      help="output folder, the demo's own: a re-run replaces it "
-                           "(default: %(default)s)")
+                      help="output folder, created and marked by the demo: a re-run replaces "
+                           "it, never a folder the demo did not create (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=2026,
                       help="random seed of the synthetic cube (the demo weights never saw it)")
     demo.add_argument("--n-times", type=int, default=12, help="number of scenes")

@@ -19,6 +19,7 @@ from xcalving.data.caffe.catalog import (
 )
 from xcalving.data.caffe.png import _image_shape, _read_scene_arrays
 from xcalving.errors import InputError
+from xcalving.safety import check_target, staged
 from xcalving.windows import window_starts
 
 __all__ = ["caffe_to_zarr"]
@@ -140,13 +141,11 @@ def _write_patches(catalog: pd.DataFrame, plan: list[np.ndarray], store: Any, wi
     writer.close()
 
 
-def _refuse_existing(store: Any, mode: str) -> None:
-    local = isinstance(store, os.PathLike) or "://" not in str(store)
-    if mode == "w-" and local and os.path.exists(store):
-        raise FileExistsError(
-            f"store: {os.fspath(store)!r} already exists and mode='w-' never overwrites. "
-            "Choose a new path, or pass mode='w' to replace it."
-        )
+def _input_files(catalog: pd.DataFrame) -> list[str]:
+    """The scene files the store is cut from: the store may not be, hold or lie in one."""
+    columns = [c for c in ("image_path", "zones_path", "front_path", "bbox_path")
+               if c in catalog.columns]
+    return [os.fspath(p) for c in columns for p in catalog[c] if isinstance(p, str | os.PathLike)]
 
 
 def caffe_to_zarr(
@@ -168,7 +167,8 @@ def caffe_to_zarr(
         A CaFFe ``data_raw`` folder (or its parent), or a catalog from :func:`open_caffe` —
         filter its rows to write a subset.
     store
-        Path of the new store.
+        Path of the new store; written beside it and moved there when complete, so a failure
+        leaves nothing behind (and an older store at ``mode="w"`` untouched).
     window
         Patch side in pixels.
     stride
@@ -178,7 +178,8 @@ def caffe_to_zarr(
     pixel_spacing
         Used only when a folder is given; see :func:`open_caffe`.
     mode
-        ``"w-"`` (default) refuses an existing store; ``"w"`` replaces it.
+        ``"w-"`` (default) refuses an existing path; ``"w"`` replaces an existing Zarr store
+        (never another folder or file, see :mod:`xcalving.safety`).
     chunk_samples
         Samples per chunk: the unit a :class:`~xcalving.data.stream.PatchStream` reads.
     progress
@@ -211,13 +212,14 @@ def caffe_to_zarr(
     catalog = _as_catalog(root_or_catalog, pixel_spacing)
     catalog = catalog.sort_values(["glacier", "date", "stem"], kind="stable")
     plan = _plan_patches(catalog, window, stride)
-    _refuse_existing(store, mode)
+    check_target(store, mode=mode, inputs=_input_files(catalog), what="store")
     skeleton = _skeleton(catalog, plan, window, chunk_samples)
     skeleton.attrs.update(
         title="CaFFe training patches", source="CaFFe, doi:10.1594/PANGAEA.940950",
         license="CC-BY-4.0", window=int(window), stride=int(stride),
         pixel_spacing="name" if catalog["pixel_spacing"].notna().all() else "unknown",
     )
-    skeleton.to_zarr(store, mode=mode, compute=False, consolidated=False, zarr_format=3)
-    _write_patches(catalog, plan, store, window, chunk_samples, progress)
+    with staged(store, mode=mode, what="store") as scratch:
+        skeleton.to_zarr(scratch, mode="w-", compute=False, consolidated=False, zarr_format=3)
+        _write_patches(catalog, plan, scratch, window, chunk_samples, progress)
     return os.fspath(store)
