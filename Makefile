@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 # torch first, pinned: pip takes this CPU build from local disk; a bare `torch` would pull a multi-GB CUDA build.
 TORCH   ?= torch==2.13.0
-EXTRAS  ?= dev,stac,tune,docs
+EXTRAS  ?= dev,stac,tune,docs,explore
 ASV_ARGS ?=
 
 .PHONY: demo test install lint bench docs clean
