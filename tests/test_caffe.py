@@ -62,7 +62,7 @@ def test_parse_name_examples():
 
 def test_every_shipped_file_name_parses():
     files = list(shipped_scenes().rglob("*.png"))
-    assert len(files) == 42
+    assert len(files) == 63
     assert {parse_name(f).glacier for f in files} == {"DBE", "JAC", "Jorum", "SI"}
 
 
@@ -195,8 +195,8 @@ def test_open_caffe_on_fixture_tree(tree, catalog):
 
 def test_open_caffe_on_shipped_real_scenes_without_pixel_spacing():
     catalog = open_caffe(shipped_scenes(), pixel_spacing=None)
-    assert len(catalog) == 14
-    assert catalog.groupby("glacier").size().to_dict() == {"DBE": 2, "JAC": 2, "Jorum": 8, "SI": 2}
+    assert len(catalog) == 21
+    assert catalog.groupby("glacier").size().to_dict() == {"DBE": 9, "JAC": 2, "Jorum": 8, "SI": 2}
     assert (catalog.query("glacier == 'Jorum'")["satellite"] == "TSX").all()
     assert catalog["pixel_spacing"].isna().all() and catalog.attrs["pixel_spacing"] is None
     assert catalog["bbox_path"].isna().all()
@@ -332,7 +332,7 @@ def test_caffe_to_zarr_refuses_to_overwrite(tree, catalog, tmp_path):
 def test_caffe_to_zarr_shipped_scenes_and_progress_bar(tmp_path, capsys):
     store = caffe_to_zarr(shipped_scenes(), tmp_path / "p.zarr", pixel_spacing=None)
     ds = xcalving.open_cube(store)
-    assert ds.sizes == {"sample": 14, "y": 256, "x": 256}
+    assert ds.sizes == {"sample": 21, "y": 256, "x": 256}
     assert np.isnan(ds.pixel_spacing.values).all() and ds.attrs["pixel_spacing"] == "unknown"
     assert "caffe_to_zarr" in capsys.readouterr().err
 

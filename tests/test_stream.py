@@ -235,7 +235,7 @@ def test_shipped_scenes_split_by_glacier(tmp_path):
                           pixel_spacing=None, progress=False)
     train = PatchStream(store, glaciers=["DBE", "JAC", "SI"], augment=True)
     valid = PatchStream(store, glaciers="Jorum", shuffle=False)
-    assert (train.n_samples, valid.n_samples) == (24, 32)
+    assert (train.n_samples, valid.n_samples) == (52, 32)
     assert not set(train.indices().tolist()) & set(valid.indices().tolist())
     item = next(iter(train))
     assert item["image"].shape == (1, 128, 128) and torch.isfinite(item["image"]).all()
