@@ -1,17 +1,30 @@
-"""A tqdm progress bar for Dask's local schedulers."""
+"""Progress bars: ``tqdm.dask.TqdmCallback`` for Dask's local schedulers, text where no widgets."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from dask.callbacks import Callback
+from tqdm.dask import TqdmCallback
 
 
-class progress(Callback):  # noqa: N801  (used like a function: ``with xcalving.progress():``)
-    """Show a progress bar of finished tasks while Dask computes or writes.
+class progress(TqdmCallback):  # noqa: N801  (used like a function: ``with xcalving.progress():``)
+    """Show a progress bar of finished Dask tasks while Dask computes or writes.
+
+    ``tqdm.dask.TqdmCallback`` with the bar of :func:`tqdm_class`: a widget in Jupyter where
+    ipywidgets is installed, plain text elsewhere (a notebook without ipywidgets included). It
+    covers every computation inside the ``with`` block, whatever starts it: ``.compute()``,
+    ``to_zarr``, :func:`xcalving.fronts`. Each computation gets a bar of its own, counting its
+    tasks (a predicted block is a few tasks, one of which runs the network).
 
     Works with the threaded and synchronous schedulers. On a ``dask.distributed`` cluster use
     ``distributed.progress(client.compute(...))`` or the dashboard instead.
+
+    Parameters
+    ----------
+    desc
+        Label in front of the bar.
+    **tqdm_kwargs
+        Passed to the tqdm bar (``disable=True``, ``file=``, ``leave=``, ...).
 
     Examples
     --------
@@ -22,22 +35,8 @@ class progress(Callback):  # noqa: N801  (used like a function: ``with xcalving.
     """
 
     def __init__(self, desc: str = "xcalving", **tqdm_kwargs: Any) -> None:
-        super().__init__()
-        self._desc, self._kwargs, self._bar = desc, tqdm_kwargs, None
-
-    def _start_state(self, dsk: Any, state: Any) -> None:
-        tqdm = tqdm_class()
-        total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
-        self._bar = tqdm(total=total, desc=self._desc, unit="task", **self._kwargs)
-
-    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-        if self._bar is not None:
-            self._bar.update(1)
-
-    def _finish(self, dsk: Any, state: Any, errored: bool) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        tqdm_kwargs.setdefault("unit", "task")
+        super().__init__(tqdm_class=tqdm_class(), desc=desc, **tqdm_kwargs)
 
 
 def tqdm_class() -> Any:

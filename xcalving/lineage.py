@@ -227,7 +227,17 @@ def _hash_layout(digest: Any, ds: xr.Dataset) -> None:
                   var.chunks, dict(var.attrs)]
         digest.update(json.dumps(header, sort_keys=True, default=str).encode())
         if name in ds.indexes or (getattr(var, "_in_memory", False) and var.size <= 1_000_000):
-            digest.update(np.ascontiguousarray(var.values).tobytes())
+            digest.update(_value_bytes(var.values))
+
+
+def _value_bytes(values: np.ndarray) -> bytes:
+    """Bytes that stand for ``values``: text by its characters, anything else by its memory.
+
+    Object arrays of str hold pointers, which differ from run to run.
+    """
+    if values.dtype.kind in "OUS":
+        return json.dumps([str(v) for v in values.ravel()]).encode()
+    return np.ascontiguousarray(values).tobytes()
 
 
 def _windows(shape: tuple[int, ...], samples: int) -> list[tuple[slice, ...]]:

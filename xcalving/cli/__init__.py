@@ -1,25 +1,84 @@
-"""The ``xcalving`` command line."""
+"""The ``xcalving`` command line: one subcommand a job, each registered by its module."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
+from typing import Any
 
-from xcalving.cli import data, demo, predict, training
+from xcalving.cli import data, demo, finetune, predict, training, weights
 from xcalving.errors import XcalvingError
 
-__all__ = ["main"]
+__all__ = ["HelpFormatter", "main"]
+
+_DESCRIPTION = """\
+Calving fronts from SAR time series: predict them, turn them into lines, train networks.
+Run 'xcalving COMMAND --help' for each command's options and an example."""
+
+_EPILOG = """\
+examples:
+  xcalving demo --out xcalving-demo
+  xcalving predict cube.zarr --out pred.zarr
+  xcalving predict 's1/*.tif' --out pred.zarr --model caffe256
+  xcalving fronts pred.zarr --out fronts.gpkg --map fronts.png
+  xcalving weights"""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Each option's default after its help; indented lines (examples) printed as written.
+
+    No ``(default: None)`` or ``(default: False)``: an option whose help already says what its
+    default is, a flag, or one without a default, is left as it is. In descriptions and
+    epilogs, lines that start with a space are kept as they are; the others are filled.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        lines: list[str] = []
+        paragraph: list[str] = []
+        for line in [*text.splitlines(), ""]:
+            if line.strip() and not line[0].isspace():
+                paragraph.append(line.strip())
+                continue
+            if paragraph:
+                lines.append(textwrap.fill(" ".join(paragraph), width, initial_indent=indent,
+                                           subsequent_indent=indent))
+                paragraph = []
+            lines.append(indent + line)
+        return "\n".join(lines).rstrip()
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        shown = (action.option_strings or action.nargs in (argparse.OPTIONAL,
+                                                           argparse.ZERO_OR_MORE))
+        if (not shown or action.nargs == 0 or default is None or default is False
+                or default is argparse.SUPPRESS or "default" in text.lower()):
+            return text
+        if isinstance(default, list | tuple):
+            default = " ".join(str(v) for v in default)
+        return f"{text} (default: {str(default).replace('%', '%%')})"
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of every subcommand: :class:`HelpFormatter` unless one is asked for."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xcalving", description=__doc__)
+    parser = _Parser(prog="xcalving", description=_DESCRIPTION, epilog=_EPILOG)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error instead of one line")
-    sub = parser.add_subparsers(dest="command")
-    for add in (demo.add_demo, predict.add_predict, predict.add_fronts, data.add_synth,
-                data.add_caffe, training.add_train, training.add_tune):
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND",
+                                title="commands")
+    for add in (demo.add_demo, predict.add_predict, predict.add_fronts, weights.add_weights,
+                finetune.add_finetune, data.add_synth, data.add_caffe, training.add_train,
+                training.add_tune):
         add(sub)
     return parser
 

@@ -8,12 +8,21 @@ from typing import Any, Literal
 
 def add_synth(sub: Any) -> None:
     """Register ``xcalving synth`` on the subparsers ``sub``."""
-    sy = sub.add_parser("synth", help="write synthetic scenes as a CaFFe data_raw tree")
-    sy.add_argument("--out", required=True, help="folder that receives data_raw/")
-    sy.add_argument("--train-seeds", type=int, default=40, help="seeds 0..N-1 → split train")
-    sy.add_argument("--test-seeds", type=int, default=8, help="seeds 1000.. → split test")
-    sy.add_argument("--n-times", type=int, default=6, help="scenes per seed")
-    sy.add_argument("--size", type=int, default=256, help="scene size in pixels")
+    sy = sub.add_parser(
+        "synth", help="write synthetic scenes as a CaFFe data_raw tree",
+        description="Write synthetic glacier scenes (one fjord a seed, with their exact zones "
+                    "and fronts) as a CaFFe data_raw tree, ready for 'xcalving caffe'.",
+        epilog="example:\n  xcalving synth --out synthetic --train-seeds 8 --test-seeds 2\n"
+               "  xcalving caffe synthetic/data_raw --out patches.zarr")
+    sy.add_argument("--out", required=True,
+                    help="folder that receives data_raw/ (required; data_raw/ must not exist "
+                         "or be empty)")
+    sy.add_argument("--train-seeds", type=int, default=40,
+                    help="N: seeds 0..N-1 go to the train split")
+    sy.add_argument("--test-seeds", type=int, default=8,
+                    help="N: seeds 1000..1000+N-1 go to the test split")
+    sy.add_argument("--n-times", type=int, default=6, help="scenes per seed, 30 days apart")
+    sy.add_argument("--size", type=int, default=256, help="scene size in pixels (at least 64)")
     sy.set_defaults(run=_run_synth)
 
 
@@ -29,11 +38,17 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 def add_caffe(sub: Any) -> None:
     """Register ``xcalving caffe`` on the subparsers ``sub``."""
-    cf = sub.add_parser("caffe", help="convert a CaFFe data_raw tree to a Zarr patch store")
+    cf = sub.add_parser(
+        "caffe", help="convert a CaFFe data_raw tree to a Zarr patch store",
+        description="Cut the scenes of a CaFFe data_raw tree (SAR, zones, fronts) into patches "
+                    "on the window grid of 'xcalving predict' and write them as one Zarr store "
+                    "for 'xcalving train' and 'xcalving tune'.",
+        epilog="example:\n  xcalving caffe CaFFe/data_raw --out patches.zarr --window 256")
     cf.add_argument("root", help="the data_raw folder (or its parent)")
-    cf.add_argument("--out", required=True, help="Zarr patch store to write")
+    cf.add_argument("--out", required=True, help="Zarr patch store to write (required)")
     cf.add_argument("--window", type=int, default=256, help="patch size in pixels")
-    cf.add_argument("--stride", type=int, default=None, help="patch stride (default: window)")
+    cf.add_argument("--stride", type=int, default=None,
+                    help="patch stride in pixels (default: --window, patches side by side)")
     cf.add_argument("--unknown-spacing", action="store_true",
                     help="pixel spacing unknown (resized scenes such as caffe256)")
     cf.add_argument("--overwrite", action="store_true",

@@ -9,13 +9,19 @@ from typing import Any
 
 def add_demo(sub: Any) -> None:
     """Register ``xcalving demo`` on the subparsers ``sub``."""
-    demo = sub.add_parser("demo", help="run the end-to-end demo: synthetic and real CaFFe scenes")
+    demo = sub.add_parser(
+        "demo", help="run the end-to-end demo: synthetic and real CaFFe scenes",
+        description="(a) Make a synthetic glacier cube, predict it with the demo weights, trace "
+                    "the fronts and score them against the truth; (b) the same on real "
+                    "labelled scenes shipped with xcalving. Files and maps go to --out.",
+        epilog="examples:\n  xcalving demo\n"
+               "  xcalving demo --out demo --n-times 4 --size 128 --synthetic-only")
     demo.add_argument("--out", default="xcalving-demo",
                       help="output folder, created and marked by the demo: a re-run replaces "
-                           "it, never a folder the demo did not create (default: %(default)s)")
+                           "it, never a folder the demo did not create")
     demo.add_argument("--seed", type=int, default=2026,
                       help="random seed of the synthetic cube (the demo weights never saw it)")
-    demo.add_argument("--n-times", type=int, default=12, help="number of scenes")
+    demo.add_argument("--n-times", type=int, default=12, help="number of synthetic scenes")
     demo.add_argument("--size", type=int, default=256,
                       help="scene size in pixels (the demo weights were trained at 256)")
     demo.add_argument("--resolution", type=float, default=20.0, help="pixel spacing in metres")

@@ -1,5 +1,9 @@
 """``xcalving predict`` (with ``--resume``) and ``xcalving fronts``.
 
+What predict reads: one Zarr cube, or GeoTIFF/COG scenes (files or globs, one date each) opened
+onto one grid by :func:`xcalving.open_scenes`; the input is recorded in the ``input_path``
+attribute (``source`` is the CF attribute naming the software).
+
 Where a prediction is written: into ``.OUT.xcalving-partial`` beside ``--out``, moved to ``--out``
 when complete. A failed run removes it; an interrupted one (Ctrl-C, exit 130) or a killed one
 leaves it, and ``--resume`` continues it (it records a fingerprint of the input data, so a
@@ -18,10 +22,26 @@ from typing import Any
 
 from xcalving.cli import _dask
 from xcalving.errors import InputError
+from xcalving.inference.options import DTYPES, OUTPUTS, PredictOptions
 from xcalving.runtime import PRECISIONS
 
 #: Attributes that must match for --resume to add to an existing prediction: each changes values.
+#: The input's path is not one of them (a moved cube keeps its fingerprint): ``input_fingerprint``
+#: is compared instead, and the variables and their stored dtypes by :func:`_check_same_layout`.
 _SAME_RUN = ("model_sha256", "tile", "overlap", "precision", "input_scaling", "resolution")
+#: What predict reads, for the messages that refuse anything else.
+_ACCEPTED = ("a Zarr cube (a folder written by xcalving.write_cube or to_zarr) or GeoTIFF/COG "
+             "scenes (.tif/.tiff files or quoted globs such as 's1/*.tif', one date each)")
+
+_PREDICT_EPILOG = """examples:
+  xcalving predict cube.zarr --out pred.zarr
+  xcalving predict 's1/*.tif' --out pred.zarr --model caffe256 --resolution model
+  xcalving predict cube.zarr --out pred.zarr --outputs all --dtype float32
+  xcalving predict cube.zarr --out pred.zarr --resume   # after Ctrl-C: only the missing blocks"""
+
+_FRONTS_EPILOG = """examples:
+  xcalving fronts pred.zarr --out fronts.gpkg --map fronts.png
+  xcalving fronts pred.zarr --out fronts.parquet --method probability --min-length 500"""
 
 
 def compute_with_progress(delayed: Any, scheduler: Any, what: str) -> None:
@@ -31,29 +51,64 @@ def compute_with_progress(delayed: Any, scheduler: Any, what: str) -> None:
 
 def add_predict(sub: Any) -> None:
     """Register ``xcalving predict`` on the subparsers ``sub``."""
-    pred = sub.add_parser("predict", help="predict front probability and zones over a Zarr cube")
-    pred.add_argument("cube", help="input Zarr cube (e.g. written by xcalving.write_cube)")
+    defaults = PredictOptions()
+    pred = sub.add_parser(
+        "predict", help="predict front probability and zones over a Zarr cube or GeoTIFF scenes",
+        description="Predict calving-front probability and glacier zones, window by window, "
+                    "over every scene of INPUT, and write them as a Zarr store on the input's "
+                    "grid. The store is written beside --out and moved there when complete; "
+                    "an interrupted run is continued with --resume.",
+        epilog=_PREDICT_EPILOG)
+    pred.add_argument("inputs", nargs="+", metavar="INPUT",
+                      help="a Zarr cube (e.g. written by xcalving.write_cube), or GeoTIFF/COG "
+                           "scenes: .tif/.tiff files or quoted globs such as 's1/*.tif', one "
+                           "date each (from the file name), opened onto one grid")
     pred.add_argument("--out", required=True,
-                      help="output Zarr store: a new path, never the input cube")
+                      help="output Zarr store: a new path, never the input (required)")
     pred.add_argument("--model", default=None,
-                      help="registered weights name or .safetensors path (default: the package's)")
+                      help="registered weights name (see 'xcalving weights') or a .safetensors "
+                           "path (default: the package's default weights)")
     pred.add_argument("--variable", default=None,
-                      help="backscatter variable (default: sar, else HH, else VV, else the only "
-                           "one)")
-    pred.add_argument("--tile", type=int, default=512, help="window size in pixels")
-    pred.add_argument("--overlap", type=int, default=128, help="window overlap in pixels")
-    pred.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
-    pred.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    pred.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
-                      help="auto: bf16 (fp16 without bf16) on CUDA, fp32 on CPU "
-                           "(default: %(default)s)")
+                      help="Zarr input: the backscatter variable (default: sar, else HH, else "
+                           "VV, else the only one)")
+    pred.add_argument("--tile", type=int, default=defaults.tile,
+                      help="window size in pixels, a multiple of the network stride")
+    pred.add_argument("--overlap", type=int, default=defaults.overlap,
+                      help="overlap of neighbouring windows in pixels")
+    pred.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                      help="windows per forward pass")
+    pred.add_argument("--device", default=defaults.device,
+                      help="auto (a GPU where there is one), cpu or cuda")
+    pred.add_argument("--precision", default=defaults.precision,
+                      choices=("auto", *PRECISIONS),
+                      help="auto: bf16 (fp16 without bf16) on CUDA, fp32 on CPU")
     pred.add_argument("--band", default=None,
-                      help="band to use when the cube has several (default: HH, else VV)")
+                      help="band to use when the input has several (default: HH, else VV)")
     pred.add_argument("--resolution", default=None,
                       help="run the network at this spacing: 'model' (the weights') or metres; "
                            "the output stays on the input grid (default: the input grid)")
-    pred.add_argument("--scaling", default="auto", choices=["auto", "db", "linear", "uint8",
-                                                             "none"])
+    pred.add_argument("--scaling", default=defaults.scaling,
+                      choices=["auto", "db", "linear", "uint8", "none"],
+                      help="what the values are: auto reads the units attribute (uint8 data: "
+                           "8-bit grey values); none feeds them unchanged")
+    pred.add_argument("--dtype", default=defaults.dtype, choices=DTYPES,
+                      help="how probabilities are stored: uint8 (CF-packed in 1/254 steps, a "
+                           "quarter of float32's size; read back as floats) or float32")
+    pred.add_argument("--outputs", nargs="+", default=list(defaults.outputs), metavar="NAME",
+                      choices=(*OUTPUTS, "all"),
+                      help=f"variables to write: any of {', '.join(OUTPUTS)}, or all "
+                           "(zone_probability holds four values a pixel)")
+    scenes = pred.add_argument_group("GeoTIFF/COG input (see xcalving.open_scenes)")
+    scenes.add_argument("--crs", default=None,
+                        help="CRS of the common grid, e.g. EPSG:3413; projected, in metres "
+                             "(default: the first file's)")
+    scenes.add_argument("--bounds", nargs=4, type=float, default=None,
+                        metavar=("LEFT", "BOTTOM", "RIGHT", "TOP"),
+                        help="extent of the grid in the CRS (default: the union of the scenes' "
+                             "footprints)")
+    scenes.add_argument("--duplicates", default="error", choices=("error", "first", "mean"),
+                        help="scenes of the same date: refuse them, keep the first file, or "
+                             "average them where they have data (a mosaic)")
     pred.add_argument("--scheduler", default=None,
                       help="dask.distributed scheduler address (default: local threads)")
     pred.add_argument("--scheduler-timeout", default=None, metavar="SECONDS",
@@ -67,14 +122,15 @@ def add_predict(sub: Any) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    import xcalving
     from xcalving.lineage import input_paths
     from xcalving.safety import refuse_inputs
 
     out = Path(args.out)
     resuming = _check_out(out, args)
-    cube = xcalving.open_cube(args.cube)
-    refuse_inputs(out, [args.cube, *input_paths(cube)], what="--out", flag="--overwrite")
+    cube = _open_input(args.inputs, args)
+    files = [f for v in cube.data_vars.values() for f in v.attrs.get("source_files", ())]
+    named = [*args.inputs, *input_paths(cube), *files]
+    refuse_inputs(out, named, what="--out", flag="--overwrite")
     client = _dask.connect(args.scheduler, args.scheduler_timeout) if args.scheduler else None
     try:
         pred = _prediction(cube, args)
@@ -86,6 +142,53 @@ def _run_predict(args: argparse.Namespace) -> int:
         if client is not None:
             client.close()
     return 0
+
+
+def _open_input(values: list[str], args: argparse.Namespace) -> Any:
+    """The Dataset ``xcalving predict`` reads: GeoTIFF/COG scenes, or one Zarr cube.
+
+    Scenes when every value is a ``.tif``/``.tiff`` file or glob (:func:`xcalving.open_scenes`
+    with ``--crs``, ``--bounds``, ``--duplicates``); else one Zarr store. Anything else is
+    refused in one line naming what is accepted, before Zarr can answer "no group found".
+    """
+    import xcalving
+    from xcalving.scenes import is_scene_path
+
+    if all(is_scene_path(v) for v in values):
+        bounds = tuple(args.bounds) if args.bounds is not None else None
+        scenes = xcalving.open_scenes(values, crs=args.crs, bounds=bounds,
+                                      duplicates=args.duplicates)
+        return scenes.to_dataset()
+    if len(values) > 1:
+        others = [v for v in values if not is_scene_path(v)]
+        raise InputError(f"INPUT: several inputs are read only as GeoTIFF/COG scenes, and "
+                         f"{others[0]!r} is not a .tif/.tiff file or glob; give {_ACCEPTED}.")
+    if args.crs is not None or args.bounds is not None:
+        raise InputError(f"--crs and --bounds place GeoTIFF/COG scenes on a grid; {values[0]!r} "
+                         "is read as a Zarr cube, which keeps its own grid. Leave them out, or "
+                         "reproject the cube first.")
+    _check_zarr_input(values[0])
+    return xcalving.open_cube(values[0])
+
+
+def _check_zarr_input(path: str) -> None:
+    """Refuse a local ``path`` that is not a Zarr store, saying what it is and what is read."""
+    from xcalving.safety import is_url, is_zarr_store
+
+    if is_url(path) or is_zarr_store(path):
+        return
+    if not os.path.lexists(path):
+        raise FileNotFoundError(f"INPUT: no Zarr store at {path!r} (nothing is there); give "
+                                f"{_ACCEPTED}.")
+    suffix = Path(path).suffix.lower()
+    if os.path.isdir(path):
+        what = "a folder without Zarr metadata (no zarr.json or .zgroup at its root)"
+    elif suffix in (".nc", ".nc4", ".h5", ".hdf5"):
+        what = ("a NetCDF/HDF5 file; convert it once with xcalving.write_cube("
+                "xarray.open_dataset(path), 'cube.zarr'), then predict on the store")
+    else:
+        what = f"a {suffix} file" if suffix else "a file"
+    raise InputError(f"INPUT: {path!r} is {what}, not a Zarr store; give {_ACCEPTED}.")
 
 
 def _check_out(out: Path, args: argparse.Namespace) -> bool:
@@ -116,7 +219,7 @@ def _check_out(out: Path, args: argparse.Namespace) -> bool:
 
 
 def _prediction(cube: Any, args: argparse.Namespace) -> Any:
-    """The lazy prediction of ``cube``, its attrs naming the input and its data fingerprint."""
+    """The lazy prediction of ``cube``; its attrs name the input and its data fingerprint."""
     from xcalving.lineage import input_fingerprint
     from xcalving.safety import check_names
 
@@ -124,11 +227,24 @@ def _prediction(cube: Any, args: argparse.Namespace) -> Any:
         args.model, variable=args.variable, tile=args.tile, overlap=args.overlap,
         batch_size=args.batch_size, device=args.device, precision=args.precision,
         band=args.band, scaling=args.scaling, resolution=_resolution_arg(args.resolution),
+        dtype=args.dtype, outputs="all" if "all" in args.outputs else args.outputs,
     )
     check_names(pred)
-    pred.attrs["source"] = str(args.cube)
-    pred.attrs["input_fingerprint"] = input_fingerprint(cube)
+    inputs = [str(v) for v in args.inputs]
+    pred.attrs["input_path"] = inputs[0] if len(inputs) == 1 else inputs
+    pred.attrs["input_fingerprint"] = input_fingerprint(_strings_as_text(cube))
     return pred
+
+
+def _strings_as_text(cube: Any) -> Any:
+    """``cube`` with its object-dtype coordinates (open_scenes' ``source``) as fixed-width text.
+
+    The fingerprint hashes the bytes of coordinates held in memory, and those of an object array
+    are pointers, new in every process: text makes them the same from one run to the next.
+    """
+    strings = {name: coord.astype(str) for name, coord in cube.coords.items()
+               if coord.dtype == object and not coord.chunks}
+    return cube.assign_coords(strings) if strings else cube
 
 
 def _interrupted(store: Path) -> None:
@@ -186,11 +302,30 @@ def _check_same_run(store: Path, pred: Any) -> None:
             "would corrupt the prediction. Pass --overwrite instead of --resume to start over, "
             "or choose a new --out."
         )
+    _check_same_layout(store, done, pred)
     same = all(done.attrs.get(k) == pred.attrs.get(k) for k in _SAME_RUN)
     if not same or dict(done.sizes) != dict(pred.sizes):
         raise InputError(f"--resume: {store} holds another prediction (model, tile, overlap, "
                          "precision, scaling, resolution or shape differ); pass --overwrite to "
                          "replace it or choose a new --out.")
+
+
+def _check_same_layout(store: Path, done: Any, pred: Any) -> None:
+    """Refuse to resume ``store`` with other variables or another stored probability dtype."""
+    have, want = sorted(map(str, done.data_vars)), sorted(map(str, pred.data_vars))
+    if have != want:
+        raise InputError(f"--resume: {store} holds the variables {have} and this run writes "
+                         f"{want}; pass --outputs {' '.join(have)} to continue it, or "
+                         "--overwrite instead of --resume to start over.")
+    for name in want:
+        if not name.endswith("_probability"):
+            continue
+        stored = str(done[name].encoding.get("dtype", done[name].dtype))
+        wanted = str(pred[name].encoding.get("dtype", pred[name].dtype))
+        if stored != wanted:
+            raise InputError(f"--resume: {store} stores {name} as {stored} and this run as "
+                             f"{wanted}; pass --dtype {stored} to continue it, or --overwrite "
+                             "instead of --resume to start over.")
 
 
 def _resume(out: Path, pred: Any, client: Any, *, overwrite: bool) -> None:
@@ -231,30 +366,51 @@ def _fill(store: Path, pred: Any, client: Any) -> int:
 
 def add_fronts(sub: Any) -> None:
     """Register ``xcalving fronts`` on the subparsers ``sub``."""
-    fr = sub.add_parser("fronts", help="vector fronts, files and a map from a prediction cube")
-    fr.add_argument("pred", help="prediction Zarr store (from `xcalving predict`)")
-    fr.add_argument("--out", default=None, help="GeoParquet file to write (.parquet)")
-    fr.add_argument("--gpkg", default=None, help="GeoPackage file to write (.gpkg)")
-    fr.add_argument("--map", default=None, help="PNG map of the fronts through time")
-    fr.add_argument("--method", default="zones", choices=["zones", "probability"])
+    fr = sub.add_parser(
+        "fronts", help="vector fronts, files and a map from a prediction cube",
+        description="Trace the calving front of every scene of a prediction (from 'xcalving "
+                    "predict') as a line in map coordinates, and write the lines to front "
+                    "files and a map. Every output path is checked before anything is "
+                    "computed.",
+        epilog=_FRONTS_EPILOG)
+    fr.add_argument("pred", help="prediction Zarr store (from 'xcalving predict')")
+    fr.add_argument("--out", default=None,
+                    help="front file to write; its extension picks the format: .parquet "
+                         "(GeoParquet), .gpkg (GeoPackage), .geojson or .json (GeoJSON), .fgb "
+                         "(FlatGeobuf) (default: none)")
+    fr.add_argument("--gpkg", default=None,
+                    help="a second front file, in any --out format (default: none)")
+    fr.add_argument("--map", default=None,
+                    help="image of the fronts through time; its extension picks the format, "
+                         "e.g. .png, .pdf, .svg (default: none)")
+    fr.add_argument("--method", default="zones", choices=["zones", "probability"],
+                    help="zones: where glacier meets ocean in the predicted zones; "
+                         "probability: the ridge of the front probability")
     fr.add_argument("--min-length", type=float, default=750.0,
                     help="drop front pieces up to this length in metres (CaFFe: 750)")
     fr.add_argument("--min-length-px", type=float, default=None,
-                    help="the same rule in pixels (for cubes without pixel spacing)")
-    fr.add_argument("--overwrite", action="store_true", help="replace existing output files")
+                    help="the same rule in pixels, for cubes without pixel spacing "
+                         "(default: --min-length)")
+    fr.add_argument("--overwrite", action="store_true",
+                    help="replace existing output files (front files and maps only)")
     fr.set_defaults(run=_run_fronts)
 
 
 def _run_fronts(args: argparse.Namespace) -> int:
     import xcalving
     from xcalving._progress import progress
+    from xcalving.safety import refuse_inputs
     from xcalving.vector import write_fronts
 
     targets = {opt: p for opt, p in (("--out", args.out), ("--gpkg", args.gpkg),
                                      ("--map", args.map)) if p}
-    for path in targets.values():
-        if Path(path).exists() and not args.overwrite:
-            raise InputError(f"{path} already exists; choose a new path or pass --overwrite.")
+    for option, path in targets.items():  # all before reading a block (the inputs: after open)
+        refuse_inputs(path, [args.pred], what=option, flag="--overwrite")
+        if option == "--map":
+            _check_map(path, args.overwrite)
+        else:
+            _check_front_file(option, path, args.overwrite)
+    files = {opt: p for opt, p in targets.items() if opt != "--map"}
     pred = xcalving.open_cube(args.pred)
     _refuse_fronts_targets(targets, pred, args.pred)
     with progress(desc="fronts"):
@@ -262,7 +418,7 @@ def _run_fronts(args: argparse.Namespace) -> int:
                                     min_length_px=args.min_length_px)
     found = int((~frame.geometry.is_empty).sum())
     print(f"{found} of {len(frame)} scenes have a front ({args.method} method)")
-    for path in (p for p in (args.out, args.gpkg) if p):
+    for path in files.values():
         print(f"wrote {write_fronts(frame, path, overwrite=args.overwrite)}")
     if args.map:
         _write_map(frame, pred, args.map, overwrite=args.overwrite)
@@ -270,14 +426,53 @@ def _run_fronts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_front_file(option: str, path: str, overwrite: bool) -> str:
+    """:func:`xcalving.fronts_io.check_fronts_path`, its message naming the option."""
+    from xcalving.fronts_io import check_fronts_path
+
+    try:
+        return check_fronts_path(path, overwrite=overwrite)
+    except (InputError, FileNotFoundError, FileExistsError) as err:
+        text = str(err).removeprefix("path: ").replace("overwrite=True", "--overwrite")
+        raise type(err)(f"{option}: {text}") from None
+
+
+def _check_map(path: str, overwrite: bool) -> None:
+    """Refuse a --map that exists (without --overwrite) or names no image format, before work."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    kind = Path(path).suffix.lstrip(".").lower()
+    if kind not in kinds:
+        raise InputError(f"--map: {path!r} has {f'extension .{kind}' if kind else 'no extension'}"
+                         f", which names no image format; use one of "
+                         f"{', '.join('.' + k for k in sorted(kinds))}, e.g. fronts.png.")
+    if os.path.lexists(path) and not overwrite:
+        raise InputError(f"--map: {path} already exists; choose a new path or pass --overwrite.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"--map: the folder {folder!r} does not exist; create it first "
+                                "or choose another path.")
+
+
+def _recorded_inputs(attrs: Any) -> list[str]:
+    """The input paths a prediction records: ``input_path``, else (older stores) ``source``."""
+    recorded = attrs.get("input_path")
+    if recorded is None:
+        source = attrs.get("source")  # written before input_path: the input's path, not CF's
+        recorded = source if isinstance(source, str) and not source.startswith("xcalving ") \
+            else None
+    if recorded is None:
+        return []
+    return [str(recorded)] if isinstance(recorded, str) else [str(p) for p in recorded]
+
+
 def _refuse_fronts_targets(targets: dict[str, str], pred: Any, store: str) -> None:
     """Each output is a file that is not, does not hold and does not lie inside an input."""
     from xcalving.lineage import input_paths
     from xcalving.safety import refuse_inputs
 
-    inputs = [store, *input_paths(pred)]
-    if pred.attrs.get("source"):
-        inputs.append(str(pred.attrs["source"]))
+    inputs = [store, *input_paths(pred), *_recorded_inputs(pred.attrs)]
     for option, path in targets.items():
         refuse_inputs(path, inputs, what=option, flag="--overwrite")
         if Path(path).is_dir():
@@ -302,13 +497,33 @@ def _is_file(path: Path) -> None:
 
 
 def _background(pred: Any) -> Any:
-    """The scene to draw under the fronts: the input backscatter if recorded, else zones."""
-    import xcalving
-
-    source = pred.attrs.get("source")
-    if source and Path(source).exists():
-        cube = xcalving.open_cube(source)
-        if "sar" in cube and "time" in cube["sar"].dims:
-            return cube["sar"].isel(time=-1)
+    """The scene to draw under the fronts: the input backscatter if it can be read, else zones."""
+    last = _input_scene(pred)
+    if last is not None:
+        return last
     zones = pred["zones"]
     return zones.isel(time=-1) if "time" in zones.dims else zones
+
+
+def _input_scene(pred: Any) -> Any:
+    """The last input scene on the prediction's grid, or None (moved, regridded, not recorded)."""
+    import numpy as np
+
+    import xcalving
+    from xcalving.safety import is_zarr_store
+    from xcalving.scenes import is_scene_path
+
+    paths = _recorded_inputs(pred.attrs)
+    try:
+        if paths and all(is_scene_path(p) for p in paths):
+            sar = xcalving.open_scenes(paths, duplicates="first")
+        elif len(paths) == 1 and is_zarr_store(paths[0]):
+            sar = xcalving.open_cube(paths[0]).get("sar")
+        else:
+            return None
+    except (OSError, InputError):  # the scenes moved or changed since: draw the zones
+        return None
+    if sar is None or sar.dims[0] != "time" or sar.ndim != 3 or not all(
+            d in sar.dims and np.array_equal(sar[d].values, pred[d].values) for d in ("y", "x")):
+        return None
+    return sar.isel(time=-1)

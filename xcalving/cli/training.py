@@ -18,19 +18,23 @@ if TYPE_CHECKING:
 def _add_run_options(parser: Any, *, width: int, epochs: int) -> None:
     """Options that training and tuning share: data selection, network, budgets."""
     parser.add_argument("store", help="Zarr patch store (from `xcalving caffe`)")
-    parser.add_argument("--train-glaciers", nargs="+", default=None, help="glaciers to train on")
-    parser.add_argument("--val-glaciers", nargs="+", default=None,
-                        help="glaciers to validate on")
-    parser.add_argument("--train-split", default=None, help="split to train on (train/test)")
-    parser.add_argument("--val-split", default=None, help="split to validate on (train/test)")
+    parser.add_argument("--train-glaciers", nargs="+", default=None, metavar="GLACIER",
+                        help="glaciers to train on, e.g. DBE JAC SI (default: all)")
+    parser.add_argument("--val-glaciers", nargs="+", default=None, metavar="GLACIER",
+                        help="glaciers to validate on, e.g. Jorum (default: all)")
+    parser.add_argument("--train-split", default=None,
+                        help="split to train on, train or test (default: all)")
+    parser.add_argument("--val-split", default=None,
+                        help="split to validate on, train or test (default: all)")
     parser.add_argument("--width", type=int, default=width,
                         help="first-level width of the network")
     parser.add_argument("--epochs", type=int, default=epochs, help="epoch budget (of each run)")
     parser.add_argument("--patience", type=int, default=5,
                         help="early-stopping patience (epochs)")
-    parser.add_argument("--no-augment", action="store_true", help="no flips, turns, speckle")
+    parser.add_argument("--no-augment", action="store_true",
+                        help="train without augmentation (flips, turns, speckle)")
     parser.add_argument("--max-minutes", type=float, default=None,
-                        help="time budget (of each run)")
+                        help="time budget in minutes (of each run; default: none)")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed (of each run; tune also seeds its sampler with it)")
 
@@ -49,16 +53,25 @@ def _train_config(args: argparse.Namespace, **options: Any) -> TrainConfig:
 
 def add_train(sub: Any) -> None:
     """Register ``xcalving train`` on the subparsers ``sub``."""
-    tr = sub.add_parser("train", help="train the ASPP U-Net on a Zarr patch store")
+    tr = sub.add_parser(
+        "train", help="train the ASPP U-Net on a Zarr patch store",
+        description="Train the ASPP U-Net on the patches of a Zarr store (from 'xcalving "
+                    "caffe'), validating every epoch and stopping early; the run folder gets "
+                    "the best and last weights, the history and its curves.",
+        epilog="example:\n  xcalving train patches.zarr --out run --val-glaciers Jorum "
+               "--epochs 30\n  xcalving predict cube.zarr --out pred.zarr --model "
+               "run/best.safetensors")
     _add_run_options(tr, width=16, epochs=50)
-    tr.add_argument("--out", required=True, help="run folder: checkpoints, history, curves")
-    tr.add_argument("--batch-size", type=int, default=16)
-    tr.add_argument("--lr", type=float, default=1e-4)
+    tr.add_argument("--out", required=True,
+                    help="run folder: checkpoints, history, curves (required)")
+    tr.add_argument("--batch-size", type=int, default=16, help="patches per training step")
+    tr.add_argument("--lr", type=float, default=1e-4, help="learning rate of Adam")
     tr.add_argument("--zone-weight", type=float, default=1.0,
                     help="weight of the zone loss (0: front head only, GlacierDL's recipe)")
     tr.add_argument("--dilation", type=int, default=10, help="front thickening for Dice (px)")
     tr.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    tr.add_argument("--device", default="auto")
+    tr.add_argument("--device", default="auto",
+                    help="auto (a GPU where there is one), cpu or cuda")
     tr.add_argument("--min-length-px", type=float, default=10.0,
                     help="front pieces up to this many pixels are dropped in validation")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -89,15 +102,26 @@ def _report_epoch(row: dict[str, Any]) -> None:
 
 def add_tune(sub: Any) -> None:
     """Register ``xcalving tune`` on the subparsers ``sub``."""
-    tu = sub.add_parser("tune", help="search lr and batch size with Optuna on a Dask cluster")
+    tu = sub.add_parser(
+        "tune", help="search lr and batch size with Optuna on a Dask cluster",
+        description="Search the learning rate and batch size with Optuna, one short training "
+                    "run a trial on the workers of a Dask cluster (a LocalCluster started here, "
+                    "or a running scheduler), pruning poor trials early.",
+        epilog="example:\n  xcalving tune patches.zarr --out search --val-glaciers Jorum "
+               "--n-trials 20 \\\n      --workers 2 --then-train")
     _add_run_options(tu, width=8, epochs=10)
-    tu.add_argument("--out", required=True, help="tuning folder: study, trials, plot, best")
+    tu.add_argument("--out", required=True,
+                    help="tuning folder: study, trials, plot, best (required)")
     tu.add_argument("--n-trials", type=int, default=20, help="trials to add to the study")
     tu.add_argument("--workers", type=int, default=None,
-                    help="start a LocalCluster of this many single-thread workers (default 2)")
-    tu.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
-    tu.add_argument("--lr-range", type=float, nargs=2, default=(1e-7, 1e-2))
-    tu.add_argument("--batch-range", type=int, nargs=2, default=(2, 32))
+                    help="start a LocalCluster of this many single-thread workers "
+                         "(default: 2, unless --scheduler)")
+    tu.add_argument("--scheduler", default=None,
+                    help="address of a running Dask scheduler (default: a LocalCluster)")
+    tu.add_argument("--lr-range", type=float, nargs=2, default=(1e-7, 1e-2),
+                    metavar=("LOW", "HIGH"), help="learning rates searched (log scale)")
+    tu.add_argument("--batch-range", type=int, nargs=2, default=(2, 32),
+                    metavar=("LOW", "HIGH"), help="batch sizes searched")
     tu.add_argument("--then-train", action="store_true",
                     help="train once more with the best setting into OUT/best-run")
     tu.set_defaults(run=_run_tune)

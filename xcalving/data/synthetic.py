@@ -17,6 +17,7 @@ the CRS through the affine transform at the end.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -318,6 +319,7 @@ def glacier_cube(
     noise: float = 40.0,
     crs: str = "EPSG:3031",
     origin: tuple[float, float] = (-2_430_000.0, 1_300_000.0),
+    progress: bool = False,
 ) -> tuple[xr.Dataset, gpd.GeoDataFrame]:
     """Make a synthetic SAR time series of a tidewater glacier, with its exact truth.
 
@@ -341,6 +343,8 @@ def glacier_cube(
         cycle in metres, and the standard deviation of its AR(1) noise in metres per step.
     crs, origin
         Coordinate reference system and the map coordinates of the upper-left corner of the grid.
+    progress
+        Show a progress bar over the dates as they are made (text, or a Jupyter widget).
 
     Returns
     -------
@@ -370,7 +374,7 @@ def glacier_cube(
     sar = np.empty((n_times, *shape), np.float32)
     zones = np.empty((n_times, *shape), np.uint8)
     lines = []
-    for k, position in enumerate(positions):
+    for k, position in enumerate(_dates_bar(positions, progress)):
         rng = np.random.default_rng([seed, 2, k])
         wobble = rng.normal(0, 0.01 * fjord.half_width[0] + 0.5, size=3)
         front = _front_u(fjord, np.clip(fjord.s, -1, 1), position, wobble)
@@ -381,6 +385,14 @@ def glacier_cube(
     cube = _to_dataset(sar, zones, front_raster, times, resolution, origin, crs)
     cube.attrs.update(title="xcalving synthetic glacier cube", seed=int(seed), looks=float(looks))
     return cube, _lines_frame(lines, times, resolution, origin, crs)
+
+
+def _dates_bar(positions: np.ndarray, progress: bool) -> Iterable[float]:
+    """``positions``, iterated under a bar of the dates made when ``progress`` is True."""
+    from xcalving._progress import tqdm_class
+
+    return tqdm_class()(positions, total=len(positions), desc="synthetic scenes", unit="date",
+                        disable=not progress)
 
 
 def _grid(shape: tuple[int, int], resolution: float, origin: tuple[float, float]):

@@ -1,0 +1,33 @@
+"""``xcalving weights``: the registered weights, or the model card of one of them."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["add_weights"]
+
+_EPILOG = """\
+examples:
+  xcalving weights           # the table of registered weights
+  xcalving weights caffe256  # its card: data, pixel spacing, scores, known failure modes"""
+
+
+def add_weights(sub: Any) -> None:
+    """Register ``xcalving weights`` on the subparsers ``sub``."""
+    we = sub.add_parser(
+        "weights", help="list the registered weights, or show the model card of one",
+        description="Without NAME: the table of registered weights (name, data, pixel spacing, "
+                    "licence). With NAME: its model card (how it was trained and scored, where "
+                    "it fails). Pass a name to 'xcalving predict --model'.",
+        epilog=_EPILOG)
+    we.add_argument("name", nargs="?", default=None, metavar="NAME",
+                    help="registered weights name, e.g. caffe256 (default: list them all)")
+    we.set_defaults(run=_run_weights)
+
+
+def _run_weights(args: argparse.Namespace) -> int:
+    from xcalving.model.cards import card, weights_table
+
+    print(weights_table() if args.name is None else card(args.name), end="")
+    return 0
