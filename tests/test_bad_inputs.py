@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import bad_inputs_finetune
 import bad_inputs_fronts
 import bad_inputs_grid
 import bad_inputs_model
@@ -262,7 +263,8 @@ CASES = [
 CASES += (bad_inputs_trust.cases(Case) + bad_inputs_grid.cases(Case)
           + bad_inputs_values.cases(Case) + bad_inputs_model.cases(Case)
           + bad_inputs_scenes.cases(Case) + bad_inputs_fronts.cases(Case)
-          + bad_inputs_outputs.cases(Case) + bad_inputs_writes.cases(Case))
+          + bad_inputs_outputs.cases(Case) + bad_inputs_writes.cases(Case)
+          + bad_inputs_finetune.cases(Case))
 
 
 # --- helpers of single cases ---------------------------------------------------------------------

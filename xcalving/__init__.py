@@ -48,6 +48,7 @@ __all__ = [
     "__version__",
     "open_cube",
     "open_scenes",
+    "finetune",
     "fronts",
     "predict",
     "progress",
@@ -64,6 +65,10 @@ def __getattr__(name: str):  # torch loads on first use, not with the package
         from xcalving.vector import fronts
 
         return fronts
+    if name == "finetune":  # training code loads on first use
+        from xcalving.finetune import finetune
+
+        return finetune
     if name == "open_scenes":  # rasterio and odc-geo load on first use
         from xcalving.scenes import open_scenes
 

@@ -1,0 +1,413 @@
+"""Fine-tuning on a handful of labelled scenes: every data kind, the card, Ctrl-C, budgets.
+
+Tiny on purpose: a width-4 base, 64–96 px scenes, a few steps each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import bad_inputs_finetune
+import numpy as np
+import pytest
+import torch
+
+from xcalving.errors import XcalvingWarning
+from xcalving.model import ASPPUNet, load_model, read_metadata, save_model
+from xcalving.scaling import CAFFE_SCALING
+
+FAST = {"max_steps": 2, "batch_size": 2, "progress": False}
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    return save_model(ASPPUNet(width=4), tmp_path / "base.safetensors", scaling=CAFFE_SCALING)
+
+
+@pytest.fixture
+def caffe_tree(tmp_path: Path) -> Path:
+    from xcalving.testing import write_fixture_tree
+
+    return write_fixture_tree(tmp_path / "caffe", n_train=3)
+
+
+@pytest.fixture(scope="module")
+def cube():
+    from xcalving.data.synthetic import glacier_cube
+
+    return glacier_cube(3, shape=(96, 96), seed=1)
+
+
+def _geotiffs(tmp_path: Path, cube) -> tuple[str, object]:
+    data, fronts = cube
+    for k in range(data.sizes["time"]):
+        data.sar.isel(time=k).rio.to_raster(tmp_path / f"S1_{str(data.time.values[k])[:10]}.tif")
+    lines = fronts.reset_index().rename(columns={"time": "date"})
+    lines["date"] = lines["date"].dt.strftime("%Y-%m-%d")
+    return str(tmp_path / "S1_*.tif"), lines
+
+
+def _polygons(cube, days: int):
+    import geopandas as gpd
+    import shapely
+    from rasterio.features import shapes
+
+    from xcalving.zones import ZONE_NAMES
+
+    data, _ = cube
+    rows = []
+    for k in range(days):
+        zones = data.zones.isel(time=k).values.astype(np.uint8)
+        for geom, value in shapes(zones, transform=data.rio.transform()):
+            rows.append({"geometry": shapely.geometry.shape(geom),
+                         "class": ZONE_NAMES[int(value)],
+                         "date": str(data.time.values[k])[:10]})
+    return gpd.GeoDataFrame(rows, crs=data.rio.crs)
+
+
+def _finetune(base, data, out, **kwargs):
+    from xcalving.finetune import finetune
+
+    return finetune(base, data, out=out, **{**FAST, **kwargs})
+
+
+def _predicts(path: Path) -> None:
+    import xcalving
+    from xcalving.data.synthetic import glacier_cube
+
+    sar = glacier_cube(1, shape=(64, 64), seed=5)[0].sar
+    with warnings.catch_warnings():  # a base of unknown spacing on a 20 m grid: warned, fine
+        warnings.simplefilter("ignore", XcalvingWarning)
+        pred = xcalving.predict(sar, str(path), tile=64, overlap=0).compute()
+    assert pred.zones.shape == (1, 64, 64)
+    assert np.isfinite(pred.front_probability.values).any()
+
+
+# --- every data kind -----------------------------------------------------------------------------
+def test_caffe_tree(base, caffe_tree, tmp_path):
+    from xcalving.model.weights import sha256_file
+
+    result = _finetune(base, caffe_tree, tmp_path / "a.safetensors", caffe_spacing=None)
+    assert load_model(result.path).get_config()["width"] == 4
+    _predicts(result.path)
+    facts = json.loads(read_metadata(result.path)["finetune"])
+    assert facts == result.facts
+    assert facts["base"] == {"name": "base.safetensors", "sha256": sha256_file(base),
+                             "scaling": CAFFE_SCALING.to_dict(), "pixel_spacing": None}
+    assert [s["date"] for s in facts["scenes"]] == ["2011-11-13", "2011-11-25", "2011-12-07"]
+    assert facts["labels"] == "zones+front" and facts["training"]["steps"] == 2
+    assert facts["recipe"]["trainable"] == "all" and facts["recipe"]["augment"] == "heavy"
+    for when in ("before", "after"):
+        assert facts["scores"][when]["scenes"] == 3
+        assert 0 <= facts["scores"][when]["zone_iou"] <= 1
+    card = result.card()
+    assert "not held-out" in card and sha256_file(base) in card
+    assert "DBE_2011-11-13_TSX_7_1_034" in card and "| MDE, front from zones (px) |" in card
+
+
+def test_caffe_any_split_name_and_catalog(base, caffe_tree, tmp_path):
+    from xcalving.data.caffe import open_caffe
+
+    for kind in ("sar_images", "zones", "fronts"):
+        (caffe_tree / kind / "train").rename(caffe_tree / kind / "my_glacier")
+    result = _finetune(base, caffe_tree.parent, tmp_path / "a.safetensors", caffe_spacing=None,
+                       score=False)
+    assert len(result.facts["scenes"]) == 3
+    catalog = open_caffe(write_tree(tmp_path), pixel_spacing=None)
+    result = _finetune(base, catalog.iloc[:2], tmp_path / "b.safetensors", score=False)
+    assert [s["name"] for s in result.facts["scenes"]] == catalog["stem"][:2].tolist()
+
+
+def write_tree(tmp_path: Path) -> Path:
+    from xcalving.testing import write_fixture_tree
+
+    return write_fixture_tree(tmp_path / "other", n_train=2)
+
+
+def test_zarr_cube_keeps_scaling_and_spacing(base, cube, tmp_path):
+    import xcalving
+
+    store = xcalving.write_cube(cube[0], tmp_path / "cube.zarr")
+    spaced = save_model(load_model(base), tmp_path / "b20.safetensors", pixel_spacing=20.0)
+    result = _finetune(spaced, store, tmp_path / "a.safetensors")
+    meta = read_metadata(result.path)
+    assert json.loads(meta["xcalving.scaling"]) == CAFFE_SCALING.to_dict()
+    assert json.loads(meta["xcalving.pixel_spacing"]) == 20.0
+    assert result.facts["scores"]["after"]["mde_zones_m"] is not None
+    assert [s["date"] for s in result.facts["scenes"]] == ["2019-01-01", "2019-01-13",
+                                                          "2019-01-25"]
+
+
+@pytest.mark.parametrize("spacing", [40.0, 10.0])
+def test_cube_resampled_to_the_base_spacing(base, cube, tmp_path, spacing):
+    from xcalving.finetune.prepare import prepare_scenes
+    from xcalving.finetune.sources import read_scenes
+
+    spaced = save_model(load_model(base), tmp_path / "b.safetensors", pixel_spacing=spacing)
+    result = _finetune(spaced, cube[0], tmp_path / "a.safetensors", score=False)
+    side = round(96 * 20.0 / spacing)  # 96 px at 20 m
+    assert result.facts["scenes"][0]["shape"] == [side, side]
+    assert result.facts["pixel_spacing"] == spacing
+    (scene, *_), _ = prepare_scenes(read_scenes(cube[0]), target=spacing)
+    truth = cube[0].front.values[0].sum()
+    assert 0.5 * truth * 20 / spacing < scene.front.sum() < 2 * truth * 20 / spacing  # still thin
+    assert set(np.unique(scene.zones)) <= {0, 1, 2, 3}
+
+
+def test_cube_with_raster_labels_on_its_grid(base, cube, tmp_path):
+    result = _finetune(base, cube[0][["sar"]], tmp_path / "a.safetensors", score=False,
+                       labels=cube[0][["zones", "front"]].isel(time=[0, 2]))
+    assert [s["date"] for s in result.facts["scenes"]] == ["2019-01-01", "2019-01-25"]
+    assert result.facts["labels"] == "zones+front"
+
+
+def test_geotiff_front_lines_only_train_the_front_head(base, cube, tmp_path):
+    scenes, lines = _geotiffs(tmp_path, cube)
+    lines.iloc[:2].to_crs(4326).to_file(tmp_path / "labels.gpkg", layer="fronts")
+    result = _finetune(base, scenes, tmp_path / "a.safetensors", labels=tmp_path / "labels.gpkg",
+                       max_steps=3)
+    before, after = load_model(base), load_model(result.path)
+    assert torch.equal(before.zones_head.weight, after.zones_head.weight)
+    assert torch.equal(before.zones_head.bias, after.zones_head.bias)
+    assert not torch.equal(before.front_head.weight, after.front_head.weight)
+    facts = result.facts
+    assert facts["labels"] == "front" and facts["recipe"]["front_only"]
+    assert [s["name"] for s in facts["scenes"]] == ["S1_2019-01-01.tif", "S1_2019-01-13.tif"]
+    assert any("method='probability'" in note for note in facts["notes"])
+    assert facts["scores"]["after"]["zone_iou"] is None  # no zone was labelled
+    assert "zone head frozen" in result.card()
+
+
+def test_geotiff_with_zone_polygons(base, cube, tmp_path):
+    scenes, lines = _geotiffs(tmp_path, cube)
+    lines.iloc[:2].to_file(tmp_path / "labels.gpkg", layer="fronts")
+    _polygons(cube, 2).to_file(tmp_path / "labels.gpkg", layer="zones")
+    result = _finetune(base, scenes, tmp_path / "a.safetensors", labels=tmp_path / "labels.gpkg")
+    assert result.facts["labels"] == "zones+front" and not result.facts["recipe"]["front_only"]
+    assert not torch.equal(load_model(base).zones_head.weight,
+                           load_model(result.path).zones_head.weight)
+
+
+@pytest.mark.parametrize("trainable", ["all", "decoder", "heads"])
+def test_what_trains_and_batchnorm_statistics_stay(base, caffe_tree, tmp_path, trainable):
+    result = _finetune(base, caffe_tree, tmp_path / "a.safetensors", caffe_spacing=None,
+                       trainable=trainable, score=False)
+    before, after = load_model(base).state_dict(), load_model(result.path).state_dict()
+    changed = {k.split(".")[0] for k in before
+               if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+               and not torch.equal(before[k], after[k])}
+    expected = {"all": {"encoders", "bottleneck", "upsamplers", "decoders", "zones_head",
+                        "front_head"},
+                "decoder": {"upsamplers", "decoders", "zones_head", "front_head"},
+                "heads": {"zones_head", "front_head"}}[trainable]
+    assert changed == expected
+    for key in before:  # BatchNorm keeps the base's statistics whatever trains
+        if key.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            assert torch.equal(before[key], after[key]), key
+    assert trainable in result.card()
+
+
+def test_labels_reprojected_onto_the_scene_grid(cube, tmp_path):
+    from xcalving.finetune.labels import apply_labels
+    from xcalving.finetune.sources import read_scenes
+
+    scenes, lines = _geotiffs(tmp_path, cube)
+    native = apply_labels(read_scenes(scenes), lines)
+    moved = apply_labels(read_scenes(scenes), lines.to_crs(4326))
+    for a, b in zip(native, moved, strict=True):
+        assert a.front.sum() > 20 and abs(int(a.front.sum()) - int(b.front.sum())) <= 3
+        near = np.argwhere(a.front)
+        far = np.argwhere(b.front)
+        gap = np.abs(near[:, None, :] - far[None, :, :]).max(-1).min(1)
+        assert gap.max() <= 1  # every pixel of the line within a pixel of the reprojected one
+    data, _ = cube
+    truth = data.front.isel(time=0).values.astype(bool)
+    assert (native[0].front.astype(bool) & truth).sum() > 0.3 * truth.sum()
+
+
+def test_large_scene_is_cropped_to_its_labels(tmp_path):
+    import shapely
+
+    from xcalving.data.synthetic import glacier_cube
+    from xcalving.finetune.labels import MARGIN_PX, apply_labels
+    from xcalving.finetune.sources import read_scenes
+
+    data, fronts = glacier_cube(1, shape=(448, 448), seed=2)
+    data.sar.isel(time=0).rio.to_raster(tmp_path / "S1_2019-01-01.tif")
+    line = fronts.geometry.iloc[0]
+    x, y = line.interpolate(0.5, normalized=True).coords[0]
+    piece = line.intersection(shapely.box(x - 400, y - 400, x + 400, y + 400))  # 40 px across
+    labels = fronts.iloc[:1].set_geometry([piece]).reset_index().rename(columns={"time": "date"})
+    (scene,) = apply_labels(read_scenes(str(tmp_path / "S1_2019-01-01.tif")), labels)
+    assert scene.values.shape[0] <= 40 + 2 * MARGIN_PX + 2 < 448
+    col = round((scene.transform.c - data.rio.transform().c) / 20)
+    row = round((data.rio.transform().f - scene.transform.f) / 20)
+    rows, cols = scene.values.shape
+    np.testing.assert_array_equal(scene.values, data.sar.values[0, row:row + rows, col:col + cols])
+    truth = data.front.values[0, row:row + rows, col:col + cols].astype(bool)
+    assert (scene.front.astype(bool) & truth).sum() > 0.3 * scene.front.sum()
+
+
+def test_parquet_labels_and_geoparquet_partial_zones(base, cube, tmp_path):
+    import geopandas as gpd
+
+    scenes, lines = _geotiffs(tmp_path, cube)
+    ocean = _polygons(cube, 1)
+    ocean = ocean[ocean["class"] == "ocean"]
+    gpd.pd.concat([lines.iloc[:1], ocean], ignore_index=True).pipe(
+        gpd.GeoDataFrame, crs=lines.crs).to_parquet(tmp_path / "labels.parquet")
+    result = _finetune(base, scenes, tmp_path / "a.safetensors",
+                       labels=tmp_path / "labels.parquet", score=False)
+    assert result.facts["labels"] == "partial zones+front"
+    assert any("labelled in part" in note for note in result.facts["notes"])
+
+
+# --- budgets, Ctrl-C -----------------------------------------------------------------------------
+def test_ctrl_c_keeps_the_last_completed_step(base, caffe_tree, tmp_path, monkeypatch):
+    seen: list[dict] = []
+
+    def stop(info: dict) -> None:
+        seen.append(info)
+        if info["step"] == 4:
+            raise KeyboardInterrupt
+
+    result = _finetune(base, caffe_tree, tmp_path / "a.safetensors", caffe_spacing=None,
+                       max_steps=50, callback=stop, score=False)
+    run = result.facts["training"]
+    assert result.interrupted and run["interrupted"] and run["steps"] == 4
+    assert run["final_loss"] == pytest.approx(seen[-1]["ema_loss"], abs=1e-5)
+    kept = load_model(result.path).state_dict()
+    assert not torch.equal(load_model(base).decoders[0][0][0].weight,
+                           kept["decoders.0.0.0.weight"])
+    assert "interrupted by Ctrl-C" in result.card()
+    # the same run stopped normally after step 4 ends on the same weights: step 4's were kept
+    from xcalving.finetune import loop
+
+    monkeypatch.setattr(loop, "_stop_reason", lambda step, *_: "stop" if step == 4 else None)
+    four = _finetune(base, caffe_tree, tmp_path / "b.safetensors", caffe_spacing=None,
+                     max_steps=50, score=False)
+    for key, value in load_model(four.path).state_dict().items():
+        torch.testing.assert_close(kept[key], value)
+    assert [round(s["lr"], 12) for s in seen] == sorted(round(s["lr"], 12) for s in seen)[::-1]
+
+
+def test_interrupted_run_is_not_scored_after(base, caffe_tree, tmp_path):
+    def stop(info: dict) -> None:
+        raise KeyboardInterrupt
+
+    result = _finetune(base, caffe_tree, tmp_path / "a.safetensors", caffe_spacing=None,
+                       callback=stop)
+    assert result.facts["scores"]["after"] is None and result.facts["scores"]["before"]
+    assert result.facts["training"]["steps"] == 1
+
+
+def test_interrupt_before_any_step_raises(base, caffe_tree, tmp_path, monkeypatch):
+    from xcalving.finetune import prepare
+
+    def interrupted(self, n):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prepare.Windows, "batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _finetune(base, caffe_tree, tmp_path / "a.safetensors", caffe_spacing=None, score=False)
+    assert not (tmp_path / "a.safetensors").exists()
+
+
+def test_max_minutes_is_respected(base, caffe_tree, tmp_path):
+    started = time.perf_counter()
+    result = _finetune(base, caffe_tree, tmp_path / "a.safetensors", caffe_spacing=None,
+                       max_steps=None, max_minutes=0.02, score=False)
+    assert time.perf_counter() - started < 15
+    run = result.facts["training"]
+    assert run["steps"] >= 1 and "time budget of 0.02 min" in run["stopped"]
+
+
+# --- the command line ----------------------------------------------------------------------------
+def _cli(argv: list[str]) -> int:
+    from xcalving.cli.finetune import add_finetune
+
+    parser = argparse.ArgumentParser(prog="xcalving")
+    add_finetune(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+def test_cli(base, caffe_tree, tmp_path, capsys):
+    out = tmp_path / "cli.safetensors"
+    code = _cli(["finetune", str(base), str(caffe_tree), "--out", str(out), "--max-steps", "1",
+                 "--batch-size", "1", "--caffe-spacing", "unknown", "--no-score"])
+    assert code == 0 and out.is_file()
+    text = capsys.readouterr().out
+    assert "Fine-tuned from `base.safetensors` on 3 labelled scenes" in text
+    assert "Scores not computed: score=False" in text
+    from xcalving.finetune import finetune_card
+
+    assert finetune_card(out) in text
+
+
+def test_cli_geotiff_list_with_labels(base, cube, tmp_path):
+    scenes, lines = _geotiffs(tmp_path, cube)
+    lines.to_file(tmp_path / "labels.gpkg")
+    files = sorted(str(p) for p in tmp_path.glob("S1_*.tif"))
+    code = _cli(["finetune", str(base), *files, "--labels", str(tmp_path / "labels.gpkg"),
+                 "--out", str(tmp_path / "cli.safetensors"), "--max-steps", "1", "--no-score"])
+    assert code == 0
+
+
+# --- bad inputs ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    id: str
+    area: str
+    what: str
+    error: str
+    builtin: str
+    match: str
+    run: Callable[[Path], object]
+
+
+CASES = bad_inputs_finetune.cases(Case)
+
+
+def test_enough_bad_input_rows():
+    assert len(CASES) >= 6 and len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case, tmp_path: Path) -> None:
+    import builtins
+
+    import xcalving.errors as errors
+
+    expected = getattr(errors, case.error, None) or getattr(builtins, case.error)
+    with pytest.warns() if case.id == "finetune-no-labelled-scene" else _nothing():
+        with pytest.raises(expected, match=case.match) as info:
+            case.run(tmp_path)
+    assert isinstance(info.value, getattr(builtins, case.builtin))
+    assert not (tmp_path / "out.safetensors").exists() or case.id == "finetune-out-exists"
+    assert re.search(case.match, str(info.value))
+
+
+class _nothing:  # noqa: N801  (a context manager used like a function)
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_card_of_plain_weights_is_refused():
+    from xcalving.errors import InputError
+    from xcalving.finetune import finetune_card
+    from xcalving.model.weights import REGISTRY
+
+    with pytest.raises(InputError, match="not a fine-tuned weights file"):
+        finetune_card(REGISTRY["demo"].path)

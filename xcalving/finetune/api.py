@@ -1,0 +1,323 @@
+"""``finetune``: a few labelled scenes of one glacier turn a base network into weights for it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xcalving.errors import InputError, InputTypeError, WeightsNotFoundError, did_you_mean
+from xcalving.finetune.card import FACTS_KEY, render_card, score_scenes
+from xcalving.finetune.loop import TRAINABLE, LoopResult, Recipe, run_loop
+from xcalving.finetune.prepare import LabelledScene, Windows, prepare_scenes, window_size
+from xcalving.scaling import Scaling
+
+__all__ = ["FinetuneResult", "finetune"]
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """The weights file written and the facts recorded in it."""
+
+    path: Path
+    facts: dict[str, Any]
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether Ctrl-C ended the run (the last completed step's weights were kept)."""
+        return bool(self.facts["training"]["interrupted"])
+
+    def card(self) -> str:
+        """The Markdown card of the weights (see :func:`xcalving.finetune.finetune_card`)."""
+        return render_card(self.path.name, self.facts)
+
+
+@dataclass(frozen=True)
+class _Base:
+    name: str
+    sha256: str
+    path: str
+    scaling: Scaling
+    spacing: float | None
+    meta: dict[str, str]
+
+
+def _load_base(base: Any) -> _Base:
+    from xcalving.model import read_metadata
+    from xcalving.model.header import weights_facts
+    from xcalving.model.weights import REGISTRY, model_spec
+
+    if not isinstance(base, str | os.PathLike):
+        raise InputTypeError(f"base must be a registered weights name ({', '.join(REGISTRY)}) or "
+                             f"the path of a .safetensors file; got {type(base).__name__}.")
+    try:
+        spec = model_spec(base)
+    except WeightsNotFoundError as err:
+        raise WeightsNotFoundError(str(err).replace("model:", "base:", 1)) from err
+    assert spec.path is not None  # a name or a path always resolves to a file
+    registered = isinstance(base, str) and base in REGISTRY
+    recorded = REGISTRY[str(base)].scaling if registered else weights_facts(spec.path, "base")[1]
+    if recorded is None:
+        raise InputError(
+            f"base: {os.fspath(base)!r} records no input scaling, so the scaling it was trained "
+            "on is unknown and fine-tuning would bake in a guess. Rewrite it with "
+            "xcalving.model.save_model(net, path, scaling=CAFFE_SCALING) if it was trained on "
+            "CaFFe-style 8-bit input (or the Scaling it was trained with).")
+    name = str(base) if registered else Path(base).name
+    return _Base(name, spec.sha256, spec.path, spec.scaling, spec.pixel_spacing,
+                 read_metadata(spec.path))
+
+
+def _base_recipe(meta: dict[str, str]) -> dict[str, Any]:
+    """Loss weights and front thickening of the base's own recipe (defaults where unrecorded)."""
+    try:
+        config = json.loads(meta.get("training", "{}")).get("config", {})
+    except (ValueError, AttributeError):
+        config = {}
+    return {"front_weight": float(config.get("front_weight", 1.0)),
+            "zone_weight": float(config.get("zone_weight", 1.0)),
+            "zone_loss": str(config.get("zone_loss", "ce")),
+            "label_smoothing": float(config.get("label_smoothing", 0.0)),
+            "front_dilation": int(config.get("front_dilation", 10))}
+
+
+def _check_options(max_minutes: Any, max_steps: Any, lr: Any, batch_size: Any, window: Any,
+                   trainable: Any) -> None:
+    if isinstance(max_minutes, bool) or not isinstance(max_minutes, int | float) \
+            or not math.isfinite(max_minutes) or max_minutes <= 0:
+        raise InputError(f"max_minutes must be a positive number of minutes, e.g. 10; got "
+                         f"{max_minutes!r}.")
+    for name, value, low in (("max_steps", max_steps, 1), ("batch_size", batch_size, 1),
+                             ("window", window, 16)):
+        if value is None and name == "max_steps":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise InputError(f"{name} must be a whole number >= {low}; got {value!r}.")
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < 1:
+        raise InputError(f"lr must be a small positive learning rate such as 1e-4; got {lr!r}.")
+    if trainable not in TRAINABLE:
+        raise InputError(f"trainable must be one of {TRAINABLE}; got {trainable!r}."
+                         + did_you_mean(str(trainable), TRAINABLE))
+
+
+def _check_out(out: Any, overwrite: bool, base: _Base) -> Path:
+    if not isinstance(out, str | os.PathLike):
+        raise InputTypeError(f"out must be the path of the new .safetensors file; got "
+                             f"{type(out).__name__}.")
+    path = Path(out)
+    if path.suffix != ".safetensors":
+        raise InputError(f"out must end in '.safetensors'; got {os.fspath(out)!r}. Use "
+                         f"{os.fspath(path.with_suffix('.safetensors'))!r}.")
+    if path.exists() and path.resolve() == Path(base.path).resolve():
+        raise InputError(f"out is the base's own file {os.fspath(out)!r}; a target is never an "
+                         "input. Write the adapted weights to a new file.")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"out: {os.fspath(out)!r} exists; choose a new name, or pass "
+                              "overwrite=True (--overwrite) to replace it.")
+    return path
+
+
+def _notes(scenes: list[LabelledScene], recipe: Recipe, run: LoopResult) -> list[str]:
+    notes = []
+    if recipe.front_only and recipe.zone_weight > 0:
+        notes.append("labels are front lines only: the front head learnt them; the zone head "
+                     "was frozen and the zones held to the base's (not adapted), so read fronts "
+                     "from the probability: fronts(method='probability')")
+    elif any(s.labels == "partial zones+front" for s in scenes):
+        notes.append("zones were labelled in part: the zone loss ran on labelled pixels and "
+                     "elsewhere the zones were held to the base's")
+    if recipe.zone_weight == 0:
+        notes.append("the base's recipe trains no zones: read fronts from the probability")
+    if run.interrupted:
+        notes.append(f"interrupted by Ctrl-C: the weights of step {run.steps}, the last "
+                     "completed, were kept")
+    return notes
+
+
+def _facts(base: _Base, scenes: list[LabelledScene], spacing: float | None, recipe: Recipe,
+           run: LoopResult, device: str, scores: dict[str, Any]) -> dict[str, Any]:
+    from xcalving.model.header import _package_version
+
+    kinds = {s.labels for s in scenes}
+    return {
+        "base": {"name": base.name, "sha256": base.sha256, "scaling": base.scaling.to_dict(),
+                 "pixel_spacing": base.spacing},
+        "scenes": [s.summary() for s in scenes],
+        "labels": kinds.pop() if len(kinds) == 1 else "mixed: " + ", ".join(sorted(kinds)),
+        "pixel_spacing": spacing,
+        "recipe": recipe.to_dict(),
+        "training": {"steps": run.steps,
+                     "final_loss": None if not math.isfinite(run.loss) else round(run.loss, 5),
+                     "seconds": round(run.seconds, 1), "stopped": run.stopped,
+                     "interrupted": run.interrupted, "device": device},
+        "scores": scores,
+        "notes": _notes(scenes, recipe, run),
+        "xcalving_version": _package_version(),
+    }
+
+
+def finetune(
+    base: str | os.PathLike[str],
+    data: Any,
+    *,
+    out: str | os.PathLike[str],
+    labels: Any = None,
+    max_minutes: float = 10.0,
+    max_steps: int | None = None,
+    device: str = "auto",
+    trainable: str = "all",
+    lr: float = 1e-4,
+    batch_size: int = 8,
+    window: int = 256,
+    scaling: str = "auto",
+    caffe_spacing: str | None = "name",
+    date_column: str | None = None,
+    class_column: str | None = None,
+    score: bool = True,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+) -> FinetuneResult:
+    """Adapt ``base`` weights to a glacier from a handful of its labelled scenes.
+
+    The labelled scenes themselves are the training data: random windows of them, heavily
+    augmented, train ``base`` (its BatchNorm statistics frozen) at a small learning rate
+    annealed to zero over the budget. The result is an ordinary weights file for
+    :func:`xcalving.predict`, with the base's input scaling and pixel spacing, and card facts in
+    its header (:func:`~xcalving.finetune.finetune_card`).
+
+    Parameters
+    ----------
+    base
+        A registered weights name (``"caffe256"``, ``"demo"``) or a ``.safetensors`` path.
+    data
+        A CaFFe ``data_raw`` folder (any split names; or a filtered :func:`open_caffe` catalog);
+        a Zarr cube or ``xarray.Dataset`` with ``sar`` and ``zones`` (``front`` optional) on one
+        grid; or GeoTIFF scenes (a path, a glob pattern or a list) with ``labels``.
+    out
+        The new ``.safetensors`` file.
+    labels
+        For georeferenced scenes: a GeoPackage/GeoParquet (or GeoDataFrame) of front lines with
+        a date column and, optionally, zone polygons with a class column (``no_data``, ``rock``,
+        ``glacier``, ``ocean``), rasterised onto each scene's grid in its CRS; or a Dataset of
+        ``zones`` (and ``front``) on the cube's grid. Only scenes of a labelled date are used.
+        With front lines only the zone head is frozen and the zones are held to the base's.
+    max_minutes
+        Wall-clock budget of the whole call (reading, scoring and training).
+    max_steps
+        Also stop after this many optimiser steps.
+    device
+        ``"auto"`` (a GPU where there is one), ``"cpu"`` or ``"cuda[:N]"``.
+    trainable
+        ``"all"`` (default), ``"decoder"`` (the encoder and ASPP bottleneck frozen) or
+        ``"heads"``.
+    lr, batch_size, window
+        Adam's peak learning rate (cosine-annealed to 0 over ``max_steps`` where given, else
+        over the time budget), windows per step and their side in pixels (the scene size where
+        smaller).
+    scaling
+        What the scenes' values are: ``"auto"`` (from dtype and ``units``), ``"db"``,
+        ``"linear"`` or ``"uint8"``.
+    caffe_spacing
+        For CaFFe trees: ``"name"`` (RESOLUTION of the file names) or ``None`` for resized
+        copies such as caffe256.
+    date_column, class_column
+        Columns of ``labels`` holding the date and the zone class (found by name otherwise).
+    score
+        Score base and result on the labelled scenes (training-scene scores, never held-out).
+    seed
+        Seeds the windows, the augmentation and torch.
+    overwrite
+        Replace an existing ``out``.
+    progress
+        Show a progress bar with the running loss.
+    callback
+        Called after every step with ``{"step", "loss", "ema_loss", "lr", "seconds"}``.
+
+    Returns
+    -------
+    FinetuneResult
+        ``path`` and the card ``facts``; ``card()`` renders them.
+
+    Notes
+    -----
+    Ctrl-C stops training and keeps the weights of the last completed step (as the end of the
+    budget does). There is no validation set with three to five scenes, and the scenes' own
+    loss is not used to pick weights either; see :mod:`xcalving.finetune.loop`.
+    """
+    import torch
+
+    from xcalving.finetune.labels import apply_labels
+    from xcalving.finetune.sources import read_scenes
+    from xcalving.model import load_model
+    from xcalving.runtime import resolve_device
+
+    started = time.perf_counter()
+    _check_options(max_minutes, max_steps, lr, batch_size, window, trainable)
+    spec = _load_base(base)
+    path = _check_out(out, overwrite, spec)
+    raw = read_scenes(data, scaling=scaling, caffe_spacing=caffe_spacing,
+                      resolution=spec.spacing)
+    if labels is not None:
+        raw = apply_labels(raw, labels, date_column=date_column, class_column=class_column)
+    scenes, spacing = prepare_scenes(raw, target=spec.spacing)
+    dev = resolve_device(device)
+    torch.manual_seed(seed)
+    net = load_model(spec.path, device=dev)
+    recipe = Recipe(trainable=trainable, lr=float(lr), batch_size=batch_size,  # type: ignore[arg-type]
+                    window=window_size(scenes, window, net.stride),
+                    front_only=all(s.labels == "front" for s in scenes), **_base_recipe(spec.meta))
+    scoring = time.perf_counter()
+    before = score_scenes(net, scenes, device=dev) if score else None
+    reserve = time.perf_counter() - scoring + 1.0  # to score the result the same way, and save
+    needs_base = recipe.zone_weight > 0 and any(s.labels != "zones+front" for s in scenes)
+    frozen_base = load_model(spec.path, device=dev).requires_grad_(False) if needs_base else None
+    windows = Windows(scenes, recipe.window, spec.scaling, front_dilation=recipe.front_dilation,
+                      seed=seed)
+    run = run_loop(net, frozen_base, windows, recipe, device=torch.device(dev),
+                   deadline=started + 60 * max_minutes - reserve, max_steps=max_steps,
+                   minutes=max_minutes, callback=callback, progress=progress)
+    if run.steps == 0:
+        raise KeyboardInterrupt  # interrupted before a single step: nothing to keep
+    net.load_state_dict(run.state)
+    scores = _scores(before, net, scenes, dev, run) if score else {"skipped": "score=False"}
+    facts = _facts(spec, scenes, spacing, recipe, run, dev, scores)
+    _save(net, path, spec, facts, spacing)
+    return FinetuneResult(path, facts)
+
+
+def _scores(before: dict[str, Any] | None, net: Any, scenes: list[LabelledScene], device: str,
+            run: LoopResult) -> dict[str, Any]:
+    from xcalving.finetune.card import SCORE_NOTE
+
+    if run.interrupted:
+        return {"note": SCORE_NOTE, "before": before, "after": None}
+    try:
+        after = score_scenes(net, scenes, device=device)
+    except KeyboardInterrupt:  # the trained weights are saved all the same
+        return {"note": SCORE_NOTE, "before": before, "after": None,
+                "interrupted": "Ctrl-C while scoring the result"}
+    return {"note": SCORE_NOTE, "before": before, "after": after}
+
+
+def _save(net: Any, path: Path, base: _Base, facts: dict[str, Any],
+          spacing: float | None) -> None:
+    from xcalving.model import save_model
+
+    names = ", ".join(s["name"] for s in facts["scenes"][:5])
+    metadata = {
+        FACTS_KEY: json.dumps(facts),
+        "description": f"{base.name} fine-tuned on {len(facts['scenes'])} labelled scenes "
+                       f"({names}{', ...' if len(facts['scenes']) > 5 else ''})",
+        "data": f"{len(facts['scenes'])} labelled scenes ({facts['labels']}); base: {base.name}",
+    }
+    for key in ("licence", "citation"):
+        if base.meta.get(key):
+            metadata[key] = base.meta[key]
+    save_model(net, path, metadata=metadata, scaling=base.scaling, pixel_spacing=spacing)

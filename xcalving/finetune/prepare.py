@@ -1,0 +1,230 @@
+"""Labelled scenes ready to train on: one pixel spacing, 8-bit grey, random augmented windows.
+
+:func:`prepare_scenes` checks what was read (labels present, values of the kind they claim, one
+pixel spacing), converts every image to 8-bit grey values (the documented dB -> grey rule; 0 is
+no data) and resamples scenes to the base's pixel spacing. :class:`Windows` draws training
+windows from them: a scene at random (each labelled scene equally often), half the windows
+centred near its front, the rest anywhere in its labelled region, then the heavy augmentation
+of :class:`~xcalving.data.stream.PatchStream` (zoom-in, flips, quarter turns, speckle, contrast,
+gamma).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from xcalving.errors import InputError, PerformanceWarning, XcalvingWarning
+from xcalving.finetune.sources import UNKNOWN, RawScene, valid_pixels
+from xcalving.scaling import Scaling
+
+__all__ = ["LabelledScene", "Windows", "prepare_scenes", "to_grey"]
+
+#: Share of windows centred near a front pixel (random windows of a large scene mostly miss it).
+FRONT_SHARE = 0.5
+#: More labelled scenes than this is a data set, not a handful: warned.
+MANY_SCENES = 50
+
+
+@dataclass
+class LabelledScene:
+    """One labelled scene at the training spacing: grey image, zones, front, where to draw."""
+
+    name: str
+    date: str | None
+    grey: np.ndarray  # uint8 (y, x), 0 = no data
+    zones: np.ndarray  # uint8 0..3, UNKNOWN where not labelled
+    front: np.ndarray  # uint8 0/1, one pixel wide
+    spacing: float | None
+    region: tuple[int, int, int, int]  # rows r0:r1, cols c0:c1
+    source: str
+
+    @property
+    def labels(self) -> str:
+        """What was labelled: ``"zones+front"``, ``"partial zones+front"`` or ``"front"``."""
+        known = self.zones != UNKNOWN
+        return "zones+front" if known.all() else "partial zones+front" if known.any() \
+            else "front"
+
+    def summary(self) -> dict[str, object]:
+        """The scene as the card lists it."""
+        return {"name": self.name, "date": self.date, "source": self.source,
+                "shape": list(self.grey.shape), "labels": self.labels}
+
+
+def to_grey(values: np.ndarray, kind: str, name: str) -> np.ndarray:
+    """An image of ``kind`` as 8-bit grey values (the documented dB -> 1..255 rule; 0 no data)."""
+    from xcalving.scaling import check_values, db_to_grey
+
+    if kind not in ("uint8", "db", "linear"):
+        raise InputError(f"scene {name!r}: finetune must know what the values are to convert "
+                         f"them to the base's scaling; got scaling={kind!r}. Pass scaling='db', "
+                         "'linear' or 'uint8'.")
+    values = np.asarray(values)
+    check_values(values, kind, where=f"scene {name!r}")
+    valid = valid_pixels(values, kind)
+    v: np.ndarray = np.asarray(values, np.float32)
+    if kind == "linear":
+        v = 10.0 * np.log10(np.where(valid, v, 1.0))
+    if kind in ("db", "linear"):
+        v = np.rint(db_to_grey(v))
+    return np.where(valid, np.clip(v, 1, 255), 0).astype(np.uint8)
+
+
+def _common_spacing(scenes: list[RawScene], target: float | None) -> float | None:
+    """The spacing to train at: the base's; else the scenes' one spacing; mixed is refused."""
+    known = {s.name: s.spacing for s in scenes if s.spacing is not None}
+    if target is not None:
+        unknown = [s.name for s in scenes if s.spacing is None]
+        if unknown:
+            warnings.warn(f"scenes {unknown[:3]} have no known pixel spacing; they are taken to be "
+                          f"at the base's {target:g} m. Resample them to it if they are not.",
+                          XcalvingWarning, stacklevel=4)
+        return target
+    if known and max(known.values()) > 1.01 * min(known.values()):
+        groups: dict[float, list[str]] = {}
+        for name, spacing in known.items():
+            groups.setdefault(round(spacing, 2), []).append(name)
+        listed = "; ".join(f"{k:g} m: {', '.join(v[:3])}" for k, v in sorted(groups.items()))
+        raise InputError(
+            f"the labelled scenes have mixed pixel spacings ({listed}) and the base records "
+            "none to resample them to. Label scenes of one spacing (one sensor), resample them "
+            "to one spacing first, or, for a resized CaFFe copy such as caffe256, pass "
+            "caffe_spacing=None.")
+    return next(iter(known.values()), None)
+
+
+def prepare_scenes(raw: list[RawScene], *, target: float | None
+                   ) -> tuple[list[LabelledScene], float | None]:
+    """Labelled scenes at one pixel spacing, and that spacing (None where unknown)."""
+    from xcalving.zones import front_from_zones
+
+    labelled = [s for s in raw if s.zones is not None or s.front is not None]
+    if not labelled:
+        names = [s.name for s in raw[:3]]
+        raise InputError(f"no labelled scene among the {len(raw)} scenes of data ({names}...): "
+                         "each needs zones or a front. For GeoTIFF scenes pass labels= a "
+                         "GeoPackage of front lines whose date column names the scenes' dates.")
+    if len(labelled) > MANY_SCENES:
+        warnings.warn(f"{len(labelled)} labelled scenes: finetune holds them all in memory and "
+                      "is meant for a handful of one glacier. For a data set, write a patch "
+                      "store (xcalving caffe) and train (xcalving train).", PerformanceWarning,
+                      stacklevel=3)
+    spacing = _common_spacing(labelled, target)
+    out = []
+    for s in labelled:
+        zones = s.zones if s.zones is not None else np.full(s.values.shape, UNKNOWN, np.uint8)
+        front = s.front if s.front is not None else front_from_zones(zones).astype(np.uint8)
+        grey = to_grey(s.values, s.kind, s.name)
+        region = s.region or (0, grey.shape[0], 0, grey.shape[1])
+        if s.spacing is not None and spacing is not None and abs(s.spacing / spacing - 1) > 0.01:
+            grey, zones, front, region = _resample(grey, zones, front, region,
+                                                   s.spacing / spacing)
+        out.append(LabelledScene(s.name, s.date, grey, zones, front, spacing, region, s.source))
+    return out, spacing
+
+
+def _resample(grey: np.ndarray, zones: np.ndarray, front: np.ndarray,
+              region: tuple[int, int, int, int], factor: float
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """A scene zoomed by ``factor`` (> 1: finer): anti-aliased image, nearest zones, thin front."""
+    from skimage.morphology import skeletonize
+    from skimage.transform import resize
+
+    shape = tuple(max(1, round(n * factor)) for n in grey.shape)
+    valid = resize(grey > 0, shape, order=0, anti_aliasing=False)
+    image = resize(grey.astype(np.float32), shape, order=1, anti_aliasing=factor < 1,
+                   preserve_range=True)
+    grey = np.where(valid, np.clip(np.rint(image), 1, 255), 0).astype(np.uint8)
+    zones = resize(zones, shape, order=0, anti_aliasing=False, preserve_range=True)
+    if factor < 1:  # coarser: each front pixel to the pixel it falls in keeps the line whole
+        rows, cols = np.nonzero(front)
+        thin = np.zeros(shape, np.uint8)
+        thin[np.minimum((rows + 0.5) * factor, shape[0] - 1).astype(int),
+             np.minimum((cols + 0.5) * factor, shape[1] - 1).astype(int)] = 1
+    else:
+        thin = skeletonize(resize(front, shape, order=0, anti_aliasing=False) > 0)
+    r0, r1, c0, c1 = (int(round(v * factor)) for v in region)
+    return grey, zones.astype(np.uint8), thin.astype(np.uint8), (r0, max(r1, r0 + 1), c0,
+                                                                  max(c1, c0 + 1))
+
+
+# --- training windows ----------------------------------------------------------------------------
+def window_size(scenes: list[LabelledScene], requested: int, stride: int) -> int:
+    """``requested`` or the largest labelled region if smaller, a multiple of ``stride``."""
+    largest = max(max(s.region[1] - s.region[0], s.region[3] - s.region[2]) for s in scenes)
+    size = min(requested, largest)
+    return max(stride, -(-size // stride) * stride)
+
+
+def _cut(array: np.ndarray, top: int, left: int, size: int, fill: int) -> np.ndarray:
+    """``array[top:top+size, left:left+size]``, padded with ``fill`` where it leaves the array."""
+    out = np.full((size, size), fill, array.dtype)
+    r0, c0 = max(top, 0), max(left, 0)
+    r1, c1 = min(top + size, array.shape[0]), min(left + size, array.shape[1])
+    if r1 > r0 and c1 > c0:
+        out[r0 - top:r1 - top, c0 - left:c1 - left] = array[r0:r1, c0:c1]
+    return out
+
+
+class Windows:
+    """Random augmented training windows from labelled scenes, as batches of tensors."""
+
+    def __init__(self, scenes: list[LabelledScene], size: int, scaling: Scaling, *,
+                 front_dilation: int = 10, seed: int = 0) -> None:
+        self.scenes, self.size, self.scaling = scenes, size, scaling
+        self.front_dilation = front_dilation
+        self.rng = np.random.default_rng(seed)
+        self._fronts = [np.argwhere(s.front[s.region[0]:s.region[1], s.region[2]:s.region[3]])
+                        + (s.region[0], s.region[2]) for s in scenes]
+
+    def _corner(self, k: int) -> tuple[int, int]:
+        r0, r1, c0, c1 = self.scenes[k].region
+        size, rng, fronts = self.size, self.rng, self._fronts[k]
+        if len(fronts) and rng.random() < FRONT_SHARE:
+            r, c = fronts[rng.integers(len(fronts))] + rng.integers(-size // 4, size // 4 + 1, 2)
+            return int(r) - size // 2, int(c) - size // 2
+        top = int(rng.integers(r0, max(r0, r1 - size) + 1)) if r1 - r0 >= size \
+            else r0 - (size - (r1 - r0)) // 2
+        left = int(rng.integers(c0, max(c0, c1 - size) + 1)) if c1 - c0 >= size \
+            else c0 - (size - (c1 - c0)) // 2
+        return top, left
+
+    def window(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One (grey, zones, front) window with some data in it, not yet augmented."""
+        k = int(self.rng.integers(len(self.scenes)))
+        scene = self.scenes[k]
+        pad_zone = 0 if scene.labels == "zones+front" else UNKNOWN
+        for _ in range(8):  # a window all outside the swath teaches nothing
+            top, left = self._corner(k)
+            grey = _cut(scene.grey, top, left, self.size, 0)
+            if (grey > 0).mean() > 0.1:
+                break
+        return (grey, _cut(scene.zones, top, left, self.size, pad_zone),
+                _cut(scene.front, top, left, self.size, 0))
+
+    def batch(self, n: int) -> dict[str, torch.Tensor]:
+        """``n`` augmented windows: image (n, 1, H, W), zones (n, H, W), front (n, 1, H, W)."""
+        from xcalving.data.stream import (
+            _flip_rotate,
+            _gamma,
+            _radiometry,
+            _rezoom,
+            thicken_front,
+        )
+        from xcalving.scaling import fill_value, to_network_input
+
+        images, zones, fronts = [], [], []
+        for _ in range(n):
+            grey, zone, front = _flip_rotate(_rezoom(self.window(), self.rng), self.rng)
+            amplitude = _gamma(_radiometry(grey, self.rng), self.rng)
+            image = to_network_input(amplitude, "uint8", self.scaling)
+            images.append(np.nan_to_num(image, nan=fill_value(self.scaling)))
+            zones.append(zone.astype(np.int64))
+            fronts.append(thicken_front(front, self.front_dilation).astype(np.float32))
+        return {"image": torch.from_numpy(np.stack(images)[:, None]),
+                "zones": torch.from_numpy(np.stack(zones)),
+                "front": torch.from_numpy(np.stack(fronts)[:, None])}
