@@ -4,7 +4,7 @@ For each CaFFe glacier with a leave-one-glacier-out model that never saw it (the
 ``benchmarks/logo_caffe256.py``: ``RUNS/<recipe>-<Glacier>``, the last epoch's weights), five
 scenes of that glacier are picked by a fixed rule (:func:`pick_scenes`: spread over sensors in
 proportion to their scenes, evenly over dates within each sensor), the model is fine-tuned on
-them with :func:`xcalving.finetune.finetune` (its defaults, the time budget given here), and
+them with :func:`xcalving.finetune` (its defaults, the time budget given here), and
 both the zero-shot and the adapted weights are scored on the glacier's OTHER scenes — scenes
 that chose nothing — with the LOGO benchmark's own evaluator (:func:`logo_caffe256.evaluate`:
 MDE in pixels of the 256 × 256 grid, pooled over scenes; fronts from the zones for zone
@@ -75,8 +75,8 @@ def pick_scenes(rows: pd.DataFrame, n: int = 5) -> pd.DataFrame:
 def adapt_fold(data: Path, runs: Path, out: Path, recipe: str, glacier: str, *, n_scenes: int,
                max_minutes: float, options: dict[str, Any]) -> dict[str, Any]:
     """Fine-tune one fold's model on ``n_scenes`` of its held-out glacier; score both."""
+    from xcalving.adapt import finetune
     from xcalving.data.caffe import open_caffe
-    from xcalving.finetune import finetune
 
     base = last_weights(runs / f"{recipe}-{glacier}")
     catalog = open_caffe(data, pixel_spacing=None)

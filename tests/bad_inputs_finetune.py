@@ -39,7 +39,7 @@ def _geotiffs(tmp: Path) -> tuple[str, object]:
 
 
 def _finetune(tmp: Path, data, **kwargs):
-    from xcalving.finetune import finetune
+    from xcalving.adapt import finetune
 
     kwargs.setdefault("out", tmp / "out.safetensors")
     return finetune(kwargs.pop("base", None) or _base(tmp), data, max_steps=1, batch_size=1,

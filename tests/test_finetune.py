@@ -74,7 +74,7 @@ def _polygons(cube, days: int):
 
 
 def _finetune(base, data, out, **kwargs):
-    from xcalving.finetune import finetune
+    from xcalving.adapt import finetune
 
     return finetune(base, data, out=out, **{**FAST, **kwargs})
 
@@ -148,8 +148,8 @@ def test_zarr_cube_keeps_scaling_and_spacing(base, cube, tmp_path):
 
 @pytest.mark.parametrize("spacing", [40.0, 10.0])
 def test_cube_resampled_to_the_base_spacing(base, cube, tmp_path, spacing):
-    from xcalving.finetune.prepare import prepare_scenes
-    from xcalving.finetune.sources import read_scenes
+    from xcalving.adapt.prepare import prepare_scenes
+    from xcalving.adapt.sources import read_scenes
 
     spaced = save_model(load_model(base), tmp_path / "b.safetensors", pixel_spacing=spacing)
     result = _finetune(spaced, cube[0], tmp_path / "a.safetensors", score=False)
@@ -216,8 +216,8 @@ def test_what_trains_and_batchnorm_statistics_stay(base, caffe_tree, tmp_path, t
 
 
 def test_labels_reprojected_onto_the_scene_grid(cube, tmp_path):
-    from xcalving.finetune.labels import apply_labels
-    from xcalving.finetune.sources import read_scenes
+    from xcalving.adapt.labels import apply_labels
+    from xcalving.adapt.sources import read_scenes
 
     scenes, lines = _geotiffs(tmp_path, cube)
     native = apply_labels(read_scenes(scenes), lines)
@@ -236,9 +236,9 @@ def test_labels_reprojected_onto_the_scene_grid(cube, tmp_path):
 def test_large_scene_is_cropped_to_its_labels(tmp_path):
     import shapely
 
+    from xcalving.adapt.labels import MARGIN_PX, apply_labels
+    from xcalving.adapt.sources import read_scenes
     from xcalving.data.synthetic import glacier_cube
-    from xcalving.finetune.labels import MARGIN_PX, apply_labels
-    from xcalving.finetune.sources import read_scenes
 
     data, fronts = glacier_cube(1, shape=(448, 448), seed=2)
     data.sar.isel(time=0).rio.to_raster(tmp_path / "S1_2019-01-01.tif")
@@ -289,7 +289,7 @@ def test_ctrl_c_keeps_the_last_completed_step(base, caffe_tree, tmp_path, monkey
                            kept["decoders.0.0.0.weight"])
     assert "interrupted by Ctrl-C" in result.card()
     # the same run stopped normally after step 4 ends on the same weights: step 4's were kept
-    from xcalving.finetune import loop
+    from xcalving.adapt import loop
 
     monkeypatch.setattr(loop, "_stop_reason", lambda step, *_: "stop" if step == 4 else None)
     four = _finetune(base, caffe_tree, tmp_path / "b.safetensors", caffe_spacing=None,
@@ -310,7 +310,7 @@ def test_interrupted_run_is_not_scored_after(base, caffe_tree, tmp_path):
 
 
 def test_interrupt_before_any_step_raises(base, caffe_tree, tmp_path, monkeypatch):
-    from xcalving.finetune import prepare
+    from xcalving.adapt import prepare
 
     def interrupted(self, n):
         raise KeyboardInterrupt
@@ -348,7 +348,7 @@ def test_cli(base, caffe_tree, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "Fine-tuned from `base.safetensors` on 3 labelled scenes" in text
     assert "Scores not computed: score=False" in text
-    from xcalving.finetune import finetune_card
+    from xcalving.adapt import finetune_card
 
     assert finetune_card(out) in text
 
@@ -405,8 +405,8 @@ class _nothing:  # noqa: N801  (a context manager used like a function)
 
 
 def test_card_of_plain_weights_is_refused():
+    from xcalving.adapt import finetune_card
     from xcalving.errors import InputError
-    from xcalving.finetune import finetune_card
     from xcalving.model.weights import REGISTRY
 
     with pytest.raises(InputError, match="not a fine-tuned weights file"):

@@ -66,7 +66,7 @@ def __getattr__(name: str):  # torch loads on first use, not with the package
 
         return fronts
     if name == "finetune":  # training code loads on first use
-        from xcalving.finetune import finetune
+        from xcalving.adapt import finetune
 
         return finetune
     if name == "open_scenes":  # rasterio and odc-geo load on first use

@@ -12,7 +12,7 @@ budget, Ctrl-C), ``card`` (scores and the card) and ``api`` (:func:`finetune`).
 
 from __future__ import annotations
 
-from xcalving.finetune.api import FinetuneResult, finetune
-from xcalving.finetune.card import finetune_card, read_facts
+from xcalving.adapt.api import FinetuneResult, finetune
+from xcalving.adapt.card import finetune_card, read_facts
 
 __all__ = ["FinetuneResult", "finetune", "finetune_card", "read_facts"]

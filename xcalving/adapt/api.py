@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xcalving.adapt.card import FACTS_KEY, render_card, score_scenes
+from xcalving.adapt.loop import TRAINABLE, LoopResult, Recipe, run_loop
+from xcalving.adapt.prepare import LabelledScene, Windows, prepare_scenes, window_size
 from xcalving.errors import InputError, InputTypeError, WeightsNotFoundError, did_you_mean
-from xcalving.finetune.card import FACTS_KEY, render_card, score_scenes
-from xcalving.finetune.loop import TRAINABLE, LoopResult, Recipe, run_loop
-from xcalving.finetune.prepare import LabelledScene, Windows, prepare_scenes, window_size
 from xcalving.scaling import Scaling
 
 __all__ = ["FinetuneResult", "finetune"]
@@ -33,7 +33,7 @@ class FinetuneResult:
         return bool(self.facts["training"]["interrupted"])
 
     def card(self) -> str:
-        """The Markdown card of the weights (see :func:`xcalving.finetune.finetune_card`)."""
+        """The Markdown card of the weights (see :func:`xcalving.adapt.finetune_card`)."""
         return render_card(self.path.name, self.facts)
 
 
@@ -190,7 +190,7 @@ def finetune(
     augmented, train ``base`` (its BatchNorm statistics frozen) at a small learning rate
     annealed to zero over the budget. The result is an ordinary weights file for
     :func:`xcalving.predict`, with the base's input scaling and pixel spacing, and card facts in
-    its header (:func:`~xcalving.finetune.finetune_card`).
+    its header (:func:`~xcalving.adapt.finetune_card`).
 
     Parameters
     ----------
@@ -249,12 +249,12 @@ def finetune(
     -----
     Ctrl-C stops training and keeps the weights of the last completed step (as the end of the
     budget does). There is no validation set with three to five scenes, and the scenes' own
-    loss is not used to pick weights either; see :mod:`xcalving.finetune.loop`.
+    loss is not used to pick weights either; see :mod:`xcalving.adapt.loop`.
     """
     import torch
 
-    from xcalving.finetune.labels import apply_labels
-    from xcalving.finetune.sources import read_scenes
+    from xcalving.adapt.labels import apply_labels
+    from xcalving.adapt.sources import read_scenes
     from xcalving.model import load_model
     from xcalving.runtime import resolve_device
 
@@ -294,7 +294,7 @@ def finetune(
 
 def _scores(before: dict[str, Any] | None, net: Any, scenes: list[LabelledScene], device: str,
             run: LoopResult) -> dict[str, Any]:
-    from xcalving.finetune.card import SCORE_NOTE
+    from xcalving.adapt.card import SCORE_NOTE
 
     if run.interrupted:
         return {"note": SCORE_NOTE, "before": before, "after": None}

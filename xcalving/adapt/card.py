@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from xcalving.adapt.prepare import LabelledScene
+from xcalving.adapt.sources import UNKNOWN
 from xcalving.errors import InputError
-from xcalving.finetune.prepare import LabelledScene
-from xcalving.finetune.sources import UNKNOWN
 
 __all__ = ["SCORE_NOTE", "finetune_card", "read_facts", "score_scenes"]
 
@@ -103,7 +103,7 @@ def read_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
     if FACTS_KEY not in meta:
         raise InputError(f"{os.fspath(path)!r} is not a fine-tuned weights file (no "
                          f"{FACTS_KEY!r} entry in its header); write one with "
-                         "xcalving.finetune.finetune.")
+                         "xcalving.adapt.")
     facts: dict[str, Any] = json.loads(meta[FACTS_KEY])
     return facts
 

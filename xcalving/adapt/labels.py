@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xcalving.adapt.sources import UNKNOWN, RawScene, check_label_values, valid_pixels
 from xcalving.errors import InputError, InputTypeError, XcalvingWarning, did_you_mean
-from xcalving.finetune.sources import UNKNOWN, RawScene, check_label_values, valid_pixels
 
 __all__ = ["apply_labels", "read_labels"]
 

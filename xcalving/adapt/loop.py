@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from xcalving.adapt.sources import UNKNOWN
 from xcalving.errors import InputError
-from xcalving.finetune.sources import UNKNOWN
 
 __all__ = ["TRAINABLE", "LoopResult", "Recipe", "run_loop", "set_trainable"]
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from xcalving.adapt.sources import UNKNOWN, RawScene, valid_pixels
 from xcalving.errors import InputError, PerformanceWarning, XcalvingWarning
-from xcalving.finetune.sources import UNKNOWN, RawScene, valid_pixels
 from xcalving.scaling import Scaling
 
 __all__ = ["LabelledScene", "Windows", "prepare_scenes", "to_grey"]

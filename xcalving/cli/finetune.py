@@ -53,7 +53,7 @@ def add_finetune(sub: Any) -> None:
 
 
 def _run_finetune(args: argparse.Namespace) -> int:
-    from xcalving.finetune import finetune
+    from xcalving.adapt import finetune
 
     result = finetune(
         args.base, args.data[0] if len(args.data) == 1 else list(args.data), out=args.out,
