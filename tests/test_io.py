@@ -132,3 +132,17 @@ def test_missing_blocks_of_metadata_only_and_of_another_store(tmp_path):
         missing_blocks(store, ds.rename(v="w"))
     with pytest.raises(xcalving.InputError, match="shape"):
         missing_blocks(store, ds.isel(y=slice(0, 2)))
+
+
+def test_default_write_chunks_are_what_predict_wants_with_its_defaults():
+    from xcalving.inference.execute import spatial_chunks
+    from xcalving.inference.options import PredictOptions
+    from xcalving.io import DEFAULT_WRITE_CHUNKS
+
+    d = PredictOptions()
+    for n in (3000, 4096, 10_000):
+        step = DEFAULT_WRITE_CHUNKS["y"]
+        chunks = (step,) * (n // step) + ((n % step,) if n % step else ())
+        kept = spatial_chunks(chunks, n, d.tile, d.overlap)
+        # predict keeps the written chunks (a short last chunk may join its neighbour)
+        assert kept[: n // step - 1] == chunks[: n // step - 1]

@@ -29,8 +29,10 @@ from xcalving.scaling import (  # noqa: F401
 __all__ = ["CAFFE_SCALING", "DB_RANGE", "Scaling", "input_kind", "missing_blocks", "open_cube",
            "pixel_spacing", "to_network_input", "write_cube"]
 
-#: Chunks for writing a numpy-backed cube: one scene a chunk along time, tiles of 1024 pixels.
-DEFAULT_WRITE_CHUNKS = {"time": 1, "band": 1, "y": 1024, "x": 1024}
+#: Chunks for writing a numpy-backed cube: one scene a chunk along time, tiles of 2048 pixels,
+#: what predict wants with its default tile and overlap (a block of at least four window steps,
+#: 4 × 384 + 128 = 1664 px), so that reading the store back never merges chunks.
+DEFAULT_WRITE_CHUNKS = {"time": 1, "band": 1, "y": 2048, "x": 2048}
 _CONSOLIDATED_FALLBACK = "Failed to open Zarr store with consolidated metadata"
 
 
