@@ -236,8 +236,11 @@ def test_scene_and_model_columns(synthetic):
     ds.attrs.update(model="demo", model_sha256="0" * 64, glacier="Synthetic", tile=512)
     frame = ds.calving.fronts()
     assert list(frame.columns) == ["geometry", "length_m", "length_px", "mean_probability",
-                                   "n_segments", "n_pixels", "stem", "satellite", "orbit",
-                                   "platform", "glacier", "model", "model_sha256"]
+                                   "n_segments", "n_pixels", "longest_share", "head_distance_px",
+                                   "side_margin", "sinuosity", "neighbour_distance_px",
+                                   "grid_id", "confidence", "outlier", "qc_reason", "stem",
+                                   "satellite", "orbit", "platform", "glacier", "model",
+                                   "model_sha256"]
     assert (frame["platform"] == "sentinel-1a").all()
     assert list(frame["stem"]) == list(stems) and frame["satellite"].iloc[2] == "TSX"
     assert (frame["model"] == "demo").all() and (frame["glacier"] == "Synthetic").all()

@@ -254,7 +254,7 @@ def _box_in_crs_of(fronts: Any, box: Any) -> Any:
 
 
 def terminus_change(fronts: gpd.GeoDataFrame, box: Any, *, ocean: Any = None,
-                    zones: Any = None) -> pd.DataFrame:
+                    zones: Any = None, include_outliers: bool = False) -> pd.DataFrame:
     """Terminus position through time (box method) with change and change rate.
 
     Parameters
@@ -271,14 +271,21 @@ def terminus_change(fronts: gpd.GeoDataFrame, box: Any, *, ocean: Any = None,
         beyond the fronts, and/or the prediction's zones. A box whose first edge is at the
         ocean end is refused. Without either, the orientation is not checked (a front line
         does not say which side is ocean) and ``attrs["orientation"]`` says so.
+    include_outliers
+        False (default): the change and the rate are computed over the fronts that are not
+        flagged, and are NaN for flagged ones; True: over every front with a position. The
+        flags are the frame's ``outlier``/``qc_reason`` columns (:func:`xcalving.fronts` sets
+        them; computed with :func:`xcalving.qc.flag_outliers`' defaults where missing), plus
+        the ``position`` rule on this box's positions.
 
     Returns
     -------
     pandas.DataFrame
         Indexed like ``fronts``: ``position_m`` (distance of the front from the upstream edge,
-        averaged across the box), ``change_m`` (since the first valid position; negative is
-        retreat) and ``rate_m_per_yr`` (change since the previous valid position ÷ the time
-        between them; NaN without dates). :func:`xcalving.plot.terminus_plot` draws it.
+        averaged across the box; kept for flagged fronts too), ``change_m`` (since the first
+        valid position; negative is retreat), ``rate_m_per_yr`` (change since the previous
+        valid position ÷ the time between them; NaN without dates), ``outlier`` and
+        ``qc_reason``. :func:`xcalving.plot.terminus_plot` draws it, flagged dates marked.
 
     Examples
     --------
@@ -308,11 +315,32 @@ def terminus_change(fronts: gpd.GeoDataFrame, box: Any, *, ocean: Any = None,
         warnings.warn(f"terminus_change: {int(positions.isna().sum())} front(s) do not cross the "
                       "box from side to side; their position is NaN.", XcalvingWarning,
                       stacklevel=2)
-    result = pd.DataFrame({"position_m": positions, "change_m": positions - _first(positions),
-                           "rate_m_per_yr": _rates(positions)})
+    flags = _flags(fronts, positions.to_numpy(float))
+    valid = positions if include_outliers else positions.where(~flags["outlier"].to_numpy())
+    result = pd.DataFrame({"position_m": positions, "change_m": valid - _first(valid),
+                           "rate_m_per_yr": _rates(valid), "outlier": flags["outlier"].to_numpy(),
+                           "qc_reason": flags["qc_reason"].to_numpy()})
     result.attrs["orientation"] = "unchecked: pass ocean= or zones=" if ocean is None and \
         zones is None else "checked"
     return result
+
+
+def _flags(fronts: Any, positions: np.ndarray) -> pd.DataFrame:
+    """The frame's QC flags (or the defaults'), with the ``position`` rule on ``positions``."""
+    from xcalving import qc
+
+    if set(qc.FLAG_COLUMNS) <= set(getattr(fronts, "columns", ())):
+        flags = fronts[list(qc.FLAG_COLUMNS)].reset_index(drop=True)
+        flags = flags.assign(outlier=flags["outlier"].fillna(False).astype(bool),
+                             qc_reason=flags["qc_reason"].fillna("").astype(str))
+    else:
+        flags = qc.outlier_flags(fronts)
+    spikes = qc.position_outliers(positions, qc.series_rows(fronts), window=qc.WINDOW,
+                                  k=qc.POSITION_K)
+    reasons = [",".join(r for r in qc.REASONS if r in set(old.split(",")) or
+                        (r == "position" and spike))
+               for old, spike in zip(flags["qc_reason"], spikes, strict=True)]
+    return flags.assign(outlier=flags["outlier"].to_numpy(bool) | spikes, qc_reason=reasons)
 
 
 def _first(positions: pd.Series) -> float:

@@ -119,7 +119,9 @@ def front_map(fronts: Any, background: xr.DataArray | None = None, *, ax: Any = 
     Parameters
     ----------
     fronts
-        GeoDataFrame indexed by time (from :func:`xcalving.fronts`).
+        GeoDataFrame indexed by time (from :func:`xcalving.fronts`). Fronts flagged by the QC
+        (an ``outlier`` column, :mod:`xcalving.qc`) are drawn dashed in grey, labelled
+        "flagged (QC)".
     background
         A 2-D scene (y, x) to draw underneath in grey, e.g. ``cube.sar.isel(time=-1)``.
     ax
@@ -148,11 +150,20 @@ def front_map(fronts: Any, background: xr.DataArray | None = None, *, ax: Any = 
     times = mdates.date2num(fronts.index.to_pydatetime())
     norm = Normalize(times.min(), max(times.max(), times.min() + 1))
     colours = ScalarMappable(norm=norm, cmap=cmap)
-    for t, geom in zip(times, fronts.geometry, strict=True):
+    flagged = _flagged(fronts)
+    labelled = False
+    for t, geom, bad in zip(times, fronts.geometry, flagged, strict=True):
         if geom is not None and not geom.is_empty:
             for part in getattr(geom, "geoms", [geom]):
                 xs, ys = part.xy
-                ax.plot(xs, ys, color=colours.to_rgba(t), lw=1.6)
+                if bad:
+                    ax.plot(xs, ys, color="0.55", lw=1.0, ls="--",
+                            label="_" if labelled else "flagged (QC)")
+                    labelled = True
+                else:
+                    ax.plot(xs, ys, color=colours.to_rgba(t), lw=1.6)
+    if labelled:
+        ax.legend(loc="upper right", fontsize=8)
     bar = ax.figure.colorbar(colours, ax=ax, shrink=0.8, label="date")
     bar.ax.yaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     units = _crs_units(fronts)
@@ -164,6 +175,13 @@ def front_map(fronts: Any, background: xr.DataArray | None = None, *, ax: Any = 
     _scale_bar(ax, units)
     ax.set_title(title or f"calving fronts, {len(fronts)} dates")
     return ax
+
+
+def _flagged(table: Any) -> np.ndarray:
+    """The QC's ``outlier`` column as bools (all False without one)."""
+    if "outlier" not in getattr(table, "columns", ()):
+        return np.zeros(len(table), bool)
+    return np.asarray(table["outlier"].fillna(False), bool)
 
 
 def _crs_units(fronts: Any) -> str:
@@ -189,7 +207,9 @@ def terminus_plot(change: Any, *, column: str = "position_m", title: str | None 
     -------
     matplotlib.figure.Figure
         Not attached to pyplot. Dates whose front does not cross the box (NaN) are red crosses
-        along the bottom of the axes, labelled "no position".
+        along the bottom of the axes, labelled "no position"; dates flagged by the QC (the
+        ``outlier`` column) are grey open circles off the line, labelled "flagged (QC)", their
+        ``qc_reason`` next to them.
 
     Examples
     --------
@@ -204,15 +224,22 @@ def terminus_plot(change: Any, *, column: str = "position_m", title: str | None 
         raise InputError(f"column: {column!r} is not in the table; it has "
                          f"{list(getattr(change, 'columns', []))} (terminus_change's output).")
     values = np.asarray(change[column], float)
-    valid = np.isfinite(values)
+    positions = np.asarray(change["position_m"], float) if "position_m" in change.columns \
+        else values
+    flagged = _flagged(change) & np.isfinite(positions)  # flagged dates that have a position
+    valid = np.isfinite(values) & ~flagged
+    missing = ~np.isfinite(positions)
     fig = Figure(figsize=(7.5, 4.0), layout="constrained")
     ax = fig.add_subplot()
     ax.plot(change.index[valid], values[valid], "o-", ms=4, color="C0", label=column)
-    if (~valid).any():
+    if flagged.any():
+        _mark_flagged(ax, change, _flagged_values(values, positions, flagged), flagged)
+    if missing.any():
         # x in dates, y in axes fractions: along the bottom, whatever the positions' range
-        ax.plot(change.index[~valid], np.full(int((~valid).sum()), 0.04), "x", ms=7, mew=1.5,
+        ax.plot(change.index[missing], np.full(int(missing.sum()), 0.04), "x", ms=7, mew=1.5,
                 color="#d62728", linestyle="none", label="no position",
                 transform=ax.get_xaxis_transform())
+    if missing.any() or flagged.any():
         ax.legend(loc="best", fontsize=8)
     if np.issubdtype(np.asarray(change.index).dtype, np.datetime64):
         import matplotlib.dates as mdates
@@ -227,6 +254,27 @@ def terminus_plot(change: Any, *, column: str = "position_m", title: str | None 
     ax.set_title(title or f"terminus {column.removesuffix('_m')}, {int(valid.sum())} of "
                  f"{len(values)} dates")
     return fig
+
+
+def _flagged_values(values: np.ndarray, positions: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """Where to draw flagged dates: their value, else their position less the first kept one.
+
+    The change is NaN at flagged dates; drawn there, it is where the date would have been.
+    """
+    offset = (positions - values)[np.isfinite(positions - values)]
+    shifted = positions - offset[0] if offset.size else positions
+    return np.where(np.isfinite(values), values, shifted)[flagged]
+
+
+def _mark_flagged(ax: Any, change: Any, y: np.ndarray, flagged: np.ndarray) -> None:
+    """Flagged dates: grey open circles off the line, their ``qc_reason`` beside them."""
+    x = change.index[flagged]
+    ax.plot(x, y, "o", ms=6, mfc="none", mec="0.45", linestyle="none", label="flagged (QC)")
+    reasons = change["qc_reason"].to_numpy()[flagged] if "qc_reason" in change.columns else []
+    for xi, yi, reason in zip(x, y, reasons, strict=False):
+        if np.isfinite(yi) and reason:
+            ax.annotate(str(reason), (xi, yi), xytext=(4, 4), textcoords="offset points",
+                        fontsize=7, color="0.35")
 
 
 def training_curves(history: Sequence[Mapping[str, Any]]) -> Figure:

@@ -14,8 +14,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from xcalving.confidence import (
+    MARGIN,
+    SERIES_COLUMNS,
+    assess_fronts,
+    scene_signals,
+    with_margin,
+)
 from xcalving.errors import InputError, XcalvingWarning
 from xcalving.fronts_io import FRONT_FORMATS, check_fronts_path, read_fronts, write_fronts
+from xcalving.qc import grid_id
 from xcalving.tracing import front_from_probability, pixel_length, trace_lines
 from xcalving.zones import front_from_zones
 
@@ -30,8 +38,11 @@ __all__ = ["FRONT_FORMATS", "check_fronts_path", "front_from_probability", "fron
 MIN_LENGTH_M = 750.0
 #: Prediction attributes copied into every row (where they are strings): scene and model.
 ROW_ATTRS = ("glacier", "satellite", "sensor", "platform", "model", "model_sha256")
-#: The columns computed for each scene; coordinates of these names are not copied.
-ROW_COLUMNS = ("geometry", "length_m", "length_px", "mean_probability", "n_segments", "n_pixels")
+#: The columns computed for each scene, then over the series (:mod:`xcalving.confidence`,
+#: :mod:`xcalving.qc`); coordinates of these names are not copied.
+ROW_COLUMNS = ("geometry", "length_m", "length_px", "mean_probability", "n_segments", "n_pixels",
+               "longest_share", "head_distance_px", "side_margin")
+COLUMNS = ROW_COLUMNS + SERIES_COLUMNS
 _NEEDS = {"zones": "zones", "probability": "front_probability"}
 
 
@@ -98,16 +109,21 @@ def _scene_front(zones: np.ndarray | None, probability: np.ndarray | None, metho
     raise InputError(f"method={method!r}: the variable it needs is missing.")
 
 
-def _scene_row(front: np.ndarray, probability: np.ndarray | None, transform: Any,
-               spacing: float | None) -> dict[str, Any]:
+def _scene_row(front: np.ndarray, scene: dict[str, np.ndarray], transform: Any,
+               spacing: float | None, **settings: Any) -> dict[str, Any]:
+    """One scene's columns; the confidence signals are measured here, in the same task."""
     lines = trace_lines(front)
-    geometry = _geometry(lines, transform)
-    length_px = sum(pixel_length(line) for line in lines)
+    pieces = [pixel_length(line) for line in lines]
+    length_px = sum(pieces)
+    probability = scene.get("front_probability")
     mean_p = float(np.nanmean(probability[front])) if probability is not None and front.any() \
         else np.nan
-    return {"geometry": geometry, "length_m": length_px * spacing if spacing else np.nan,
-            "length_px": length_px, "mean_probability": mean_p, "n_segments": len(lines),
-            "n_pixels": int(front.sum())}
+    signals = scene_signals(front, pieces, zones=scene.get("zones"), probability=probability,
+                            margin=scene.get(MARGIN), **settings)
+    return {"geometry": _geometry(lines, transform),
+            "length_m": length_px * spacing if spacing else np.nan, "length_px": length_px,
+            "mean_probability": mean_p, "n_segments": len(lines), "n_pixels": int(front.sum()),
+            **signals}
 
 
 def _check_fronts_input(ds: Any, method: str) -> tuple[list[str], str | None]:
@@ -129,9 +145,9 @@ def _check_fronts_input(ds: Any, method: str) -> tuple[list[str], str | None]:
         )
     lead = _scene_dim(ds[need], need)
     names = [need]
-    if need != "front_probability" and "front_probability" in ds and \
-            set(ds["front_probability"].dims) == set(ds[need].dims):  # for mean_probability
-        names.append("front_probability")
+    for other in ("zones", "front_probability"):  # for the confidence signals
+        if other != need and other in ds and set(ds[other].dims) == set(ds[need].dims):
+            names.append(other)
     return names, lead
 
 
@@ -182,10 +198,11 @@ def _rows_of_blocks(*blocks: np.ndarray, names: tuple[str, ...], method: str,
                     spacing: float | None) -> np.ndarray:
     """One scene's blocks (1, y, x), one a variable → its row, in an object array of one."""
     scene = dict(zip(names, (block[0] for block in blocks), strict=True))
-    probability = scene.get("front_probability")
-    front = _scene_front(scene.get("zones"), probability, method, min_pixels, threshold)
+    front = _scene_front(scene.get("zones"), scene.get("front_probability"), method, min_pixels,
+                         threshold)
     out = np.empty(1, object)
-    out[0] = _scene_row(front, probability, transform, spacing)
+    out[0] = _scene_row(front, scene, transform, spacing, method=method, min_pixels=min_pixels,
+                        threshold=threshold)
     return out
 
 
@@ -239,7 +256,7 @@ def _scene_columns(scenes: Any, lead: str) -> dict[str, Any]:
     for name, coord in scenes.coords.items():
         along = coord.dims == (lead,) and name != lead
         scalar = coord.ndim == 0 and name != "spatial_ref"
-        if (along or scalar) and name not in ROW_COLUMNS and _plain(np.asarray(coord.values)):
+        if (along or scalar) and name not in COLUMNS and _plain(np.asarray(coord.values)):
             columns[str(name)] = coord.values if along else coord.values[()]
     for key in ROW_ATTRS:
         value = scenes.attrs.get(key)
@@ -286,7 +303,13 @@ def fronts(
         single scene takes its scalar ``time``, or NaT), one row per scene (an empty geometry
         where no front was found), with a (Multi)LineString through pixel centres in map
         coordinates, ``length_m``, ``length_px``, ``mean_probability`` (of the front pixels),
-        ``n_segments`` and ``n_pixels``; then a column for each coordinate with one value a
+        ``n_segments``, ``n_pixels``; the confidence signals ``longest_share``,
+        ``head_distance_px``, ``side_margin`` (per scene; ``side_margin`` reads
+        ``zone_probability`` where ``ds`` has it), ``sinuosity``, ``neighbour_distance_px``
+        and ``grid_id`` (over the series), ``confidence`` in [0, 1]
+        (:mod:`xcalving.confidence`) and the QC flags ``outlier`` (bool) and ``qc_reason``
+        (:func:`xcalving.qc.flag_outliers` with its defaults: flagged, never dropped); then a
+        column for each coordinate with one value a
         scene (along the scene dim, or scalar: e.g. ``stem``, ``platform``; numbers, dates or
         strings) and for the attributes
         ``glacier``, ``satellite``, ``sensor``, ``platform``, ``model`` and ``model_sha256``
@@ -345,18 +368,23 @@ def fronts(
     min_pixels = _min_pixels(spacing, min_length, min_length_px, why)
     if spacing is None and transform is not None and min_length_px is not None:
         warnings.warn(f"fronts: length_m is NaN: {why}", XcalvingWarning, stacklevel=2)
+    ds, names = with_margin(ds, names)
     scenes, dim = _with_scene_dim(ds[names], lead)
     rows = _compute_rows(scenes, dim, names, method=method, min_pixels=min_pixels,
                          threshold=threshold, transform=transform, spacing=spacing)
     table = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
     table.index = _index(scenes, dim)
+    crs = ds.rio.crs if transform is not None else None
+    frame = gpd.GeoDataFrame(table, geometry="geometry", crs=crs)
+    frame["grid_id"] = grid_id(crs, transform, (ds.sizes["y"], ds.sizes["x"]))
+    frame.attrs.update(method=method, min_length_px=min_pixels,
+                       pixel_size=1.0 if transform is None else
+                       float(np.sqrt(abs(transform.a * transform.e - transform.b * transform.d))))
+    frame = assess_fronts(frame)[list(COLUMNS)]
     for name, values in _scene_columns(scenes, dim).items():
-        table[name] = values
-    frame = gpd.GeoDataFrame(table, geometry="geometry",
-                             crs=ds.rio.crs if transform is not None else None)
+        frame[name] = values
     if transform is None:
         warnings.warn("fronts: the Dataset has no CRS; front coordinates are pixels.",
                       XcalvingWarning, stacklevel=2)
         frame.attrs["georeference"] = "none: x = column + 0.5, y = row + 0.5 (pixels)"
-    frame.attrs.update(method=method, min_length_px=min_pixels)
     return frame
