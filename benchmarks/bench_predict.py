@@ -12,9 +12,12 @@ timed before and after the candidate and averaged, which cancels slow drifts of 
   torch loop and an averaging accumulator.
 * ``PeakMemory``: peak RSS of predict + ``to_zarr`` for a lazy cube 16x as large as another,
   each in a fresh subprocess, with a cheap stand-in network.
+* ``PredictVsCopy``: the host side alone: ``predict`` with a network that costs nothing, written
+  to Zarr, against a plain Zarr copy of the same lazy cube (interleaved, median of 5).
 
 Run them with ``make bench ASV_ARGS="--bench bench_predict"``, or without asv with
-``python benchmarks/bench_predict.py`` (prints every figure).
+``python benchmarks/bench_predict.py`` (prints every figure; ``--host`` prints the host-side
+figure alone, as JSON).
 """
 
 from __future__ import annotations
@@ -81,6 +84,21 @@ def _network() -> Any:
 
     torch.manual_seed(0)
     return ASPPUNet().eval()  # the default network: width=32, 16.2 M parameters
+
+
+def null_network() -> Any:
+    """A stand-in network that costs next to nothing: the logits are the input itself.
+
+    It meets predict's contract (``front`` (N, 1, H, W) and ``zones`` (N, 4, H, W) logits of
+    the input's N, H and W), so everything predict does besides the network is measured.
+    """
+    import torch
+
+    class NullNetwork(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"front": x, "zones": torch.cat([x, -x, 2 * x, 0 * x], 1)}
+
+    return NullNetwork()
 
 
 def _scaling(net: Any) -> Any:
@@ -448,16 +466,9 @@ def memory_child(shape: tuple[int, int, int], store: str) -> dict[str, float]:
     import threading
 
     import dask.array as dsa
-    import torch
     import xarray as xr
 
     import xcalving
-
-    class Pointwise(torch.nn.Module):
-        """A stand-in network that costs next to nothing: logits are the input itself."""
-
-        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            return {"front": x, "zones": torch.cat([x, -x, 2 * x, 0 * x], 1)}
 
     def peak_mib() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
@@ -474,7 +485,7 @@ def memory_child(shape: tuple[int, int, int], store: str) -> dict[str, float]:
     data = dsa.random.default_rng(0).uniform(-25.0, 5.0, size=shape, chunks=(1, *shape[1:]))
     sar = xr.DataArray(data.astype(np.float32), dims=("time", "y", "x"), name="sar",
                        attrs={"units": "dB"})
-    out = xcalving.predict(sar, Pointwise(), tile=TILE, overlap=OVERLAP, batch_size=BATCH)
+    out = xcalving.predict(sar, null_network(), tile=TILE, overlap=OVERLAP, batch_size=BATCH)
     before = peak_mib()
     sampler = threading.Thread(target=sample, daemon=True)
     start = time.perf_counter()
@@ -543,10 +554,125 @@ class PeakMemory:
     track_peak_rss_mib.unit = "MiB"  # type: ignore[attr-defined]
 
 
+# --- 5. the host side: predict with a null network against a Zarr copy ---------------------------
+#: Scenes of the host-side cube: 8 x 2048 x 2048 float32 (128 MiB), a few seconds a repetition.
+HOST_TIMES = 8
+#: Interleaved repetitions: copy, predict, copy, ..., predict, copy; the median ratio is kept.
+HOST_PAIRS = 5
+
+
+def make_host_cube(directory: str = ".") -> str:
+    """Write the (8, 2048, 2048) synthetic dB cube, one Zarr chunk per scene; return its path."""
+    import xcalving
+    from xcalving.data.synthetic import glacier_cube
+
+    cube, _ = glacier_cube(HOST_TIMES, shape=(SCENE, SCENE), seed=0)
+    sar = cube[["sar"]].chunk({"time": 1, "y": SCENE, "x": SCENE})
+    return os.path.abspath(xcalving.write_cube(sar, os.path.join(directory, "host_cube.zarr"),
+                                               mode="w"))
+
+
+make_host_cube.timeout = 600  # type: ignore[attr-defined]
+
+
+def _copy_seconds(path: str, store: str) -> float:
+    """Seconds to copy the lazy cube at ``path`` to a new Zarr store, chunks and codecs kept."""
+    import xarray as xr
+
+    start = time.perf_counter()
+    xr.open_zarr(path, consolidated=False).to_zarr(store, consolidated=False, zarr_format=3)
+    return time.perf_counter() - start
+
+
+def _predict_to_zarr_seconds(path: str, net: Any, store: str, **options: Any) -> float:
+    """Seconds to open the cube, build ``predict`` with ``net`` and write it to a Zarr store."""
+    import xcalving
+
+    start = time.perf_counter()
+    cube = xcalving.open_cube(path)
+    xcalving.predict(cube.sar, net, tile=TILE, overlap=OVERLAP, batch_size=BATCH,
+                     **options).to_zarr(store, consolidated=False, zarr_format=3)
+    return time.perf_counter() - start
+
+
+def host_figures(path: str, pairs: int = HOST_PAIRS, **options: Any) -> dict[str, Any]:
+    """Plain Zarr copy against predict(null network) → Zarr, interleaved, in this process.
+
+    After one untimed run of each (imports, the model cache, the first-batch checks), runs
+    ``copy, predict, copy, ..., predict, copy``; each predict is compared with the mean of the
+    copies either side of it, and the median of those ratios is the figure (robust to a busy
+    machine). Both run under dask's threaded scheduler, predict with its defaults but the network
+    (``options`` go to predict).
+    """
+    import shutil
+
+    net = null_network()
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(path)) as tmp:
+        counter = iter(range(10**6))
+
+        def store() -> str:
+            return os.path.join(tmp, f"out{next(counter)}.zarr")
+
+        def copy() -> float:
+            target = store()
+            seconds = _copy_seconds(path, target)
+            shutil.rmtree(target)
+            return seconds
+
+        def predict() -> float:
+            target = store()
+            seconds = _predict_to_zarr_seconds(path, net, target, **options)
+            shutil.rmtree(target)
+            return seconds
+
+        copy(), predict()  # warm-up
+        copies, predicts = [copy()], []
+        for _ in range(pairs):
+            predicts.append(predict())
+            copies.append(copy())
+    ratios = [(a + b) / 2 / p for a, b, p in zip(copies, copies[1:], predicts, strict=False)]
+    figures = {"copy_s": copies, "predict_s": predicts, "ratios": ratios,
+               "predict_over_copy": float(np.median(ratios)), "scenes": HOST_TIMES,
+               "cores": _cores()}
+    _log(f"host side, {HOST_TIMES} x {SCENE} x {SCENE}: copy {np.median(copies):.2f} s, "
+         f"predict(null network) -> Zarr {np.median(predicts):.2f} s (medians); "
+         f"ratios {[round(r, 3) for r in ratios]}, median {figures['predict_over_copy']:.3f}")
+    return figures
+
+
+class PredictVsCopy:
+    """predict(null network) → Zarr throughput ÷ a plain Zarr copy's (goal >= 0.5).
+
+    The host side of predict alone (reading, scaling, cutting windows, sigmoid and softmax,
+    blending, zones, encoding and writing), measured with a network that costs nothing, against
+    ``xr.open_zarr(src).to_zarr(dst)`` of the same lazy cube: (8, 2048, 2048) float32 dB,
+    chunks (1, 2048, 2048); tile 512, overlap 128, batch 8; predict's default outputs and
+    encodings. Median of 5 interleaved pairs.
+    """
+
+    timeout = TIMEOUT
+    rounds = 1
+    repeat = 1
+    number = 1
+    setup_cache = staticmethod(make_host_cube)
+
+    def setup(self, path: str) -> None:
+        self.figures = host_figures(path)
+
+    def track_predict_over_copy(self, path: str) -> float:
+        return float(self.figures["predict_over_copy"])
+
+    track_predict_over_copy.unit = "predict/copy throughput"  # type: ignore[attr-defined]
+
+
 # --- without asv ---------------------------------------------------------------------------------
 def _main(argv: list[str]) -> None:
     if argv[:1] == ["--memory-child"]:
         print(json.dumps(memory_child(tuple(json.loads(argv[1])), argv[2])))
+        return
+    if argv[:1] == ["--host"]:  # only the host-side figure, as JSON on stdout
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(host_figures(make_host_cube(tmp))))
         return
     if argv[:1] == ["--gpu"]:  # only the GPU figures, as JSON on stdout
         import torch

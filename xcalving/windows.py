@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["WindowPlan", "blend_weights", "plan_windows", "redundancy", "window_starts"]
+__all__ = ["Placement", "WindowPlan", "blend_weights", "placements", "plan_windows", "redundancy",
+           "window_starts"]
 
 _MIN_WEIGHT = 1e-3
 
@@ -98,6 +99,71 @@ def _ramp(n: int, overlap: int) -> np.ndarray:
 def blend_weights(extent: tuple[int, int], overlap: int) -> np.ndarray:
     """2-D blend weight of a window of ``extent`` (rows, cols): outer product of two ramps."""
     return np.outer(_ramp(extent[0], overlap), _ramp(extent[1], overlap)).astype(np.float32)
+
+
+# --- the windows of one block --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Placement:
+    """Where one window of the plan meets a block's core, and its share of each pixel there.
+
+    ``window`` and ``core`` are (rows, cols) slices of the window and of the core that cover the
+    same pixels. The window's share of a pixel is its blend weight there divided by the sum of
+    the weights of every window covering the pixel, so the shares at a pixel add up to 1 and
+    the blended value is ``sum(share * value)``: no division pass. Weights are outer products
+    of two ramps (:func:`blend_weights`), so their sums are too, and a share is the outer
+    product ``weight`` of its row and column shares ``share_rows``, ``share_cols`` (float32).
+    """
+
+    start: tuple[int, int]
+    window: tuple[slice, slice]
+    core: tuple[slice, slice]
+    share_rows: np.ndarray
+    share_cols: np.ndarray
+
+    @property
+    def weight(self) -> np.ndarray:
+        """The window's share of each pixel it covers in the core, (rows, cols) float32."""
+        return np.outer(self.share_rows, self.share_cols)
+
+
+def placements(plan: WindowPlan, core: tuple[int, int, int, int]) -> list[Placement]:
+    """Every window of ``plan`` touching ``core`` = (row0, row1, col0, col1), rows first.
+
+    Examples
+    --------
+    >>> plan = plan_windows((10, 4), tile=4, overlap=2)
+    >>> [p.start for p in placements(plan, (0, 5, 0, 4))]
+    [(0, 0), (2, 0), (4, 0)]
+    >>> shares = sum(p.weight.sum() for p in placements(plan, (0, 5, 0, 4)))
+    >>> round(float(shares), 4)  # one per pixel of the 5 x 4 core
+    20.0
+    """
+    rows = _axis_shares(plan.starts_y, plan.extent[0], plan.overlap, core[0], core[1])
+    cols = _axis_shares(plan.starts_x, plan.extent[1], plan.overlap, core[2], core[3])
+    return [Placement((y0, x0), (wy, wx), (cy, cx), sy, sx)
+            for y0, wy, cy, sy in rows for x0, wx, cx, sx in cols]
+
+
+def _axis_shares(starts: np.ndarray, extent: int, overlap: int, lo: int,
+                 hi: int) -> list[tuple[int, slice, slice, np.ndarray]]:
+    """Along one axis, each window touching [lo, hi): start, slices, share of each pixel.
+
+    The share is the window's ramp divided by the sum of the ramps of all windows at a pixel,
+    summed in window order in float32.
+    """
+    ramp = _ramp(extent, overlap).astype(np.float32)
+    found = [(int(s), *_overlap(int(s), extent, lo, hi))
+             for s in starts[(starts < hi) & (starts + extent > lo)]]
+    total = np.zeros(hi - lo, np.float32)
+    for _, window, part in found:
+        total[part] += ramp[window]
+    return [(s, window, part, ramp[window] / total[part]) for s, window, part in found]
+
+
+def _overlap(start: int, extent: int, lo: int, hi: int) -> tuple[slice, slice]:
+    """(slice of the window, slice of [lo, hi)) where a window at ``start`` meets [lo, hi)."""
+    first, last = max(start, lo), min(start + extent, hi)
+    return slice(first - start, last - start), slice(first - lo, last - lo)
 
 
 def redundancy(shape: tuple[int, int], chunks: tuple[Sequence[int], Sequence[int]], tile: int,

@@ -1,54 +1,58 @@
 """Blending windows into one block: every window of the plan that touches it, weighted.
 
-:func:`predict_block` runs on numpy (the CPU path); :func:`predict_block_on_device` cuts and
-blends the windows with torch on the runner's device (the GPU path). Both walk the windows in
-the same order, batch them the same way and share :func:`_accumulate`, so they do the same
-arithmetic in the same order.
+One torch implementation serves both paths. :func:`predict_block` runs it on the CPU over the
+block's own memory (no copy of the block is made); :func:`predict_block_on_device` sends the
+block to the runner's GPU once, from pinned memory, on the calling thread's CUDA stream, and
+brings one (L, 5, rows, cols) array back. For each block (:func:`_blend`):
+
+1. every window position touching the core gets its share of each pixel
+   (:func:`xcalving.windows.placements`: its blend weight ÷ the sum of the weights there, an
+   outer product of two 1-D shares since the weights are), so the blended value is a
+   weighted sum with no division pass;
+2. windows are copied batch by batch into one reused (batch, 1, H, W) buffer, and no data
+   (NaN) is filled in place there;
+3. for each window, the sigmoid and softmax of the part of its logits inside the core are
+   added to the output with its share, in one ``addcmul_`` each (no temporary of the block's
+   size).
+
+Host-side cost is set by memory traffic, not Python: a 2048 x 2048 block with the default
+windows has 25, and what costs is every pass over, and every fresh page of, its arrays
+(``docs/performance.rst``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xcalving.inference.runner import N_CHANNELS
 from xcalving.runtime import on_stream, thread_stream
-from xcalving.windows import WindowPlan, blend_weights
+from xcalving.windows import Placement, WindowPlan, placements
 
 if TYPE_CHECKING:
     from xcalving.inference.runner import _Runner
 
 __all__ = ["predict_block", "predict_block_on_device"]
 
-#: A window of a block: (lead index, first row, first column), rows and columns global.
-Key = tuple[int, int, int]
-
 
 def predict_block(block: np.ndarray, origin: tuple[int, int], core: tuple[int, int, int, int],
-                  plan: WindowPlan, runner: Callable[[np.ndarray], np.ndarray], fill: float,
+                  plan: WindowPlan, runner: _Runner, fill: float,
                   batch_size: int) -> np.ndarray:
-    """Blend every window that touches ``core`` into (L, 5, core rows, core cols).
+    """Blend every window that touches ``core`` into (L, 5, core rows, core cols), on the CPU.
 
     ``block`` is (L, rows, cols) normalised input with NaN for no data, whose pixel (0, 0) is
     global pixel ``origin``; ``core`` = (row0, row1, col0, col1) is the part to return, global.
+    ``block`` is read, never written.
     """
-    nan = np.isnan(block)
-    clean = np.where(nan, np.float32(fill), block).astype(np.float32, copy=False)
-    total = np.zeros((block.shape[0], N_CHANNELS, *_core_shape(core)), np.float32)
-    weight_sum = np.zeros(_core_shape(core), np.float32)
+    import torch
 
-    def cut(key: Key) -> np.ndarray:
-        return _cut(clean, key, origin, plan)
-
-    def forward(windows: list[np.ndarray]) -> np.ndarray:
-        return runner(np.stack(windows)[:, None])
-
-    _blend(total, weight_sum, blend_weights(plan.extent, plan.overlap), cut, forward, core, plan,
-           batch_size)
-    total /= weight_sum  # in place: a block's output is the largest array predict holds
-    return _mask_no_data(total, nan, origin, core, runner)
+    x = torch.from_numpy(_readable(block))
+    out = np.zeros((block.shape[0], N_CHANNELS, *_core_shape(core)), np.float32)
+    _blend(torch.from_numpy(out), x, origin, core, plan, runner, fill, batch_size,
+           torch.from_numpy)
+    return _mask_no_data(out, _core_no_data(block, origin, core), runner)
 
 
 def predict_block_on_device(block: np.ndarray, origin: tuple[int, int],
@@ -57,39 +61,31 @@ def predict_block_on_device(block: np.ndarray, origin: tuple[int, int],
     """:func:`predict_block` with the windows cut and blended on the runner's device.
 
     Used on CUDA, where copying every window's five probability maps back to the host and
-    blending them there costs more than the network: the block goes to the GPU once, windows
-    are sliced there, weighted sums accumulate there, and one (L, 5, rows, cols) array comes
-    back. Each calling thread uses its own CUDA stream, so the copies of one block overlap the
-    kernels of another. Same arithmetic as :func:`predict_block`, in the same order.
+    blending them there costs more than the network: the block goes to the GPU once (from
+    pinned memory), windows are sliced there, weighted sums accumulate there, and one
+    (L, 5, rows, cols) array comes back. Each calling thread uses its own CUDA stream, so the
+    copies of one block overlap the kernels of another. The same code as :func:`predict_block`.
     """
     import torch
 
     dev = runner.device
     stream = thread_stream(dev)
-    nan = np.isnan(block)
-    clean = torch.from_numpy(np.where(nan, np.float32(fill), block).astype(np.float32, copy=False))
+    pinned = dev.startswith("cuda")
+    host_in = torch.from_numpy(_readable(block))
     with on_stream(stream):
-        if dev.startswith("cuda"):
-            clean = clean.pin_memory()
-        x = clean.to(dev, non_blocking=True)
+        x = (host_in.pin_memory() if pinned else host_in).to(dev, non_blocking=True)
         total = torch.zeros((block.shape[0], N_CHANNELS, *_core_shape(core)), device=dev)
-        weight_sum = torch.zeros(_core_shape(core), device=dev)
-        weights = torch.from_numpy(blend_weights(plan.extent, plan.overlap)).to(dev)
 
-        def cut(key: Key) -> Any:
-            return _cut_on_device(x, key, origin, plan)
+        def to_device(values: np.ndarray) -> Any:
+            return torch.from_numpy(values).to(dev)
 
-        def forward(windows: list[Any]) -> Any:
-            return runner.probs(torch.stack(windows)[:, None])
-
-        _blend(total, weight_sum, weights, cut, forward, core, plan, batch_size)
-        total /= weight_sum
-        host = torch.empty(total.shape, dtype=total.dtype, pin_memory=dev.startswith("cuda"))
+        _blend(total, x, origin, core, plan, runner, fill, batch_size, to_device)
+        host = torch.empty(total.shape, dtype=total.dtype, pin_memory=pinned)
         host.copy_(total, non_blocking=True)
         if stream is not None:
             stream.synchronize()
-    out = host.numpy().copy()  # the pinned buffer goes back to torch's cache
-    return _mask_no_data(out, nan, origin, core, runner)
+    out = host.numpy().copy() if pinned else host.numpy()  # pinned memory goes back to torch
+    return _mask_no_data(out, _core_no_data(block, origin, core), runner)
 
 
 # --- shared by both paths ------------------------------------------------------------------------
@@ -97,99 +93,115 @@ def _core_shape(core: tuple[int, int, int, int]) -> tuple[int, int]:
     return core[1] - core[0], core[3] - core[2]
 
 
-def _touching(starts: np.ndarray, extent: int, lo: int, hi: int) -> np.ndarray:
-    return starts[(starts < hi) & (starts + extent > lo)]
+def _readable(block: np.ndarray) -> np.ndarray:
+    """``block`` (..., rows, cols) as (L, rows, cols) float32 that torch can share.
 
-
-def _window_keys(plan: WindowPlan, core: tuple[int, int, int, int], leads: int) -> Iterator[Key]:
-    """Every window of the plan that touches ``core``, for every lead index, in blending order."""
-    for y0 in _touching(plan.starts_y, plan.extent[0], core[0], core[1]):
-        for x0 in _touching(plan.starts_x, plan.extent[1], core[2], core[3]):
-            for lead in range(leads):
-                yield lead, int(y0), int(x0)
-
-
-def _batches(keys: Iterator[Key], size: int) -> Iterator[list[Key]]:
-    batch: list[Key] = []
-    for key in keys:
-        batch.append(key)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _blend(total: Any, weight_sum: Any, weights: Any, cut: Callable[[Key], Any],
-           forward: Callable[[list[Any]], Any], core: tuple[int, int, int, int],
-           plan: WindowPlan, batch_size: int) -> None:
-    """Run the windows touching ``core`` in batches; add each one's weighted probabilities.
-
-    A window's weight is added to ``weight_sum`` once, however many lead indices it serves.
+    No copy for what predict passes (float32 blocks it computed); a read-only or reversed
+    array, or another dtype, is copied (torch shares neither, and warns about the first).
     """
-    counted: set[tuple[int, int]] = set()
-    for batch in _batches(_window_keys(plan, core, total.shape[0]), batch_size):
-        probs = forward([cut(key) for key in batch])
-        for (lead, y0, x0), p in zip(batch, probs, strict=True):
-            _accumulate(total[lead], weight_sum, p, weights, (y0, x0), core, plan.extent,
-                        add_weight=(y0, x0) not in counted)
-            counted.add((y0, x0))
+    block = block.reshape(-1, *block.shape[-2:])
+    if (block.dtype != np.float32 or not block.flags.writeable
+            or any(s < 0 for s in block.strides)):
+        block = np.array(block, dtype=np.float32)
+    return block
 
 
-def _accumulate(total: Any, weight_sum: Any, probs: Any, weights: Any, start: tuple[int, int],
-                core: tuple[int, int, int, int], extent: tuple[int, int],
-                add_weight: bool) -> None:
-    """Add one window's weighted probabilities to the part of ``core`` it covers.
+def _blend(total: Any, x: Any, origin: tuple[int, int], core: tuple[int, int, int, int],
+           plan: WindowPlan, runner: _Runner, fill: float, batch_size: int,
+           to_tensor: Any) -> None:
+    """Add every window touching ``core`` to ``total`` (L, 5, rows, cols), weighted by its share.
 
-    Numpy arrays or torch tensors alike.
+    ``x`` (L, rows, cols) is the block as a tensor on ``total``'s device; ``to_tensor`` puts
+    numpy arrays there: a window's 1-D row and column shares, whose outer product (its share
+    of each pixel, :attr:`~xcalving.windows.Placement.weight`) is made there, once for all
+    lead indices. The windows go to the network ``batch_size`` at a time, window
+    positions in rows-first order and, for each, every lead index.
     """
-    r0, r1 = max(start[0], core[0]), min(start[0] + extent[0], core[1])
-    c0, c1 = max(start[1], core[2]), min(start[1] + extent[1], core[3])
-    win = (slice(r0 - start[0], r1 - start[0]), slice(c0 - start[1], c1 - start[1]))
-    out = (slice(r0 - core[0], r1 - core[0]), slice(c0 - core[2], c1 - core[2]))
-    w = weights[win]
-    total[(slice(None), *out)] += probs[(slice(None), *win)] * w
-    if add_weight:
-        weight_sum[out] += w
+    import torch
+
+    runner.use_threads()
+    found = placements(plan, core)
+    keys = [(lead, i) for i in range(len(found)) for lead in range(x.shape[0])]
+    buffer = torch.empty((min(batch_size, len(keys)), 1, *plan.size), device=x.device)
+    # work space of one window, reused: fresh memory per window costs page faults (and
+    # disturbs the allocator for the network's own tensors), more than the arithmetic
+    work = torch.empty(N_CHANNELS * math.prod(plan.extent), device=x.device)
+    share_work = torch.empty(math.prod(plan.extent), device=x.device)
+    shown = -1  # the position whose share is in share_work: leads follow each other
+    for first in range(0, len(keys), batch_size):
+        batch = keys[first:first + batch_size]
+        windows = buffer[:len(batch)]
+        for slot, (lead, i) in enumerate(batch):
+            _cut_into(windows[slot, 0], x[lead], found[i].start, origin, plan)
+        windows.nan_to_num_(nan=fill, posinf=math.inf, neginf=-math.inf)  # NaN only
+        zones, front = runner.logits(windows)
+        for slot, (lead, i) in enumerate(batch):
+            place = found[i]
+            shape = (len(place.share_rows), len(place.share_cols))
+            share = share_work[:shape[0] * shape[1]].view(shape)
+            if shown != i:
+                torch.outer(to_tensor(place.share_rows), to_tensor(place.share_cols), out=share)
+                shown = i
+            probs = work[:N_CHANNELS * shape[0] * shape[1]].view(N_CHANNELS, *shape)
+            _add_window(total[lead], zones[slot], front[slot], place, share, probs)
 
 
-def _mask_no_data(out: np.ndarray, nan: np.ndarray, origin: tuple[int, int],
-                  core: tuple[int, int, int, int], runner: object = None) -> np.ndarray:
-    """NaN in every channel of ``out`` where the input (``nan``, the whole block) had no data.
+def _cut_into(window: Any, x: Any, start: tuple[int, int], origin: tuple[int, int],
+              plan: WindowPlan) -> None:
+    """Copy the window at global ``start`` of ``x`` (rows, cols) into ``window`` (H, W).
+
+    An axis shorter than a tile is padded with its edge pixels up to the network size.
+    """
+    (ey, ex), (sy, sx) = plan.extent, plan.size
+    r, c = start[0] - origin[0], start[1] - origin[1]
+    window[:ey, :ex].copy_(x[r:r + ey, c:c + ex])
+    if ey < sy:
+        window[ey:, :ex].copy_(window[ey - 1:ey, :ex].expand(sy - ey, ex))
+    if ex < sx:
+        window[:, ex:].copy_(window[:, ex - 1:ex].expand(sy, sx - ex))
+
+
+def _add_window(total: Any, zones: Any, front: Any, place: Placement, share: Any,
+                probs: Any) -> None:
+    """Add one window's probabilities (its part inside the core) times its ``share``.
+
+    ``total`` is (5, rows, cols) of one lead index, ``zones`` (4, H, W) and ``front``
+    (1, H, W) the window's logits; ``probs`` (5, rows, cols of the part) is work space.
+    """
+    import torch
+
+    rows, cols = place.window
+    torch.sigmoid(front[:, rows, cols], out=probs[:1])
+    torch.softmax(zones[:, rows, cols], 0, out=probs[1:])
+    total[(slice(None), *place.core)].addcmul_(probs, share)
+
+
+def _core_no_data(block: np.ndarray, origin: tuple[int, int],
+                  core: tuple[int, int, int, int]) -> np.ndarray:
+    """Where the core of ``block`` has no data (NaN): (L, core rows, core cols) bool."""
+    flat = block.reshape(-1, *block.shape[-2:])
+    return np.isnan(flat[:, core[0] - origin[0]:core[1] - origin[0],
+                         core[2] - origin[1]:core[3] - origin[1]])
+
+
+def _mask_no_data(out: np.ndarray, no_data: np.ndarray, runner: object = None) -> np.ndarray:
+    """NaN in every channel of ``out`` (L, 5, rows, cols) where ``no_data`` (L, rows, cols).
 
     NaN already there where the input had data came from the network (NaN or Inf logits): a
-    runner with ``report_nan_output`` is told how many pixels (it warns once).
+    runner with ``report_nan_output`` is told how many pixels (it warns once). Checking costs
+    one sum (NaN propagates through it); masking, a pass over the no-data pixels only, unless
+    they are many.
     """
-    core_nan = nan[:, core[0] - origin[0]:core[1] - origin[0],
-                   core[2] - origin[1]:core[3] - origin[1]]
     report = getattr(runner, "report_nan_output", None)
-    if report is not None:
-        # the front and the first zone channel suffice: a NaN zone logit spoils every zone
-        lost = (np.isnan(out[:, 0]) | np.isnan(out[:, 1])) & ~core_nan
+    # the front and the first zone channel suffice: a NaN zone logit spoils every zone
+    if report is not None and not np.isfinite(out[:, :2].sum(dtype=np.float32)):
+        lost = (np.isnan(out[:, 0]) | np.isnan(out[:, 1])) & ~no_data
         if lost.any():
             report(int(np.count_nonzero(lost)))
-    out[np.broadcast_to(core_nan[:, None], out.shape)] = np.nan
+    count = np.count_nonzero(no_data)
+    if count * 8 > no_data.size:
+        np.copyto(out, np.float32(np.nan), where=no_data[:, None])
+    elif count:
+        lead, rows, cols = np.nonzero(no_data)
+        out[lead, :, rows, cols] = np.nan
     return out
-
-
-# --- cutting windows -----------------------------------------------------------------------------
-def _cut(clean: np.ndarray, key: Key, origin: tuple[int, int], plan: WindowPlan) -> np.ndarray:
-    """One window of the block, padded with its edge pixels up to the network size."""
-    (ey, ex), (sy, sx) = plan.extent, plan.size
-    lead, r, c = key[0], key[1] - origin[0], key[2] - origin[1]
-    window = clean[lead, r:r + ey, c:c + ex]
-    if (ey, ex) != (sy, sx):  # an axis shorter than a tile: edge padding
-        window = np.pad(window, ((0, sy - ey), (0, sx - ex)), mode="edge")
-    return window
-
-
-def _cut_on_device(x: Any, key: Key, origin: tuple[int, int], plan: WindowPlan) -> Any:
-    """:func:`_cut` of a tensor on the device."""
-    import torch.nn.functional as F
-
-    (ey, ex), (sy, sx) = plan.extent, plan.size
-    lead, r, c = key[0], key[1] - origin[0], key[2] - origin[1]
-    window = x[lead, r:r + ey, c:c + ex]
-    if (ey, ex) != (sy, sx):  # an axis shorter than a tile: edge padding
-        window = F.pad(window[None, None], (0, sx - ex, 0, sy - ey), mode="replicate")[0, 0]
-    return window

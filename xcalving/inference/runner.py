@@ -61,60 +61,98 @@ def model_cache_info() -> dict[str, Any]:
 
 
 def get_runner(spec: ModelSpec, device: str, precision: str) -> _Runner:
-    """The network for ``spec`` on ``device``: built once per process, then served from cache."""
+    """The network for ``spec`` on ``device``: built once per process, then served from cache.
+
+    On the CPU an :class:`~xcalving.model.ASPPUNet` runs channels-last (NHWC), in which
+    oneDNN runs its convolutions 1.4-1.9x as fast (``docs/performance.rst``); a caller's other
+    modules run as they are. The module converted is predict's own copy, never the caller's.
+    """
     from xcalving.model.weights import build_module
 
     key = (spec.sha256, device, precision)
     with _LOCK:
         if key not in _CACHE:
             module = build_module(spec).to(device).eval()
+            channels_last = device == "cpu" and _is_asppunet(module)
+            if channels_last:
+                import torch
+
+                module = module.to(memory_format=torch.channels_last)
             _CACHE[key] = _Runner(module, device, precision, torch_threads_for_process(),
-                                  custom=spec.module is not None)
+                                  custom=spec.module is not None, channels_last=channels_last)
             _LOADS[spec.sha256] = _LOADS.get(spec.sha256, 0) + 1
         return _CACHE[key]
+
+
+def _is_asppunet(module: Any) -> bool:
+    from xcalving.model.unet import ASPPUNet
+
+    return isinstance(module, ASPPUNet)
 
 
 class _Runner:
     """Call a network on a batch (B, 1, H, W) → probabilities (B, 5, H, W) float32.
 
-    ``runner(numpy batch)`` returns numpy (the CPU path); ``runner.probs(tensor)`` takes and
-    returns tensors on the runner's device (the GPU path, ``predict_block_on_device``).
+    ``runner.logits(tensor)`` gives the checked logits on the runner's device (what the
+    blending of both paths uses); ``runner.probs(tensor)`` the probabilities, ``runner(numpy
+    batch)`` the probabilities as numpy.
     ``custom`` marks a caller's own module: its exceptions are reported against the contract,
-    and its first batch is tested for probabilities in place of logits.
+    and its first batch is tested for probabilities in place of logits. ``channels_last``:
+    batches go to the module in NHWC memory format (the module was converted).
     """
 
     def __init__(self, module: Any, device: str, precision: str, threads: int,
-                 custom: bool = False) -> None:
+                 custom: bool = False, channels_last: bool = False) -> None:
         self.module, self.device, self.precision = module, device, precision
-        self.threads, self.custom = threads, custom
+        self.threads, self.custom, self.channels_last = threads, custom, channels_last
         self._lock = threading.RLock()  # _check_values warns while holding it
         self._values_checked = False  # set once a batch passed _check_values
         self._warned_non_finite = False
 
-    def probs(self, x: Any) -> Any:
-        """Front probability (sigmoid) and zone probabilities (softmax) of a batch tensor."""
-        import torch
+    def logits(self, x: Any) -> tuple[Any, Any]:
+        """The checked (zones (N, 4, H, W), front (N, 1, H, W)) float32 logits of a batch tensor.
 
+        The blending (:mod:`xcalving.inference.blend`) applies the softmax and sigmoid window
+        by window, to the part of each window it keeps.
+        """
         zones, front = _check_output(self._forward(x), x)
         if not self._values_checked:
             with self._lock:
                 if not self._values_checked:
                     self._values_checked = self._check_values(zones, front, x)
+        return zones, front
+
+    def probs(self, x: Any) -> Any:
+        """Front probability (sigmoid) and zone probabilities (softmax) of a batch tensor."""
+        import torch
+
+        zones, front = self.logits(x)
         return torch.cat([torch.sigmoid(front), torch.softmax(zones, dim=1)], dim=1)
+
+    def use_threads(self) -> None:
+        """Give the calling thread the runner's torch thread count.
+
+        Torch's intra-op thread count belongs to the calling thread, and each Dask pool thread
+        that runs a block may have its own: set it before a block's first torch operation and
+        on every call of the network (it costs nothing when equal).
+        """
+        import torch
+
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
 
     def _forward(self, x: Any) -> Any:
         import torch
 
-        # torch's intra-op thread count belongs to the calling thread, and each Dask pool thread
-        # that runs a block may have its own: set it on every call (it costs nothing when equal)
-        if torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
+        self.use_threads()
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         with torch.inference_mode(), torch.autocast(
             device_type=self.device.split(":")[0], dtype=dtype or torch.float32,
             enabled=dtype is not None,
         ):
             try:
+                if self.channels_last:  # a one-band batch is NHWC already: no copy
+                    return self.module(x.contiguous(memory_format=torch.channels_last))
                 return self.module(x)
             except Exception as err:
                 if not self.custom or isinstance(err, XcalvingError) or _out_of_memory(err):
