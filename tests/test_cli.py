@@ -14,17 +14,19 @@ def test_demo_runs_end_to_end_on_shipped_weights(tmp_path, capsys):
     assert cube.sar.shape == (2, 128, 128) and cube.sar.chunks is not None
     pred = xcalving.open_cube(out / "prediction.zarr")
     assert pred.attrs["model"] == "demo" and pred.rio.crs.to_epsg() == 3031
-    jorum = xcalving.open_cube(out / "jorum_prediction.zarr")
-    assert jorum.attrs["model"] == "caffe256" and jorum.sizes["time"] == 8
-    for name in ("scene.png", "fronts_map.png", "jorum_fronts_map.png"):
+    real = xcalving.open_cube(out / "dbe_prediction.zarr")
+    assert real.attrs["model"] == "caffe256-nodbe" and real.sizes["time"] == 8
+    for name in ("scene.png", "fronts_map.png", "dbe_fronts_map.png"):
         png = (out / name).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     from xcalving.vector import read_fronts
 
     assert len(read_fronts(out / "fronts.parquet")) == 2
-    assert len(read_fronts(out / "jorum_fronts.gpkg")) == 8
+    assert len(read_fronts(out / "dbe_fronts.gpkg")) == 8
     printed = capsys.readouterr().out
     assert "files written" in printed and "MDE" in printed and "pooled" in printed
+    # the real part says on what its score was measured, and it is a held-out score
+    assert "a glacier these weights never saw and that chose nothing" in printed
 
 
 def test_demo_replaces_its_own_folder_but_not_a_users(tmp_path, capsys):

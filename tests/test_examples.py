@@ -42,12 +42,12 @@ def _check_quickstart(nb, cwd: Path) -> None:
 
 def _check_caffe(nb, cwd: Path) -> None:
     text = _text(nb)
-    # measured: MDE 30.6 px, mean zone IoU 0.522 (as in the README's demo numbers)
-    assert _number(r"MDE ([\d.]+) px", text) < 40.0
+    # measured: MDE 40.7 px, mean zone IoU 0.393 on DBE with caffe256-nodbe (as the demo)
+    assert 30.0 < _number(r"MDE ([\d.]+) px", text) < 50.0
     assert "8 of 8 scenes scored, 0 without a front" in text
-    assert _number(r"mean zone IoU ([\d.]+)", text) > 0.45
+    assert _number(r"mean zone IoU ([\d.]+)", text) > 0.35
     assert _n_png(nb) == 2  # one scene with its labels, and the map
-    assert (cwd / "xcalving-examples/caffe/jorum_fronts_map.png").is_file()
+    assert (cwd / "xcalving-examples/caffe/dbe_fronts_map.png").is_file()
 
 
 def _check_scaling(nb, cwd: Path) -> None:
