@@ -171,7 +171,7 @@ def test_fronts_checks_every_output_before_opening_anything(small_cube, tmp_path
 
 
 def test_fronts_finds_the_input_of_old_and_new_predictions():
-    from xcalving.cli.predict import _recorded_inputs
+    from xcalving.cli.fronts import _recorded_inputs
 
     assert _recorded_inputs({"input_path": "cube.zarr", "source": "xcalving 1 predict"}) == \
         ["cube.zarr"]

@@ -8,7 +8,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from xcalving.cli import data, demo, finetune, predict, training, weights
+from xcalving.cli import data, demo, finetune, fronts, predict, training, weights
 from xcalving.errors import XcalvingError
 
 __all__ = ["HelpFormatter", "main"]
@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND",
                                 title="commands")
-    for add in (demo.add_demo, predict.add_predict, predict.add_fronts, weights.add_weights,
+    for add in (demo.add_demo, predict.add_predict, fronts.add_fronts, weights.add_weights,
                 finetune.add_finetune, data.add_synth, data.add_caffe, training.add_train,
                 training.add_tune):
         add(sub)
