@@ -131,7 +131,7 @@ CASES = [
     Case("predict-batch", "predict", "``batch_size=0``", "InputError", "ValueError",
          r"batch_size must be >= 1", lambda tmp: _predict(_cube(), batch_size=0)),
     Case("predict-weights-name", "predict", "unknown weights name", "WeightsNotFoundError",
-         "FileNotFoundError", r"Registered names: \['caffe256', 'demo'\]",
+         "FileNotFoundError", r"Registered names: \['caffe256', 'caffe256-nodbe', 'demo'\]",
          lambda tmp: _predict(_cube(), model="caffe265")),
     Case("predict-model-type", "predict", "``model=42``", "InputTypeError", "TypeError",
          r"model must be a weights name", lambda tmp: _predict(_cube(), model=42)),

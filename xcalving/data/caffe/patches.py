@@ -205,7 +205,7 @@ def caffe_to_zarr(
     >>> store = caffe_to_zarr(shipped_scenes(), tempfile.mkdtemp() + "/p.zarr", window=128,
     ...                       pixel_spacing=None, progress=False)
     >>> xcalving.open_cube(store).sar.shape
-    (56, 128, 128)
+    (84, 128, 128)
     """
     stride = window if stride is None else stride
     _check_patch_args(window, stride, chunk_samples, mode)
