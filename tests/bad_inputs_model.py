@@ -11,8 +11,17 @@ import json
 import struct
 from pathlib import Path
 
-import numpy as np
-import torch
+from test_model_contract import (  # the same faulty modules the contract tests use
+    AllNaN,
+    Downsampled,
+    FirstWindowOnly,
+    NoChannelAxis,
+    Probabilities,
+    ThreeBands,
+    TupleOut,
+    ZoneKeyTypo,
+    pointwise,
+)
 from torch import nn
 
 
@@ -30,60 +39,11 @@ def _predict(model) -> object:
     return xcalving.predict(_sar(), model, tile=32, overlap=8).compute()
 
 
-def _logits(x: torch.Tensor) -> torch.Tensor:
-    return torch.cat([x, -x, 2 * x, 0 * x], dim=1)
-
-
-class _Tuple(nn.Module):
-    def forward(self, x):
-        return x, _logits(x)
-
-
-class _KeyTypo(nn.Module):
-    def forward(self, x):
-        return {"front": x, "zone": _logits(x)}
-
-
-class _NoChannelAxis(nn.Module):
-    def forward(self, x):
-        return {"front": x[:, 0], "zones": _logits(x)}
-
-
-class _Quarter(nn.Module):
-    def forward(self, x):
-        return {"front": x[..., ::4, ::4], "zones": _logits(x)[..., ::4, ::4]}
-
-
-class _OneForAll(nn.Module):
-    def forward(self, x):
-        return {"front": x[:1], "zones": _logits(x)[:1]}
-
-
-class _Softmax(nn.Module):
-    def forward(self, x):
-        return {"front": torch.sigmoid(x), "zones": torch.softmax(_logits(x), dim=1)}
-
-
-class _AllNaN(nn.Module):
-    def forward(self, x):
-        return {"front": x * np.nan, "zones": _logits(x) * np.nan}
-
-
-class _ThreeBands(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 5, 1)
-
-    def forward(self, x):
-        y = self.conv(x)
-        return {"front": y[:, :1], "zones": y[:, 1:]}
-
-
 class _TupleStride(nn.Module):
     stride = (16, 16)
 
     def forward(self, x):
-        return {"front": x, "zones": _logits(x)}
+        return {"front": x, "zones": pointwise(x)}
 
 
 def _huge_header(tmp: Path) -> Path:
@@ -144,27 +104,27 @@ def cases(Case) -> list:  # noqa: N803  (the row class of the matrix)
     return [
         Case("model-tuple", "model", "a module returning a tuple ``(front, zones)``",
              "InputError", "ValueError", r"not a dict; return them by name",
-             lambda t: _predict(_Tuple())),
+             lambda t: _predict(TupleOut())),
         Case("model-keys", "model", "a module returning ``{'front', 'zone'}``", "InputError",
-             "ValueError", r"rename 'zone' → 'zones'", lambda t: _predict(_KeyTypo())),
+             "ValueError", r"rename 'zone' → 'zones'", lambda t: _predict(ZoneKeyTypo())),
         Case("model-channel-axis", "model", "a module returning ``front`` as (N, H, W)",
              "InputError", "ValueError", r"add the channel axis: front\[:, None\]",
-             lambda t: _predict(_NoChannelAxis())),
+             lambda t: _predict(NoChannelAxis())),
         Case("model-downsampled", "model", "a module returning logits at a quarter of the size",
              "InputError", "ValueError", r"8×8 pixels for 32×32 windows; upsample the logits",
-             lambda t: _predict(_Quarter())),
+             lambda t: _predict(Downsampled())),
         Case("model-batch", "model", "a module returning one output for a batch of windows",
              "InputError", "ValueError", r"batch size 1 for a batch of.*one output per input",
-             lambda t: _predict(_OneForAll())),
+             lambda t: _predict(FirstWindowOnly())),
         Case("model-probabilities", "model", "a module returning sigmoid/softmax probabilities",
              "InputError", "ValueError", r"probabilities, not logits.*Return the logits",
-             lambda t: _predict(_Softmax())),
+             lambda t: _predict(Probabilities())),
         Case("model-all-nan", "model", "a module whose logits are all NaN", "InputError",
              "ValueError", r"no finite logits.*Check the weights",
-             lambda t: _predict(_AllNaN())),
+             lambda t: _predict(AllNaN())),
         Case("model-raises", "model", "a module built for three bands", "InputError",
              "ValueError", r"model raised RuntimeError.*wrapped in a module that adapts it",
-             lambda t: _predict(_ThreeBands())),
+             lambda t: _predict(ThreeBands())),
         Case("model-stride", "model", "a module whose ``stride`` is a tuple", "InputError",
              "ValueError", r"stride must be the network's downsampling factor",
              lambda t: xcalving.predict(_sar(), _TupleStride(), tile=32, overlap=8)),

@@ -22,3 +22,14 @@ def small_cube():
     from xcalving.data.synthetic import glacier_cube
 
     return glacier_cube(3, shape=(96, 128), resolution=25.0, seed=4)
+
+
+@pytest.fixture(scope="module")
+def net():
+    """A tiny ASPPUNet (width 4) in eval mode, the same weights in every module (seed 0)."""
+    import torch
+
+    from xcalving.model import ASPPUNet
+
+    torch.manual_seed(0)
+    return ASPPUNet(width=4).eval()

@@ -203,14 +203,7 @@ def _subcommands():
     return parser, sub.choices
 
 
-#: Subcommands whose module does not meet the help rules yet (remove once it does).
-_HELP_TODO: dict[str, str] = {}  # subcommands whose help is known not to meet the rules yet
-
-
-@pytest.mark.parametrize("command", [
-    pytest.param(c, marks=pytest.mark.xfail(reason=_HELP_TODO[c])) if c in _HELP_TODO else c
-    for c in [None, *_subcommands()[1]]
-])
+@pytest.mark.parametrize("command", [None, *_subcommands()[1]])
 def test_every_help_shows_defaults_help_for_each_option_and_an_example(command, capsys):
     import argparse
 

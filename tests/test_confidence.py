@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import xarray as xr
+from counting import CountingNet, network_calls
 from scipy import ndimage
 
 import xcalving
@@ -137,45 +137,15 @@ def _frame_of(signals):
 
 
 # --- one pass ------------------------------------------------------------------------------------
-class _CountingNet(torch.nn.Module):
-    """A tiny ASPPUNet counting its forward calls on the class (predict deep-copies it).
-
-    Its weights differ from tests/test_vector.py's counter (seed 1): predict caches networks by
-    their weights' hash, and the two counters must not share a cached network.
-    """
-
-    calls = 0
-
-    def __init__(self):
-        super().__init__()
-        from xcalving.model import ASPPUNet
-
-        torch.manual_seed(1)
-        self.net = ASPPUNet(width=4).eval()
-
-    def forward(self, x):
-        type(self).calls += 1
-        return self.net(x)
-
-
-def _calls(function):
-    import dask
-
-    _CountingNet.calls = 0
-    with dask.config.set(scheduler="synchronous"):
-        function()
-    return _CountingNet.calls
-
-
 def test_signals_from_zone_probabilities_cost_no_second_pass():
     cube, _ = glacier_cube(3, shape=(128, 128), seed=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pred = xcalving.predict(cube.sar.chunk({"time": 1, "y": 64, "x": 64}), _CountingNet(),
+        pred = xcalving.predict(cube.sar.chunk({"time": 1, "y": 64, "x": 64}), CountingNet(),
                                 tile=64, overlap=16, outputs="all")
-    computed = _calls(pred.compute)
+    computed = network_calls(pred.compute)
     assert computed > 0
-    assert _calls(lambda: xcalving.fronts(pred, min_length_px=0)) <= computed
+    assert network_calls(lambda: xcalving.fronts(pred, min_length_px=0)) <= computed
     eager = xcalving.fronts(pred.compute(), min_length_px=0)
     lazy = xcalving.fronts(pred, min_length_px=0)
     pd.testing.assert_series_equal(lazy["side_margin"], eager["side_margin"])

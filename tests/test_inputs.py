@@ -7,7 +7,6 @@ import dask
 import dask.array as dsa
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 
 import xcalving
@@ -16,14 +15,6 @@ from xcalving.inference.inputs import choose_polarisation, polarisation_of
 from xcalving.scaling import check_values, db_to_grey
 
 OPTS = {"tile": 64, "overlap": 16}
-
-
-@pytest.fixture(scope="module")
-def net():
-    from xcalving.model import ASPPUNet
-
-    torch.manual_seed(0)
-    return ASPPUNet(width=4).eval()
 
 
 @pytest.fixture(scope="module")

@@ -9,22 +9,14 @@ import dask
 import dask.array as dsa
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 
 import xcalving
 import xcalving.errors as errors
 from xcalving.inference.execute import PACKED_FILL, probability_encoding
-from xcalving.model import ASPPUNet
 
 PROBABILITIES = ("front_probability", "zone_probability")
 OPTS = {"tile": 64, "overlap": 16}
-
-
-@pytest.fixture(scope="module")
-def net():
-    torch.manual_seed(0)
-    return ASPPUNet(width=4).eval()
 
 
 @pytest.fixture(scope="module")

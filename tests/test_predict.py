@@ -48,12 +48,6 @@ class ComputeCounter:
         raise AssertionError("something was computed")
 
 
-@pytest.fixture(scope="module")
-def net():
-    torch.manual_seed(0)
-    return ASPPUNet(width=4).eval()
-
-
 def as_da(values, dims=("y", "x")):
     return xr.DataArray(values, dims=dims)
 

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-import torch
 import xarray as xr
+from counting import CountingNet, network_calls
 
 import xcalving
 from xcalving.data.synthetic import glacier_cube
@@ -141,54 +141,26 @@ def test_a_lon_lat_grid_gives_lines_but_no_lengths_in_degrees():
 
 
 # --- one pass ------------------------------------------------------------------------------------
-class _CountingNet(torch.nn.Module):
-    """A tiny ASPPUNet that counts its forward calls in a class attribute.
-
-    predict deep-copies a caller's module into the graph, so the count lives on the class.
-    """
-
-    calls = 0
-
-    def __init__(self):
-        super().__init__()
-        from xcalving.model import ASPPUNet
-
-        torch.manual_seed(0)
-        self.net = ASPPUNet(width=4).eval()
-
-    def forward(self, x):
-        type(self).calls += 1
-        return self.net(x)
-
-
-def _calls(function):
-    import dask
-
-    _CountingNet.calls = 0
-    with dask.config.set(scheduler="synchronous"):
-        function()
-    return _CountingNet.calls
-
-
 @pytest.fixture(scope="module")
 def lazy_prediction():
     cube, _ = glacier_cube(2, shape=(128, 128), seed=3)
     sar = cube.sar.chunk({"time": 1, "y": 64, "x": 64})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # chunks below a tile are merged: a PerformanceWarning
-        return xcalving.predict(sar, _CountingNet(), tile=64, overlap=16)
+        return xcalving.predict(sar, CountingNet(), tile=64, overlap=16)
 
 
 def test_fronts_runs_the_network_no_more_than_compute(lazy_prediction, tmp_path):
     pred = lazy_prediction
-    computed = _calls(pred.compute)
+    computed = network_calls(pred.compute)
     assert computed > 0
-    assert _calls(lambda: xcalving.fronts(pred, min_length_px=0)) <= computed
-    assert _calls(lambda: xcalving.fronts(pred, method="probability", min_length_px=0)) \
+    assert network_calls(lambda: xcalving.fronts(pred, min_length_px=0)) <= computed
+    assert network_calls(lambda: xcalving.fronts(pred, method="probability", min_length_px=0)) \
         <= computed
     path = xcalving.write_cube(pred, tmp_path / "pred.zarr")
     stored = xcalving.open_cube(path)
-    assert _calls(lambda: xcalving.fronts(stored, min_length_px=0)) == 0  # read, not recomputed
+    # read from the store, not recomputed
+    assert network_calls(lambda: xcalving.fronts(stored, min_length_px=0)) == 0
 
 
 def test_one_pass_gives_the_rows_of_the_computed_prediction(lazy_prediction):
