@@ -39,6 +39,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     # every row, so that the same number of epochs is the same compute)
     "glacierdl": {"config": {"width": 8, "lr": 1e-4, "zone_weight": 0.0, "front_weight": 1.0,
                              "augment": True}, "method": "probability"},
+    # the shipped recipe with the heavier augmentation (zoom, gamma on top of flips, turns,
+    # speckle, contrast): a candidate for generalising to glaciers never seen
+    "shipped-heavy": {"config": {"width": 8, "lr": 5e-4, "zone_weight": 1.0, "front_weight": 1.0,
+                                 "augment": "heavy"}, "method": "zones"},
     # Tyrion-like: zones only, 0.5 CE (label smoothing 0.1) + 0.5 Dice, front = zone boundary,
     # heavier augmentation (zoom, gamma on top of flips, turns, speckle, contrast)
     "tyrion": {"config": {"width": 8, "lr": 5e-4, "zone_weight": 1.0, "front_weight": 0.0,
@@ -66,12 +70,13 @@ def train_fold(store: Path, runs: Path, recipe: str, held_out: str, epochs: int)
     from xcalving.train import TrainConfig, train
 
     out = runs / f"{recipe}-{held_out}"
-    if (out / "summary.json").exists():
+    if trained_epochs(out) >= epochs:
         return out
+    # every epoch's weights are kept, so that the folds can choose the number of epochs
     config = TrainConfig(store=str(store), out=str(out),
                          train_glaciers=[g for g in GLACIERS if g != held_out],
                          val_glaciers=[held_out], epochs=epochs, patience=10_000,
-                         keep_last=1, **RECIPES[recipe]["config"])
+                         keep_last=epochs, **RECIPES[recipe]["config"])
     train(config, resume=(out / "checkpoints").exists(),
           on_epoch=lambda row: print(f"  {out.name} epoch {row['epoch']}: loss "
                                      f"{row['loss']:.4f}", flush=True))
@@ -80,7 +85,50 @@ def train_fold(store: Path, runs: Path, recipe: str, held_out: str, epochs: int)
 
 def last_weights(run: Path) -> Path:
     """The last epoch's weights of a run (never the 'best' one, which saw the held-out glacier)."""
-    return sorted((run / "checkpoints").glob("epoch_*.safetensors"))[-1]
+    return next(iter(epoch_weights(run).values()))
+
+
+def averaged_weights(run: Path, first: int, last: int) -> Path:
+    """The mean of a run's epoch weights ``first``..``last`` (stochastic weight averaging).
+
+    Written once as ``run/swa_FIRST-LAST.safetensors``; BatchNorm statistics are averaged too.
+    """
+    import torch
+
+    from xcalving.model import load_model, read_metadata, save_model
+
+    out = run / f"swa_{first:03d}-{last:03d}.safetensors"
+    if out.exists():
+        return out
+    kept = epoch_weights(run, list(range(first, last + 1)))
+    if len(kept) != last - first + 1:
+        raise FileNotFoundError(f"{run}: epochs {first}-{last} are not all kept")
+    nets = [load_model(p) for p in kept.values()]
+    mean = {k: (torch.stack([n.state_dict()[k].double() for n in nets]).mean(0)
+                .to(v.dtype)) for k, v in nets[0].state_dict().items()}
+    nets[0].load_state_dict(mean)
+    meta = read_metadata(next(iter(kept.values())))
+    meta = {k: v for k, v in meta.items() if not k.startswith("xcalving.")}
+    save_model(nets[0], out, metadata=meta, scaling=nets[0].xcalving_scaling)
+    return out
+
+
+def trained_epochs(run: Path) -> int:
+    """How many epochs a run has finished (0 when it has not started)."""
+    summary = run / "summary.json"
+    return json.loads(summary.read_text())["epochs"] if summary.exists() else 0
+
+
+def epoch_weights(run: Path, at: list[int] | None = None) -> dict[int, Path]:
+    """Epoch → weights of a run: the epochs in ``at`` that were kept, else the last one.
+
+    Never the 'best' weights, which the held-out glacier chose.
+    """
+    kept = {int(p.stem.split("_")[1]): p
+            for p in (run / "checkpoints").glob("epoch_*.safetensors")}
+    if at is None:
+        return {max(kept): kept[max(kept)]}
+    return {e: kept[e] for e in at if e in kept}
 
 
 def held_out_scenes(data: Path, glacier: str) -> xr.Dataset:
@@ -115,19 +163,29 @@ def evaluate(weights: Path | str, scenes: xr.Dataset, method: str) -> dict[str, 
             "n_scenes": int(scenes.sizes["time"]), "zone_iou": float(iou)}
 
 
-def score(data: Path, runs: Path) -> list[dict[str, Any]]:
-    """Score every finished run on its held-out glacier; write table.json and table.md."""
+def score(data: Path, runs: Path, at: list[int] | None = None,
+          swa: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+    """Score every run on its held-out glacier (at the epochs ``at``, else the last epoch).
+
+    With ``swa=(first, last)``, the mean of the epoch weights first..last is scored too, as the
+    recipe ``NAME+swa``. Writes table.json and table.md.
+    """
     rows = []
     for run in sorted(p for p in runs.iterdir() if (p / "summary.json").exists()
                       and not p.name.startswith("final-")):
         recipe, held_out = run.name.rsplit("-", 1)
         summary = json.loads((run / "summary.json").read_text())
-        row = {"recipe": recipe, "held_out": held_out, "epochs": summary["epochs"],
-               "train_minutes": round(summary["train_seconds"] / 60, 1),
-               **evaluate(last_weights(run), held_out_scenes(data, held_out),
-                          RECIPES[recipe]["method"])}
-        rows.append(row)
-        print(row, flush=True)
+        minutes_per_epoch = summary["train_seconds"] / 60 / summary["epochs"]
+        scenes = held_out_scenes(data, held_out)
+        candidates = [(recipe, epoch, weights) for epoch, weights in epoch_weights(run, at).items()]
+        if swa is not None and trained_epochs(run) >= swa[1]:
+            candidates.append((f"{recipe}+swa", swa[1], averaged_weights(run, *swa)))
+        for label, epoch, weights in candidates:
+            row = {"recipe": label, "held_out": held_out, "epochs": epoch,
+                   "train_minutes": round(minutes_per_epoch * epoch, 1),
+                   **evaluate(weights, scenes, RECIPES[recipe]["method"])}
+            rows.append(row)
+            print(row, flush=True)
     (runs / "table.json").write_text(json.dumps(rows, indent=2))
     (runs / "table.md").write_text(markdown_table(rows))
     return rows
@@ -141,11 +199,12 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['recipe']} | {r['held_out']} | {r['mde_px']:.1f} | "
                      f"{r['n_no_front']}/{r['n_scenes']} | {r['zone_iou']:.3f} | {r['epochs']} | "
                      f"{r['train_minutes']} |")
-    means: dict[str, list[float]] = {}
+    means: dict[tuple[str, int], list[float]] = {}
     for r in rows:
-        means.setdefault(r["recipe"], []).append(r["mde_px"])
-    lines += ["", "| recipe | mean LOGO MDE (px) | folds |", "| --- | ---: | ---: |"]
-    lines += [f"| {k} | {np.mean(v):.1f} | {len(v)} |" for k, v in means.items()]
+        means.setdefault((r["recipe"], r["epochs"]), []).append(r["mde_px"])
+    lines += ["", "| recipe | epochs | mean LOGO MDE (px) | folds |",
+              "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {k} | {e} | {np.mean(v):.1f} | {len(v)} |" for (k, e), v in means.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -170,19 +229,19 @@ def train_final(store: Path, runs: Path, recipe: str, epochs: int) -> Path:
 MAX_NO_FRONT = 0.10
 
 
-def choose(rows: list[dict[str, Any]]) -> str:
-    """The recipe with the lowest mean held-out MDE over the folds, fixed before any score.
+def choose(rows: list[dict[str, Any]]) -> tuple[str, int]:
+    """The (recipe, epochs) with the lowest mean held-out MDE over the folds.
 
-    Only recipes scored on every fold and with at most :data:`MAX_NO_FRONT` of the held-out
+    Only pairs scored on every fold and with at most :data:`MAX_NO_FRONT` of the held-out
     scenes without a front on each fold are eligible.
     """
     folds = {r["held_out"] for r in rows}
-    eligible: dict[str, list[float]] = {}
-    for recipe in {r["recipe"] for r in rows}:
-        mine = [r for r in rows if r["recipe"] == recipe]
+    eligible: dict[tuple[str, int], list[float]] = {}
+    for key in {(r["recipe"], r["epochs"]) for r in rows}:
+        mine = [r for r in rows if (r["recipe"], r["epochs"]) == key]
         if {r["held_out"] for r in mine} == folds and all(
                 r["n_no_front"] <= MAX_NO_FRONT * r["n_scenes"] for r in mine):
-            eligible[recipe] = [r["mde_px"] for r in mine]
+            eligible[key] = [r["mde_px"] for r in mine]
     return min(eligible, key=lambda k: float(np.mean(eligible[k])))
 
 
@@ -197,13 +256,18 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--epochs", type=int, default=5,
                         help="the budget: the same number of epochs for every recipe and fold")
+    parser.add_argument("--at", type=int, nargs="+", default=None,
+                        help="score: the epochs whose kept weights are scored (default: the last)")
+    parser.add_argument("--swa", type=int, nargs=2, default=None, metavar=("FIRST", "LAST"),
+                        help="score: also the mean of the epoch weights FIRST..LAST")
     args = parser.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
     if args.action == "score":
-        score(args.data, args.runs)
+        score(args.data, args.runs, args.at, args.swa)
         return
     if args.action == "choose":  # print the recipe the rule picks from the scored folds
-        print(choose(json.loads((args.runs / "table.json").read_text())))
+        recipe, epochs = choose(json.loads((args.runs / "table.json").read_text()))
+        print(recipe, epochs)
         return
     store = patch_store(args.data, args.runs)
     if args.action == "final":

@@ -123,6 +123,45 @@ def test_true_lines_match_the_raster_front_within_half_a_pixel(cube_and_fronts):
     np.testing.assert_allclose(fronts["length_m"], fronts.geometry.length)
 
 
+def _wall_to_wall_m(line) -> float:
+    """Distance between the ends of a true front: the fjord's width where the front meets it."""
+    coords = shapely.get_coordinates(line)
+    return float(np.hypot(*(coords[0] - coords[-1])))
+
+
+def test_fjord_has_the_same_size_in_metres_at_every_scene_size_and_spacing():
+    # the same seed at 256, 384 and 512 px (20 m) and at 512 px of 10 m (the 256-px extent):
+    # the front - wall to wall - is the same line in metres, only the scene around it grows
+    widths, lengths = [], []
+    for size, spacing in ((256, 20.0), (384, 20.0), (512, 20.0), (512, 10.0)):
+        _, fronts = glacier_cube(1, shape=(size, size), resolution=spacing, seed=4)
+        widths.append(_wall_to_wall_m(fronts.geometry.iloc[0]))
+        lengths.append(fronts.length_m.iloc[0])
+    np.testing.assert_allclose(widths, widths[0], rtol=0.02)
+    np.testing.assert_allclose(lengths, lengths[0], rtol=0.02)
+    assert 1000 < widths[0] < 4000, "outlet-glacier fjords are a few km wide"
+
+
+def test_bigger_scene_shows_more_terrain_not_a_bigger_fjord():
+    small, _ = glacier_cube(1, shape=(256, 256), seed=9)
+    big, _ = glacier_cube(1, shape=(768, 768), seed=9)
+    area = {name: [(c.zones[0].values == code).sum() * 400 for c in (small, big)]
+            for name, code in (("glacier", 2), ("ocean", 3))}
+    # 9 times the scene: the fjord is the same, so ice field and open water take the new room
+    assert area["glacier"][1] > 3 * area["glacier"][0]
+    assert area["ocean"][1] > 3 * area["ocean"][0]
+    front_px = [c.front[0].values.sum() for c in (small, big)]
+    assert abs(front_px[1] - front_px[0]) <= 0.1 * front_px[0]
+
+
+def test_scenes_smaller_than_the_fjord_keep_their_front_inside():
+    for seed in range(4):
+        cube, fronts = glacier_cube(3, shape=(64, 64), seed=seed, freq="90D")
+        assert (cube.front.values.sum(axis=(1, 2)) > 10).all()
+        scene = shapely.box(*cube.rio.bounds())
+        assert all(scene.buffer(1e-6).contains(line) for line in fronts.geometry)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

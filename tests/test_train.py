@@ -140,3 +140,21 @@ def test_two_process_ddp_with_gloo(fixture_store, tmp_path):
     assert [int(r["epoch"]) for r in history(out)] == [1, 2]
     assert result.stdout.count("stopped after 2 epochs") == 1  # only rank 0 reports
     assert load_model(out / "best.safetensors").get_config()["width"] == 2
+
+
+def test_warm_start_begins_from_the_init_weights(fixture_store, tmp_path):
+    first = TrainConfig(store=fixture_store, out=str(tmp_path / "a"), width=2, aspp_rates=(2,),
+                        epochs=1, batch_size=4, seed=1)
+    train(first)
+    start = tmp_path / "a" / "best.safetensors"
+    # zero learning rate: a warm-started run keeps the init weights exactly, a fresh one does not
+    warm = TrainConfig(store=fixture_store, out=str(tmp_path / "b"), width=2, aspp_rates=(2,),
+                       epochs=1, batch_size=4, seed=2, lr=1e-30, init=str(start))
+    train(warm)
+    before, after = load_model(start).state_dict(), load_model(tmp_path / "b" / "best.safetensors")
+    for key, value in after.state_dict().items():
+        if "running" not in key and "num_batches" not in key:  # BatchNorm statistics move
+            torch.testing.assert_close(value, before[key])
+    with pytest.raises(InputError, match="init: .* width 4"):
+        train(TrainConfig(store=fixture_store, out=str(tmp_path / "c"), width=4,
+                          aspp_rates=(2,), epochs=1, init=str(start)))

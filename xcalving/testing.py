@@ -19,7 +19,7 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +94,11 @@ def write_fixture_tree(root: str | os.PathLike[str], *, seed: int = 0, n_train: 
         train and COL, Mapple for test).
     shape
         ``(rows, cols)`` of every scene, each at least 64.
+    sizes, spacings
+        Scale jitter: the ``i``-th seed of a split gets square scenes of ``sizes[i % len(sizes)]``
+        pixels (instead of ``shape``) at ``spacings[(i // len(sizes)) % len(spacings)]`` metres,
+        the spacing its scene names record. The fjords keep their size in metres
+        (:data:`xcalving.data.synthetic.UNIT_M`), so a coarser spacing draws them smaller.
     bounding_boxes
         Also write ``bounding_boxes/<stem>_bbox.txt`` (placeholder contents: the whole image).
 
@@ -137,7 +142,9 @@ def write_fixture_tree(root: str | os.PathLike[str], *, seed: int = 0, n_train: 
 
 def write_synthetic_tree(root: str | os.PathLike[str], *, train_seeds: Iterable[int] = range(40),
                          test_seeds: Iterable[int] = range(1000, 1008), n_times: int = 6,
-                         shape: tuple[int, int] = (256, 256)) -> Path:
+                         shape: tuple[int, int] = (256, 256),
+                         sizes: Sequence[int] | None = None,
+                         spacings: Sequence[float] = (20.0,)) -> Path:
     """Write synthetic glacier scenes as a CaFFe ``data_raw`` tree, one 'glacier' per seed.
 
     Scene names are ``SYN<seed>_<date>_S1_20_1_001``; seeds of ``train_seeds`` go to the
@@ -156,6 +163,11 @@ def write_synthetic_tree(root: str | os.PathLike[str], *, train_seeds: Iterable[
         Scenes per seed, 30 days apart.
     shape
         ``(rows, cols)`` of every scene, each at least 64.
+    sizes, spacings
+        Scale jitter: the ``i``-th seed of a split gets square scenes of ``sizes[i % len(sizes)]``
+        pixels (instead of ``shape``) at ``spacings[(i // len(sizes)) % len(spacings)]`` metres,
+        the spacing its scene names record. The fjords keep their size in metres
+        (:data:`xcalving.data.synthetic.UNIT_M`), so a coarser spacing draws them smaller.
 
     Returns
     -------
@@ -183,9 +195,12 @@ def write_synthetic_tree(root: str | os.PathLike[str], *, train_seeds: Iterable[
     if data_raw.is_dir() and any(data_raw.iterdir()):
         raise FileExistsError(f"root: {os.fspath(data_raw)!r} exists and is not empty.")
     for split, seeds in (("train", train_seeds), ("test", test_seeds)):
-        for seed in seeds:
-            cube, _ = glacier_cube(n_times, shape=shape, seed=int(seed), freq="30D")
+        for i, seed in enumerate(seeds):
+            size = shape if sizes is None else (sizes[i % len(sizes)],) * 2
+            spacing = float(spacings[(i // len(sizes or [0])) % len(spacings)])
+            cube, _ = glacier_cube(n_times, shape=size, resolution=spacing, seed=int(seed),
+                                   freq="30D")
             for k, date in enumerate(pd.DatetimeIndex(cube["time"].to_numpy())):
-                stem = SceneName(f"SYN{seed}", date.date(), "S1", 20.0, 1, "001").stem
+                stem = SceneName(f"SYN{seed}", date.date(), "S1", spacing, 1, "001").stem
                 _write_fixture_scene(data_raw, split, stem, cube.isel(time=k), False)
     return data_raw

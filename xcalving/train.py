@@ -67,6 +67,9 @@ class TrainConfig:
     min_length_px: float = 10.0
     scaling: dict[str, Any] = field(default_factory=CAFFE_SCALING.to_dict)
     keep_last: int = 3
+    #: weights to start from instead of a random initialisation (a registered name or a
+    #: .safetensors path of the same width); its input scaling replaces ``scaling``
+    init: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("width", "epochs", "batch_size", "patience"):
@@ -295,11 +298,33 @@ def _setup(config: TrainConfig) -> tuple[Any, Any, torch.device, bool, int]:
     device = _device(config, local_rank)
     distributed = _init_distributed(device)
     torch.manual_seed(config.seed)
-    net = ASPPUNet(width=config.width, aspp_rates=tuple(config.aspp_rates))
+    net = _initial_net(config)
     net = net.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    net.xcalving_scaling = Scaling.from_dict(config.scaling)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     return net, optimizer, device, distributed, rank
+
+
+def _initial_net(config: TrainConfig) -> ASPPUNet:
+    """A fresh network, or the ``init`` weights (warm start) when they match the config."""
+    net = ASPPUNet(width=config.width, aspp_rates=tuple(config.aspp_rates))
+    net.xcalving_scaling = Scaling.from_dict(config.scaling)
+    if config.init is None:
+        return net
+    from xcalving.model import load_model
+    from xcalving.model.weights import model_spec
+
+    spec = model_spec(config.init)
+    start = load_model(spec.path) if spec.path is not None else None
+    if not isinstance(start, ASPPUNet) or start.get_config() != net.get_config():
+        raise InputError(
+            f"init: {config.init!r} is not an ASPP U-Net of width {config.width} with ASPP rates "
+            f"{tuple(config.aspp_rates)}; start from weights of the same width or set width.")
+    if start.xcalving_scaling.to_dict() != config.scaling:
+        raise InputError(
+            f"init: {config.init!r} was trained with input scaling "
+            f"{start.xcalving_scaling.to_dict()}, the run asks for {config.scaling}; pass "
+            "scaling=<the init weights' scaling> so that the network sees what it learned on.")
+    return start
 
 
 def _wrap(net: Any, device: torch.device, distributed: bool, config: TrainConfig) -> Any:

@@ -22,7 +22,12 @@ def add_synth(sub: Any) -> None:
     sy.add_argument("--test-seeds", type=int, default=8,
                     help="N: seeds 1000..1000+N-1 go to the test split")
     sy.add_argument("--n-times", type=int, default=6, help="scenes per seed, 30 days apart")
-    sy.add_argument("--size", type=int, default=256, help="scene size in pixels (at least 64)")
+    sy.add_argument("--size", type=int, nargs="+", default=[256],
+                    help="scene size in pixels (at least 64); several sizes are given to the "
+                         "seeds in turn")
+    sy.add_argument("--spacing", type=float, nargs="+", default=[20.0],
+                    help="pixel spacing in metres; several spacings (scale jitter) are given "
+                         "to the seeds in turn, after the sizes")
     sy.set_defaults(run=_run_synth)
 
 
@@ -31,7 +36,8 @@ def _run_synth(args: argparse.Namespace) -> int:
 
     data_raw = write_synthetic_tree(args.out, train_seeds=range(args.train_seeds),
                                     test_seeds=range(1000, 1000 + args.test_seeds),
-                                    n_times=args.n_times, shape=(args.size, args.size))
+                                    n_times=args.n_times, sizes=args.size,
+                                    spacings=args.spacing)
     print(f"wrote {data_raw}")
     return 0
 

@@ -33,6 +33,9 @@ def _add_run_options(parser: Any, *, width: int, epochs: int) -> None:
                         help="early-stopping patience (epochs)")
     parser.add_argument("--no-augment", action="store_true",
                         help="train without augmentation (flips, turns, speckle)")
+    parser.add_argument("--heavy-augment", action="store_true",
+                        help="add a random zoom (scale jitter up to 1.5x) and gamma to the "
+                             "flips, turns and speckle")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="time budget in minutes (of each run; default: none)")
     parser.add_argument("--seed", type=int, default=0,
@@ -47,8 +50,14 @@ def _train_config(args: argparse.Namespace, **options: Any) -> TrainConfig:
         store=args.store, out=args.out, train_glaciers=args.train_glaciers,
         val_glaciers=args.val_glaciers, train_split=args.train_split, val_split=args.val_split,
         width=args.width, epochs=args.epochs, patience=args.patience,
-        augment=not args.no_augment, max_minutes=args.max_minutes, seed=args.seed, **options,
+        augment=_augment(args), max_minutes=args.max_minutes, seed=args.seed, **options,
     )
+
+
+def _augment(args: argparse.Namespace) -> bool | str:
+    if args.no_augment and args.heavy_augment:
+        raise InputError("--no-augment and --heavy-augment contradict each other; pass one.")
+    return False if args.no_augment else ("heavy" if args.heavy_augment else True)
 
 
 def add_train(sub: Any) -> None:
@@ -75,6 +84,9 @@ def add_train(sub: Any) -> None:
     tr.add_argument("--min-length-px", type=float, default=10.0,
                     help="front pieces up to this many pixels are dropped in validation")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
+    tr.add_argument("--init", default=None, metavar="WEIGHTS",
+                    help="start from these weights (a registered name such as demo, or a "
+                         ".safetensors file of the same --width) instead of a random network")
     tr.set_defaults(run=_run_train)
 
 
@@ -84,7 +96,7 @@ def _run_train(args: argparse.Namespace) -> int:
     config = _train_config(
         args, batch_size=args.batch_size, lr=args.lr, zone_weight=args.zone_weight,
         front_dilation=args.dilation, num_workers=args.workers, device=args.device,
-        min_length_px=args.min_length_px,
+        min_length_px=args.min_length_px, init=args.init,
     )
     summary = train(config, resume=args.resume, on_epoch=_report_epoch)
     if summary:  # rank 0 (or a single process) reports

@@ -11,8 +11,13 @@ the true front lines all come from the same continuous geometry, so they agree e
 * the true line is the front curve moved half a raster step towards the ocean, i.e. the centre
   line of that one-pixel band, so raster and line agree within half a pixel.
 
-Geometry is computed in *index space* — column and row of pixel centres, floats — and mapped to
-the CRS through the affine transform at the end.
+Everything is drawn at a physical size: fjords 1.2–3 km wide and lengths in multiples of
+:data:`UNIT_M` metres, converted to pixels with the scene's spacing, so a larger scene shows more
+terrain around the same fjord — ice upstream, open water downstream — not a larger fjord, and a
+finer spacing shows the same fjord with more pixels. Scenes smaller than the fjord show a window
+onto it centred on the front, whose range is then kept inside the window. Geometry is computed in
+*index space* — column and row of pixel centres, floats — and mapped to the CRS through the affine
+transform at the end; the true lines are clipped to the scene.
 """
 
 from __future__ import annotations
@@ -33,7 +38,17 @@ from xcalving.zones import ZONE_NAMES as ZONE_NAMES  # re-exported: the public h
 if TYPE_CHECKING:  # geopandas is imported when a cube is made, not with the package
     import geopandas as gpd
 
-__all__ = ["ZONE_NAMES", "glacier_cube"]
+__all__ = ["UNIT_M", "ZONE_NAMES", "glacier_cube"]
+
+#: The length unit of the landscape, in metres: the front moves within ±0.45 of it, and the
+#: coast and the upstream ice field lie 0.62 of it from the centre (the fjord itself is 1.2–3 km
+#: wide at the front's mean position, widening downstream). It is fixed in metres, never taken
+#: from the scene size.
+UNIT_M = 2560.0
+
+#: The spacing (m) at which the small features (crevasses, streaks, icebergs, mélange floes) were
+#: designed; other spacings scale them.
+_DESIGN_SPACING_M = 20.0
 
 
 # Mean backscatter (sigma0, dB) by surface, before texture and speckle. Ordered roughly as in
@@ -47,6 +62,7 @@ class _Fjord:
     """The parts of a scene that stay fixed through a time series (index-space units)."""
 
     shape: tuple[int, int]
+    fine: float  # pixels per design pixel (20 m): the scale of the small features
     u: np.ndarray  # along-flow coordinate of every pixel centre (increases towards the ocean)
     v: np.ndarray  # across-flow coordinate
     s: np.ndarray  # across-fjord position: -1 and +1 on the walls
@@ -155,12 +171,30 @@ def _wedge(shape: tuple[int, int], rng: np.random.Generator, keep_clear: np.ndar
     return np.zeros(shape, bool)
 
 
-def _make_fjord(rng: np.random.Generator, shape: tuple[int, int]) -> _Fjord:
-    """Draw the fixed geometry of one glacier scene."""
-    half = min(shape) / 2
+def _front_limits(shape: tuple[int, int], direction: np.ndarray, half: float,
+                  bulge: float) -> tuple[float, float]:
+    """The interval of ``u`` the mean front stays in: the physical range, inside the scene.
+
+    The scene reaches ``reach`` pixels from its centre along the flow; the front is kept within
+    80% of that, so that a scene smaller than the fjord still shows its front.
+    """
+    with np.errstate(divide="ignore"):
+        reach = float(np.min([shape[1] / 2 / abs(direction[0]), shape[0] / 2 / abs(direction[1])]))
+    low = max(-0.45 * half, -0.8 * reach)
+    high = min(0.4 * half, 0.8 * reach) - bulge
+    return low, max(high, low + 1.0)
+
+
+def _make_fjord(rng: np.random.Generator, shape: tuple[int, int], resolution: float) -> _Fjord:
+    """Draw the fixed geometry of one glacier scene, in pixels of ``resolution`` metres.
+
+    Every scalar is drawn before any field the size of the scene, so that a seed's fjord is the
+    same in metres at every scene size and spacing.
+    """
+    half = UNIT_M / resolution
     u, v, direction, centre = _flow_frame(shape, rng.uniform(0, 2 * np.pi))
     meander = (rng.uniform(0.02, 0.12) * half, rng.uniform(1.2, 3.0) * half, rng.uniform(0, 6.3))
-    half_width = (rng.uniform(0.16, 0.3) * half, rng.uniform(0.0, 0.5))
+    half_width = (rng.uniform(600.0, 1500.0) / resolution, rng.uniform(0.0, 0.5))
     s = (v - _centre_line(u, meander)) / _width(u, half_width, half)
     n_harmonics = 3
     front_shape = np.concatenate([
@@ -171,25 +205,27 @@ def _make_fjord(rng: np.random.Generator, shape: tuple[int, int]) -> _Fjord:
     plateau = -0.62 * half + 0.05 * half * np.sin(2 * np.pi * v / half + rng.uniform(0, 6.3))
     coast = 0.62 * half + 0.06 * half * np.sin(2 * np.pi * v / (0.7 * half) + rng.uniform(0, 6.3))
     front_base = rng.uniform(-0.1, 0.1) * half
-    front_range = (-0.45 * half, 0.4 * half - front_shape[0])
-    ice_upstream = (u < front_range[0] - 0.05 * half) & ((np.abs(s) < 1) | (u < plateau))
+    front_range = _front_limits(shape, direction, half, front_shape[0])
+    ice_upstream = (u < -0.5 * half) & ((np.abs(s) < 1) | (u < plateau))
     outcrops = (_smooth_noise(rng, shape, 0.06 * half) > 2.0) & ice_upstream
     land = (np.abs(s) >= 1) & (u >= plateau) & (u <= coast)
     shadow = (_smooth_noise(rng, shape, 0.05 * half) > 1.9) & land
-    near_fjord = (np.abs(s) < 1.3) & (u > front_range[0] - 0.1 * half)
+    near_fjord = (np.abs(s) < 1.3) & (u > -0.55 * half)
     swath = _wedge(shape, rng, near_fjord)
     return _Fjord(
-        shape=shape, u=u, v=v, s=s, direction=direction, centre=centre, meander=meander,
-        half_width=half_width, half_length=half, front_base=front_base, front_shape=front_shape,
-        front_range=front_range, plateau=plateau, coast=coast, outcrops=outcrops, shadow=shadow,
+        shape=shape, fine=_DESIGN_SPACING_M / resolution, u=u, v=v, s=s, direction=direction,
+        centre=centre, meander=meander, half_width=half_width, half_length=half,
+        front_base=front_base, front_shape=front_shape, front_range=front_range,
+        plateau=plateau, coast=coast, outcrops=outcrops, shadow=shadow,
         swath=swath, rock_texture=3.0 * _fractal_noise(rng, shape, 0.08 * half),
-        streaks=_streaks(rng, v, s),
+        streaks=_streaks(rng, v, s, 4.0 * _DESIGN_SPACING_M / resolution),
     )
 
 
-def _streaks(rng: np.random.Generator, v: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """Flow-parallel stripes: brightness varies across the flow, barely along it."""
-    edges = np.arange(np.floor(v.min()) - 8, np.ceil(v.max()) + 8, 4.0)
+def _streaks(rng: np.random.Generator, v: np.ndarray, s: np.ndarray,
+             spacing: float) -> np.ndarray:
+    """Flow-parallel stripes ``spacing`` pixels apart: brightness varies across the flow only."""
+    edges = np.arange(np.floor(v.min()) - 2 * spacing, np.ceil(v.max()) + 2 * spacing, spacing)
     profile = ndimage.gaussian_filter1d(rng.standard_normal(edges.size), 1.0)
     stripes = np.interp(v, edges, profile / (profile.std() or 1.0)).astype(np.float32)
     return 1.5 * stripes * (np.abs(s) < 1.2)
@@ -219,7 +255,7 @@ def _true_line(fjord: _Fjord, position: float, wobble: np.ndarray) -> np.ndarray
     raster front band (ocean side) spans ``max(|n_col|, |n_row|)`` pixels along the normal ``n``,
     so the line is moved half of that towards the ocean to run down the middle of the band.
     """
-    n = max(64, int(8 * fjord.half_width[0]))
+    n = int(np.clip(8 * fjord.half_width[0], 64, 4096))
     s = np.linspace(-1, 1, n)
     u = _front_u(fjord, s, position, wobble)
     v = _centre_line(u, fjord.meander) + s * _width(u, fjord.half_width, fjord.half_length)
@@ -233,15 +269,16 @@ def _true_line(fjord: _Fjord, position: float, wobble: np.ndarray) -> np.ndarray
     return pts + 0.5 * np.abs(normal).max(axis=1, keepdims=True) * normal
 
 
-def _icebergs(rng: np.random.Generator, db: np.ndarray, candidates: np.ndarray) -> None:
-    """Paint small bright ellipses at random ``candidates`` (flat indices) into ``db``."""
+def _icebergs(rng: np.random.Generator, db: np.ndarray, candidates: np.ndarray,
+              fine: float) -> None:
+    """Paint small bright ellipses (20–80 m radii) at random ``candidates`` (flat indices)."""
     if candidates.size == 0:
         return
     rows, cols = np.unravel_index(
         rng.choice(candidates, size=min(candidates.size, rng.poisson(10)), replace=False),
         db.shape)
     for r, c in zip(rows, cols, strict=True):
-        ry, rx = rng.uniform(1.0, 4.0, size=2)
+        ry, rx = np.maximum(rng.uniform(1.0, 4.0, size=2) * fine, 0.5)
         r0, r1 = max(0, int(r - ry)), min(db.shape[0], int(r + ry) + 1)
         c0, c1 = max(0, int(c - rx)), min(db.shape[1], int(c + rx) + 1)
         yy, xx = np.ogrid[r0:r1, c0:c1]
@@ -252,12 +289,12 @@ def _icebergs(rng: np.random.Generator, db: np.ndarray, candidates: np.ndarray) 
 def _backscatter(rng: np.random.Generator, fjord: _Fjord, zones: np.ndarray, front: np.ndarray,
                  looks: float) -> np.ndarray:
     """Render sigma0 in dB for one date: surfaces, texture, mélange, icebergs, then speckle."""
-    shape, half = fjord.shape, fjord.half_length
+    shape, half, fine = fjord.shape, fjord.half_length, fjord.fine
     ahead = fjord.u - front  # > 0 downstream of the front
     db = np.where(zones == ROCK, _DB["rock"] + fjord.rock_texture, _DB["glacier"] + fjord.streaks)
-    # Crevasse arcs parallel to the front, strongest close to it.
+    # Crevasse arcs parallel to the front (100-180 m apart), strongest close to it.
     behind = np.clip(-ahead, 0, None)
-    arcs = np.mod(behind + 1.5 * fjord.streaks, rng.uniform(5, 9)) < 1.2
+    arcs = np.mod(behind + 1.5 * fine * fjord.streaks, rng.uniform(5, 9) * fine) < 1.2 * fine
     fade = np.exp(-behind / (0.1 * half))
     db += np.where(arcs & (np.abs(fjord.s) < 1), _DB["crevasse"] * fade, 0)
     ocean = zones == OCEAN
@@ -266,8 +303,9 @@ def _backscatter(rng: np.random.Generator, fjord: _Fjord, zones: np.ndarray, fro
     melange_width = reach * (1 + 0.3 * _smooth_noise(rng, shape, 0.1 * half))
     melange = ocean & (ahead < melange_width)
     db = np.where(ocean, _DB["ocean"] + wind, db)
-    db = np.where(melange, _DB["melange"] + 2.0 * _smooth_noise(rng, shape, 2.0), db)
-    _icebergs(rng, db, np.flatnonzero(ocean & (ahead > 2) & (ahead < 0.4 * half)))
+    floes = _smooth_noise(rng, shape, max(2.0 * fine, 1.0))
+    db = np.where(melange, _DB["melange"] + 2.0 * floes, db)
+    _icebergs(rng, db, np.flatnonzero(ocean & (ahead > 2 * fine) & (ahead < 0.4 * half)), fine)
     db = np.where(fjord.shadow, _DB["shadow"], db)
     speckle = rng.gamma(looks, 1.0 / looks, size=shape)
     sigma0 = 10.0 ** (db / 10.0) * speckle
@@ -368,7 +406,7 @@ def glacier_cube(
     _check_args(n_times, shape, resolution, looks)
     shape = (int(shape[0]), int(shape[1]))
     times = pd.date_range(start, periods=n_times, freq=freq, name="time")
-    fjord = _make_fjord(np.random.default_rng([seed, 0]), shape)
+    fjord = _make_fjord(np.random.default_rng([seed, 0]), shape, resolution)
     positions = _front_positions(np.random.default_rng([seed, 1]), fjord, times, resolution,
                                  trend, seasonal, noise)
     sar = np.empty((n_times, *shape), np.float32)
@@ -376,7 +414,7 @@ def glacier_cube(
     lines = []
     for k, position in enumerate(_dates_bar(positions, progress)):
         rng = np.random.default_rng([seed, 2, k])
-        wobble = rng.normal(0, 0.01 * fjord.half_width[0] + 0.5, size=3)
+        wobble = rng.normal(0, 0.01 * fjord.half_width[0] + 0.5 * fjord.fine, size=3)
         front = _front_u(fjord, np.clip(fjord.s, -1, 1), position, wobble)
         zones[k] = _zones(fjord, front)
         sar[k] = _backscatter(rng, fjord, zones[k], front, looks)
@@ -384,7 +422,7 @@ def glacier_cube(
     front_raster = np.stack([_front_pixels(z) for z in zones])
     cube = _to_dataset(sar, zones, front_raster, times, resolution, origin, crs)
     cube.attrs.update(title="xcalving synthetic glacier cube", seed=int(seed), looks=float(looks))
-    return cube, _lines_frame(lines, times, resolution, origin, crs)
+    return cube, _lines_frame(lines, times, shape, resolution, origin, crs)
 
 
 def _dates_bar(positions: np.ndarray, progress: bool) -> Iterable[float]:
@@ -423,14 +461,18 @@ def _to_dataset(sar: np.ndarray, zones: np.ndarray, front: np.ndarray, times: pd
     return cube.rio.write_coordinate_system()
 
 
-def _lines_frame(lines: list[np.ndarray], times: pd.DatetimeIndex, resolution: float,
-                 origin: tuple[float, float], crs: str) -> gpd.GeoDataFrame:
+def _lines_frame(lines: list[np.ndarray], times: pd.DatetimeIndex, shape: tuple[int, int],
+                 resolution: float, origin: tuple[float, float], crs: str) -> gpd.GeoDataFrame:
+    """The true lines in map coordinates, clipped to the scene (walls may lie outside it)."""
     import geopandas as gpd
     import shapely
 
+    scene = shapely.box(origin[0], origin[1] - shape[0] * resolution,
+                        origin[0] + shape[1] * resolution, origin[1])
     geoms = [
         shapely.LineString(np.column_stack([origin[0] + (pts[:, 0] + 0.5) * resolution,
                                             origin[1] - (pts[:, 1] + 0.5) * resolution]))
+        .intersection(scene)
         for pts in lines
     ]
     frame = gpd.GeoDataFrame({"geometry": geoms}, index=times, crs=crs)
