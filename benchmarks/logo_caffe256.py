@@ -218,8 +218,8 @@ def train_final(store: Path, runs: Path, recipe: str, epochs: int) -> Path:
 
     out = runs / f"final-{recipe}"
     config = TrainConfig(store=str(store), out=str(out), train_glaciers=list(GLACIERS),
-                         val_glaciers=["Jorum"], epochs=epochs, patience=10_000, keep_last=1,
-                         **RECIPES[recipe]["config"])
+                         val_glaciers=["Jorum"], epochs=epochs, patience=10_000,
+                         keep_last=epochs, **RECIPES[recipe]["config"])
     train(config, resume=(out / "checkpoints").exists())
     return out
 

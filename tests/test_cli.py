@@ -463,3 +463,31 @@ def test_tune_closes_its_local_cluster_when_tuning_fails(tmp_path, monkeypatch, 
     assert main(args) == 1
     assert "tuning failed" in capsys.readouterr().err
     assert len(started) == 1 and started[0].status.name == "closed"
+
+
+def test_synth_jitters_size_and_spacing_and_train_warm_starts_with_heavy_augmentation(tmp_path):
+    from xcalving.data.caffe import open_caffe
+    from xcalving.model import load_model
+
+    root = tmp_path / "synth"
+    assert main(["synth", "--out", str(root), "--train-seeds", "4", "--test-seeds", "1",
+                 "--n-times", "1", "--size", "64", "96", "--spacing", "20", "40"]) == 0
+    catalog = open_caffe(root / "data_raw")
+    assert catalog["resolution"].tolist() == [20.0, 20.0, 40.0, 40.0, 20.0]
+    from PIL import Image
+
+    sizes = [Image.open(path).size for path in catalog["image_path"]]
+    assert sizes == [(64, 64), (96, 96), (64, 64), (96, 96), (64, 64)]
+    store = tmp_path / "p.zarr"
+    assert main(["caffe", str(root / "data_raw"), "--out", str(store), "--window", "64"]) == 0
+    common = [str(store), "--train-split", "train", "--val-split", "test", "--width", "2",
+              "--epochs", "1", "--batch-size", "4"]
+    assert main(["train", *common, "--out", str(tmp_path / "a")]) == 0
+    start = tmp_path / "a" / "best.safetensors"
+    assert main(["train", *common, "--out", str(tmp_path / "b"), "--heavy-augment",
+                 "--init", str(start), "--lr", "1e-30"]) == 0
+    before, after = load_model(start), load_model(tmp_path / "b" / "best.safetensors")
+    for b, a in zip(before.parameters(), after.parameters(), strict=True):  # lr 1e-30: kept
+        np.testing.assert_array_equal(b.detach().numpy(), a.detach().numpy())
+    assert main(["train", *common, "--out", str(tmp_path / "c"), "--heavy-augment",
+                 "--no-augment"]) == 1
