@@ -1,18 +1,24 @@
 """Leave-one-glacier-out comparison of training recipes on the caffe256 CaFFe scenes.
 
-Each recipe is trained on three glaciers for the same number of epochs at the same width (the
-same compute; a wall-clock budget would be unfair on a shared machine), with no early stopping
-(the held-out glacier is scored only after training, by the last epoch's weights, so it chooses
-nothing), then scored on the fourth glacier with one evaluator: every scene goes through
-:func:`xcalving.predict` (the user's path), fronts come from the zones (CaFFe's post-processing)
-for recipes that train zones and from the front probability for the front-only GlacierDL recipe,
-and MDE (pixels of the 256 × 256 grid, pooled over scenes), the no-front count and the mean zone
-IoU are computed with :mod:`xcalving.metrics`.
+Each recipe is trained on three glaciers for the same number of epochs (the budget; the width-16
+row gets fewer epochs for about the same compute), with no early stopping: every epoch's weights
+are kept, and the held-out glacier scores the weights of the epochs asked for (``--at``) and the
+mean of the last epochs' weights (``--swa``), so that the folds, and only they, choose the
+recipe and the number of epochs. Every candidate is scored on the fourth glacier with one
+evaluator: every scene goes through :func:`xcalving.predict` (the user's path), fronts come
+from the zones (CaFFe's post-processing) for recipes that train zones and from the front
+probability for the front-only GlacierDL recipe, and MDE (pixels of the 256 × 256 grid, pooled
+over scenes), the no-front count and the mean zone IoU are computed with :mod:`xcalving.metrics`.
 
-    python benchmarks/logo_caffe256.py train --data ../shared/data/caffe256 --runs runs/logo \\
-        --folds Jorum SI --recipes shipped glacierdl tyrion --epochs 5
-    python benchmarks/logo_caffe256.py score --data ../shared/data/caffe256 --runs runs/logo
-    python benchmarks/logo_caffe256.py final --runs runs/logo --recipes WINNER --epochs N
+    python benchmarks/logo_caffe256.py train --data ../shared/data/caffe256 --runs runs/logo20 \
+        --folds Jorum SI --recipes shipped glacierdl shipped-heavy --epochs 20
+    python benchmarks/logo_caffe256.py train --runs runs/logo20 --folds Jorum SI \
+        --recipes shipped-w16 --epochs 8
+    python benchmarks/logo_caffe256.py score --runs runs/logo20 --at 8 12 16 20 --swa 14 20
+    python benchmarks/logo_caffe256.py choose --runs runs/logo20      # prints RECIPE EPOCHS
+    python benchmarks/logo_caffe256.py final --runs runs/final20 --recipes RECIPE --epochs N
+    python benchmarks/logo_caffe256.py train --runs runs/clean20 --folds DBE JAC \
+        --recipes RECIPE --epochs N                 # glaciers that chose nothing: clean scores
 
 Runs resume from their checkpoints when interrupted; a finished run is not trained again.
 """
@@ -43,6 +49,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     # speckle, contrast): a candidate for generalising to glaciers never seen
     "shipped-heavy": {"config": {"width": 8, "lr": 5e-4, "zone_weight": 1.0, "front_weight": 1.0,
                                  "augment": "heavy"}, "method": "zones"},
+    # the shipped recipe at twice the width (about 3x the compute of an epoch at width 8)
+    "shipped-w16": {"config": {"width": 16, "lr": 5e-4, "zone_weight": 1.0, "front_weight": 1.0,
+                               "augment": True}, "method": "zones"},
     # Tyrion-like: zones only, 0.5 CE (label smoothing 0.1) + 0.5 Dice, front = zone boundary,
     # heavier augmentation (zoom, gamma on top of flips, turns, speckle, contrast)
     "tyrion": {"config": {"width": 8, "lr": 5e-4, "zone_weight": 1.0, "front_weight": 0.0,

@@ -94,11 +94,6 @@ def write_fixture_tree(root: str | os.PathLike[str], *, seed: int = 0, n_train: 
         train and COL, Mapple for test).
     shape
         ``(rows, cols)`` of every scene, each at least 64.
-    sizes, spacings
-        Scale jitter: the ``i``-th seed of a split gets square scenes of ``sizes[i % len(sizes)]``
-        pixels (instead of ``shape``) at ``spacings[(i // len(sizes)) % len(spacings)]`` metres,
-        the spacing its scene names record. The fjords keep their size in metres
-        (:data:`xcalving.data.synthetic.UNIT_M`), so a coarser spacing draws them smaller.
     bounding_boxes
         Also write ``bounding_boxes/<stem>_bbox.txt`` (placeholder contents: the whole image).
 
@@ -133,7 +128,10 @@ def write_fixture_tree(root: str | os.PathLike[str], *, seed: int = 0, n_train: 
     data_raw = Path(root) / "data_raw"
     if data_raw.is_dir() and any(data_raw.iterdir()):
         raise FileExistsError(f"root: {os.fspath(data_raw)!r} exists and is not empty.")
-    cube, _ = glacier_cube(n_train + n_test, shape=shape, seed=seed, start="2011-11-13")
+    # 80 m pixels: the whole fjord (1.2-3 km wide, with rock, ice and a swath edge) fits the tiny
+    # scenes; the spacings in the names are the real sensors', as in CaFFe
+    cube, _ = glacier_cube(n_train + n_test, shape=shape, resolution=80.0, seed=seed,
+                           start="2011-11-13")
     names = _fixture_names(n_train, n_test, pd.DatetimeIndex(cube["time"].to_numpy()))
     for k, (split, stem) in enumerate(names):
         _write_fixture_scene(data_raw, split, stem, cube.isel(time=k), bounding_boxes)

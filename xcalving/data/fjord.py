@@ -181,8 +181,11 @@ def make_fjord(rng: np.random.Generator, shape: tuple[int, int], resolution: flo
     outcrops = (smooth_noise(rng, shape, 0.06 * half) > 2.0) & ice_upstream
     land = (np.abs(s) >= 1) & (u >= plateau) & (u <= coast)
     shadow = (smooth_noise(rng, shape, 0.05 * half) > 1.9) & land
-    near_fjord = (np.abs(s) < 1.3) & (u > -0.55 * half)
-    swath = _wedge(shape, rng, near_fjord)
+    # the swath may cut anything but the reach of the front (so every date shows its front)
+    margin = 0.1 * half
+    near_front = (np.abs(s) < 1.3) & (u > front_range[0] - margin) & (
+        u < front_range[1] + front_shape[0] + margin)
+    swath = _wedge(shape, rng, near_front)
     return Fjord(
         shape=shape, fine=_DESIGN_SPACING_M / resolution, u=u, v=v, s=s, direction=direction,
         centre=centre, meander=meander, half_width=half_width, half_length=half,
