@@ -34,7 +34,13 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from logo_caffe256 import MAX_NO_FRONT, RECIPES, held_out_scenes, last_weights  # noqa: E402
+from logo_caffe256 import (  # noqa: E402
+    MAX_NO_FRONT,
+    RECIPES,
+    epoch_weights,
+    held_out_scenes,
+    last_weights,
+)
 
 #: The shares of most confident fronts the curve is read at.
 SHARES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -62,19 +68,27 @@ def front_errors(fronts: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
     return sums, counts
 
 
-def run_table(run: Path, data: Path, cache: Path | None) -> pd.DataFrame:
+def run_weights(run: Path, epoch: int | None) -> Path:
+    """The run's weights of ``epoch`` where it kept them, else its last epoch's."""
+    return epoch_weights(run, [epoch]).get(epoch, last_weights(run)) if epoch else \
+        last_weights(run)
+
+
+def run_table(run: Path, data: Path, cache: Path | None,
+              epoch: int | None = None) -> pd.DataFrame:
     """One row per held-out scene: the front's signals, confidence columns and error."""
     import xcalving
     from xcalving.tracing import front_from_probability
     from xcalving.zones import front_from_zones
 
-    stored = cache / f"{run.parent.name}-{run.name}.parquet" if cache else None
+    weights = run_weights(run, epoch)
+    stored = cache / f"{run.parent.name}-{run.name}-{weights.stem}.parquet" if cache else None
     if stored is not None and stored.exists():
         return pd.read_parquet(stored)
     recipe, held_out = run.name.rsplit("-", 1)
     method = RECIPES[recipe]["method"]
     scenes = held_out_scenes(data, held_out)
-    pred = xcalving.predict(scenes.sar, model=str(last_weights(run)), tile=256, overlap=0,
+    pred = xcalving.predict(scenes.sar, model=str(weights), tile=256, overlap=0,
                             scaling="uint8", outputs="all").compute()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # no CRS: pixel coordinates, as intended
@@ -227,8 +241,10 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=None,
                         help="folder for each run's table, so a rerun skips the predictions")
     parser.add_argument("--png", type=Path, default=None, help="write the curves here")
+    parser.add_argument("--epoch", type=int, default=None,
+                        help="score each run's weights of this epoch where kept (default: last)")
     args = parser.parse_args()
-    table = pd.concat([run_table(run, args.data, args.cache)
+    table = pd.concat([run_table(run, args.data, args.cache, args.epoch)
                        for run in finished_runs(args.runs)], ignore_index=True)
     table["cv_confidence"], models = cross_fitted(table)
     print(markdown(table))

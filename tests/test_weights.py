@@ -82,3 +82,25 @@ def test_a_file_whose_tensors_contradict_its_metadata_is_refused_by_model_spec(t
     save_file(tensors, tmp_path / "bad.safetensors", metadata=read_metadata(path))
     with pytest.raises(InputError, match="do not match the network"):
         model_spec(tmp_path / "bad.safetensors")
+
+
+@pytest.mark.parametrize(("size", "spacing", "resolution"),
+                         [(256, 20.0, None), (384, 20.0, None), (256, 40.0, "model")])
+def test_demo_weights_hold_at_other_scene_sizes_and_spacings(size, spacing, resolution):
+    # a fjord the demo weights never saw (seed 5003), at the size and spacing they were trained
+    # around, in a larger scene of the same spacing and at twice the spacing: within 2.5 px
+    import warnings
+
+    import xcalving
+    from xcalving.data.synthetic import glacier_cube
+    from xcalving.metrics import mean_distance_error
+
+    cube, truth = glacier_cube(2, shape=(size, size), resolution=spacing, seed=5003)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pred = xcalving.predict(cube.sar, model="demo", tile=256, overlap=64,
+                                resolution=resolution)
+        frame = pred.calving.fronts()
+    result = mean_distance_error(frame, truth, resolution=spacing)
+    assert result.n_no_front == 0
+    assert result.mde < 2.5 * spacing
