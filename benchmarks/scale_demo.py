@@ -2,7 +2,8 @@
 
 MDE (pixels and metres) and dates without a front, on synthetic cubes of seeds never trained on
 (the ``demo`` weights saw seeds 0-47 and 1000-1007): 256, 512, 1024 and 2048 px at 20 m, and
-10 m and 40 m with ``resolution="model"``. Fronts come from the zones (CaFFe's rule, 750 m).
+10 m and 40 m on their native grid and with ``resolution="model"``. Fronts come from the zones
+(CaFFe's rule, 750 m).
 
     python benchmarks/scale_demo.py [--weights demo] [--dates 3] [--seeds 5000 5001]
 """
@@ -15,7 +16,7 @@ import warnings
 import numpy as np
 
 CASES = ((256, 20.0, None), (512, 20.0, None), (1024, 20.0, None), (2048, 20.0, None),
-         (512, 10.0, "model"), (256, 40.0, "model"))
+         (512, 10.0, None), (256, 40.0, None), (512, 10.0, "model"), (256, 40.0, "model"))
 
 
 def score(weights: str, size: int, spacing: float, resolution: str | None, seed: int,

@@ -42,8 +42,8 @@ def _check_quickstart(nb, cwd: Path) -> None:
 
 def _check_caffe(nb, cwd: Path) -> None:
     text = _text(nb)
-    # measured: MDE 40.7 px, mean zone IoU 0.393 on DBE with caffe256-nodbe (as the demo)
-    assert 30.0 < _number(r"MDE ([\d.]+) px", text) < 50.0
+    # measured: MDE 48.3 px, mean zone IoU 0.498 on DBE with caffe256-nodbe (as the demo)
+    assert 30.0 < _number(r"MDE ([\d.]+) px", text) < 60.0
     assert "8 of 8 scenes scored, 0 without a front" in text
     assert _number(r"mean zone IoU ([\d.]+)", text) > 0.35
     assert _n_png(nb) == 2  # one scene with its labels, and the map
@@ -81,10 +81,10 @@ def _check_stac(nb, cwd: Path) -> None:
     text = _text(nb)
     assert "4 items;" in text and "('time', 'band', 'y', 'x')" in text
     assert "'band': 'hh', 'input_scaling': 'linear', 'resolution': 20.0" in text
-    # measured: 107.6 m over 4 dates at 40 m; on the native 40 m grid no front at all
-    assert _number(r"resolution='model': MDE ([\d.]+) m", text) < 160.0
-    assert "(4 dates scored, 0 without a front)" in text
-    assert "native 40 m grid: 0 dates scored, 4 without a front" in text
+    # the scale-robust demo weights hold on the native 40 m grid; the resampled run is printed
+    assert _number(r"native 40 m grid: MDE ([\d.]+) m", text) < 160.0
+    assert "m (4 dates scored, 0 without a front)" in text.split("native 40 m grid")[1]
+    assert re.search(r"resolution='model': MDE [\d.]+ m", text)
     assert "InputError: scaling='auto' cannot tell" in text
     assert _number(r"odc-stac vs stackstac: max \|difference\| ([\d.e+-]+)", text) < 1e-5
     assert _n_png(nb) == 1
@@ -95,11 +95,13 @@ def _check_adapt(nb, cwd: Path) -> None:
     text = _text(nb)
     assert "kept apart: 5 scenes" in text
     assert "Fine-tuned from `demo` on 3 labelled scenes" in text and "not held-out" in text
-    # measured: the synthetic-only base finds no front on the 5 real scenes; after 30 steps on
-    # 3 labelled scenes it finds one on all 5 (MDE 43 px)
-    assert "zero-shot: MDE nan px over 0 of 5 held-out scenes, 5 without a front" in text
+    # measured: the synthetic-only base misses the front on 3 of the 5 real scenes (71 px on the
+    # other 2); after 90 steps on 3 labelled scenes it finds one on all 5 (63 px)
+    zero = re.search(r"zero-shot: MDE [\d.na]+ px over (\d) of 5 held-out scenes", text)
     adapted = re.search(r"adapted: MDE ([\d.]+) px over (\d) of 5 held-out scenes", text)
-    assert adapted and int(adapted.group(2)) >= 3 and float(adapted.group(1)) < 80.0, text
+    assert zero and adapted, text[-2000:]
+    assert int(adapted.group(2)) > int(zero.group(1)) and int(adapted.group(2)) >= 4
+    assert float(adapted.group(1)) < 80.0
     assert "Fine-tuned from `demo` on 2 labelled scenes" in text
     assert "zone head frozen, zones held to the base's" in text
     for name in ("jorum.safetensors", "mine.safetensors", "labels.gpkg"):

@@ -84,11 +84,13 @@ def test_a_file_whose_tensors_contradict_its_metadata_is_refused_by_model_spec(t
         model_spec(tmp_path / "bad.safetensors")
 
 
-@pytest.mark.parametrize(("size", "spacing", "resolution"),
-                         [(256, 20.0, None), (384, 20.0, None), (256, 40.0, "model")])
-def test_demo_weights_hold_at_other_scene_sizes_and_spacings(size, spacing, resolution):
-    # a fjord the demo weights never saw (seed 5003), at the size and spacing they were trained
-    # around, in a larger scene of the same spacing and at twice the spacing: within 2.5 px
+@pytest.mark.parametrize(("size", "spacing"),
+                         [(256, 20.0), (384, 20.0), (512, 20.0), (256, 40.0), (512, 10.0)])
+def test_demo_weights_hold_at_other_scene_sizes_and_spacings(size, spacing):
+    # a fjord the demo weights never saw (seed 5003), at their stated spacing in larger scenes, and
+    # on native grids of half and twice that spacing: within 3 px, no date missed (measured:
+    # 1.7-2.8 px; the previous weights, which learnt "the fjord fills the 256-px scene", gave
+    # 6.7 px with a date missed at 384 px, 4.3 px at 512 px and 27.9 px at 10 m)
     import warnings
 
     import xcalving
@@ -98,9 +100,8 @@ def test_demo_weights_hold_at_other_scene_sizes_and_spacings(size, spacing, reso
     cube, truth = glacier_cube(2, shape=(size, size), resolution=spacing, seed=5003)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pred = xcalving.predict(cube.sar, model="demo", tile=256, overlap=64,
-                                resolution=resolution)
+        pred = xcalving.predict(cube.sar, model="demo", tile=256, overlap=64)
         frame = pred.calving.fronts()
     result = mean_distance_error(frame, truth, resolution=spacing)
     assert result.n_no_front == 0
-    assert result.mde < 2.5 * spacing
+    assert result.mde < 3.0 * spacing
