@@ -307,7 +307,8 @@ def _setup(config: TrainConfig) -> tuple[Any, Any, torch.device, bool, int]:
 def _initial_net(config: TrainConfig) -> ASPPUNet:
     """A fresh network, or the ``init`` weights (warm start) when they match the config."""
     net = ASPPUNet(width=config.width, aspp_rates=tuple(config.aspp_rates))
-    net.xcalving_scaling = Scaling.from_dict(config.scaling)
+    # a plain attribute, not a module (as load_model sets it)
+    object.__setattr__(net, "xcalving_scaling", Scaling.from_dict(config.scaling))
     if config.init is None:
         return net
     from xcalving.model import load_model
@@ -319,10 +320,11 @@ def _initial_net(config: TrainConfig) -> ASPPUNet:
         raise InputError(
             f"init: {config.init!r} is not an ASPP U-Net of width {config.width} with ASPP rates "
             f"{tuple(config.aspp_rates)}; start from weights of the same width or set width.")
-    if start.xcalving_scaling.to_dict() != config.scaling:
+    scaling = getattr(start, "xcalving_scaling", None)
+    if scaling is None or scaling.to_dict() != config.scaling:
         raise InputError(
             f"init: {config.init!r} was trained with input scaling "
-            f"{start.xcalving_scaling.to_dict()}, the run asks for {config.scaling}; pass "
+            f"{scaling.to_dict() if scaling else None}, the run asks for {config.scaling}; pass "
             "scaling=<the init weights' scaling> so that the network sees what it learned on.")
     return start
 

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from xcalving.cli._dask import connect
 from xcalving.errors import InputError
@@ -54,7 +54,7 @@ def _train_config(args: argparse.Namespace, **options: Any) -> TrainConfig:
     )
 
 
-def _augment(args: argparse.Namespace) -> bool | str:
+def _augment(args: argparse.Namespace) -> bool | Literal["heavy"]:
     if args.no_augment and args.heavy_augment:
         raise InputError("--no-augment and --heavy-augment contradict each other; pass one.")
     return False if args.no_augment else ("heavy" if args.heavy_augment else True)
