@@ -10,14 +10,13 @@ import json
 import re
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import bad_inputs_finetune
 import numpy as np
 import pytest
 import torch
+from test_bad_inputs import Case
 
 from xcalving.errors import XcalvingWarning
 from xcalving.model import ASPPUNet, load_model, read_metadata, save_model
@@ -362,18 +361,7 @@ def test_cli_geotiff_list_with_labels(base, cube, tmp_path):
     assert code == 0
 
 
-# --- bad inputs ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Case:
-    id: str
-    area: str
-    what: str
-    error: str
-    builtin: str
-    match: str
-    run: Callable[[Path], object]
-
-
+# --- bad inputs: the matrix's own rows (tests/test_bad_inputs.py) ---------------------------------
 CASES = bad_inputs_finetune.cases(Case)
 
 

@@ -8,12 +8,12 @@ import shutil
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import bad_inputs_writes
 import numpy as np
 import pytest
+import test_bad_inputs as matrix
 import xarray as xr
 
 import xcalving
@@ -402,19 +402,8 @@ def test_unusual_but_storable_names_round_trip(tmp_path):
     assert list(back.data_vars) == ["σ0 VV-dB"]
 
 
-# --- the bad-input rows of these rules ------------------------------------------------------------
-@dataclass(frozen=True)
-class _Row:
-    id: str
-    area: str
-    what: str
-    error: str
-    builtin: str
-    match: str
-    run: object
-
-
-ROWS = bad_inputs_writes.cases(_Row)
+# --- the bad-input rows of these rules, as the matrix's own rows ----------------------------------
+ROWS = bad_inputs_writes.cases(matrix.Case)
 
 
 def test_there_are_enough_rows():
@@ -423,6 +412,4 @@ def test_there_are_enough_rows():
 
 @pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
 def test_bad_input_rows_of_the_write_rules(row, tmp_path, capsys):
-    import test_bad_inputs as matrix
-
-    matrix.test_bad_input(matrix.Case(**asdict(row)), tmp_path, capsys)
+    matrix.test_bad_input(row, tmp_path, capsys)
