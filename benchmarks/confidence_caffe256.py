@@ -70,8 +70,8 @@ def front_errors(fronts: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
 
 def run_weights(run: Path, epoch: int | None) -> Path:
     """The run's weights of ``epoch`` where it kept them, else its last epoch's."""
-    return epoch_weights(run, [epoch]).get(epoch, last_weights(run)) if epoch else \
-        last_weights(run)
+    kept = epoch_weights(run, [epoch]) if epoch else {}
+    return kept[epoch] if epoch in kept else last_weights(run)
 
 
 def run_table(run: Path, data: Path, cache: Path | None,

@@ -193,9 +193,10 @@ def write_synthetic_tree(root: str | os.PathLike[str], *, train_seeds: Iterable[
     if data_raw.is_dir() and any(data_raw.iterdir()):
         raise FileExistsError(f"root: {os.fspath(data_raw)!r} exists and is not empty.")
     for split, seeds in (("train", train_seeds), ("test", test_seeds)):
+        n_sizes = len(sizes) if sizes else 1
         for i, seed in enumerate(seeds):
-            size = shape if sizes is None else (sizes[i % len(sizes)],) * 2
-            spacing = float(spacings[(i // len(sizes or [0])) % len(spacings)])
+            size = shape if sizes is None else (sizes[i % n_sizes],) * 2
+            spacing = float(spacings[(i // n_sizes) % len(spacings)])
             cube, _ = glacier_cube(n_times, shape=size, resolution=spacing, seed=int(seed),
                                    freq="30D")
             for k, date in enumerate(pd.DatetimeIndex(cube["time"].to_numpy())):
