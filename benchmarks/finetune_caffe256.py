@@ -15,6 +15,14 @@ recipes, from the probability for the front-only one; no-front counts reported a
     python benchmarks/finetune_caffe256.py --glaciers Jorum --max-minutes 1   # a smoke test
 
 Writes ``OUT/<recipe>-<Glacier>.safetensors``, ``OUT/table.json`` and ``OUT/table.md``.
+
+Fine-tuning recipes (``--lr``, ``--trainable``, ``--max-steps``) are compared without letting a
+glacier's score choose its own recipe: run each candidate into its own OUT, then
+
+    python benchmarks/finetune_caffe256.py --choose runs/ft/lr1e-4 runs/ft/lr5e-4
+
+reports each glacier under the candidate the other glaciers chose (:func:`nested_choice`) and
+writes ``nested.json`` and ``nested.md`` beside the candidates.
 """
 
 from __future__ import annotations
@@ -116,6 +124,67 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def nested_choice(tables: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Each glacier's score under the candidate recipe the OTHER glaciers chose.
+
+    ``tables`` maps a candidate's label to its rows (one per glacier, as :func:`adapt_fold`
+    returns). For each glacier, the candidate with the lowest mean ratio (adapted / zero-shot
+    MDE) on the other glaciers is chosen, and the glacier's own row under it is reported: no
+    glacier's number chose anything that scored it. The last row, ``glacier="all"``, names the
+    candidate all glaciers together choose (the one to make the default).
+
+    >>> row = lambda g, r: {"glacier": g, "ratio": r}
+    >>> out = nested_choice({"a": [row("X", 0.2), row("Y", 0.9), row("Z", 0.5)],
+    ...                      "b": [row("X", 0.6), row("Y", 0.4), row("Z", 0.8)]})
+    >>> [(r["glacier"], r["chosen"], r["ratio"]) for r in out]
+    [('X', 'b', 0.6), ('Y', 'a', 0.9), ('Z', 'b', 0.8), ('all', 'a', None)]
+    """
+    by = {label: {r["glacier"]: r for r in rows} for label, rows in tables.items()}
+    glaciers = [g for g in next(iter(by.values())) if all(g in rows for rows in by.values())]
+
+    def mean_ratio(label: str, among: list[str]) -> float:
+        return float(np.mean([by[label][g]["ratio"] for g in among]))
+
+    out = []
+    for glacier in glaciers:
+        others = [g for g in glaciers if g != glacier]
+        chosen = min(by, key=lambda label: (mean_ratio(label, others), label))
+        out.append({**by[chosen][glacier], "chosen": chosen,
+                    "chosen_by": {label: round(mean_ratio(label, others), 3) for label in by}})
+    overall = min(by, key=lambda label: (mean_ratio(label, glaciers), label))
+    out.append({"glacier": "all", "chosen": overall, "ratio": None,
+                "chosen_by": {label: round(mean_ratio(label, glaciers), 3) for label in by}})
+    return out
+
+
+def nested_table(rows: list[dict[str, Any]]) -> str:
+    """:func:`nested_choice`'s rows as Markdown."""
+    labels = list(rows[-1]["chosen_by"])
+    lines = ["| glacier | chosen by the other glaciers | " + " | ".join(
+                 f"mean ratio of {label} on them" for label in labels) +
+             " | zero-shot MDE (px) | adapted MDE (px) | ratio | no front zero-shot / adapted |",
+             "| --- | --- | " + "---: | " * len(labels) + "---: | ---: | ---: | --- |"]
+    for r in rows[:-1]:
+        z, a = r["zero_shot"], r["adapted"]
+        lines.append(f"| {r['glacier']} | {r['chosen']} | " + " | ".join(
+            f"{r['chosen_by'][label]:.2f}" for label in labels) +
+            f" | {z['mde_px']:.1f} | {a['mde_px']:.1f} | {r['ratio']:.2f} | "
+            f"{z['n_no_front']} / {a['n_no_front']} |")
+    overall = rows[-1]
+    means = ", ".join(f"{label} {value:.2f}" for label, value in overall["chosen_by"].items())
+    lines += ["", f"All glaciers together choose **{overall['chosen']}** (mean ratios: {means})."]
+    return "\n".join(lines) + "\n"
+
+
+def choose(candidates: list[Path]) -> None:
+    """Print and write (next to the first candidate) the nested choice among candidate runs."""
+    tables = {path.name: json.loads((path / "table.json").read_text()) for path in candidates}
+    rows = nested_choice(tables)
+    (candidates[0].parent / "nested.json").write_text(json.dumps(rows, indent=2))
+    (candidates[0].parent / "nested.md").write_text(nested_table(rows))
+    print(nested_table(rows))
+
+
 def main() -> None:
     """Adapt and score every fold that has a run."""
     parser = argparse.ArgumentParser(description=__doc__,
@@ -127,12 +196,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/finetune"))
     parser.add_argument("--n-scenes", type=int, default=5)
     parser.add_argument("--max-minutes", type=float, default=10.0)
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="also stop after this many steps (a machine-independent budget)")
     parser.add_argument("--trainable", default="all", help="all, decoder or heads")
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--batchnorm", default="frozen", help="frozen or adapt")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--choose", type=Path, nargs="+", metavar="OUT",
+                        help="only compare earlier runs' OUT folders by nested leave-one-out")
     args = parser.parse_args()
+    if args.choose:
+        choose(args.choose)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
-    options = {"trainable": args.trainable, "lr": args.lr, "device": args.device}
+    options = {"trainable": args.trainable, "batchnorm": args.batchnorm, "lr": args.lr,
+               "device": args.device,
+               "max_steps": args.max_steps}
     rows = []
     for glacier in args.glaciers:
         run = args.runs / f"{args.recipe}-{glacier}"
@@ -143,8 +222,8 @@ def main() -> None:
                                n_scenes=args.n_scenes, max_minutes=args.max_minutes,
                                options=options))
         print(json.dumps(rows[-1]), flush=True)
-    (args.out / "table.json").write_text(json.dumps(rows, indent=2))
-    (args.out / "table.md").write_text(markdown_table(rows))
+        (args.out / "table.json").write_text(json.dumps(rows, indent=2))
+        (args.out / "table.md").write_text(markdown_table(rows))
     print(markdown_table(rows))
 
 

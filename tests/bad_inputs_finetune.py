@@ -111,6 +111,11 @@ def _linear_as_db(tmp: Path):
     return _finetune(tmp, cube.assign(sar=linear.astype(np.float32)))
 
 
+def _batchnorm_typo(tmp: Path):
+    cube, _ = _cube()
+    return _finetune(tmp, cube, batchnorm="adapted")
+
+
 def cases(Case) -> list:  # noqa: N803  (the row class of the matrix)
     """The rows, built with ``Case(id, area, what, error, builtin, match, run)``."""
     return [
@@ -145,4 +150,7 @@ def cases(Case) -> list:  # noqa: N803  (the row class of the matrix)
              _out_exists),
         Case("finetune-linear-as-db", "finetune", "linear power labelled dB", "InputError",
              "ValueError", r"scene .*linear", _linear_as_db),
+        Case("finetune-batchnorm-typo", "finetune", "``batchnorm='adapted'``", "InputError",
+             "ValueError", r"batchnorm must be one of \('frozen', 'adapt'\).*'adapt'",
+             _batchnorm_typo),
     ]

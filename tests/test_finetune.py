@@ -211,7 +211,17 @@ def test_what_trains_and_batchnorm_statistics_stay(base, caffe_tree, tmp_path, t
     for key in before:  # BatchNorm keeps the base's statistics whatever trains
         if key.endswith(("running_mean", "running_var", "num_batches_tracked")):
             assert torch.equal(before[key], after[key]), key
-    assert trainable in result.card()
+    assert trainable in result.card() and "the base's statistics, frozen" in result.card()
+
+
+def test_batchnorm_adapt_re_estimates_the_statistics(base, caffe_tree, tmp_path):
+    result = _finetune(base, caffe_tree, tmp_path / "a.safetensors", caffe_spacing=None,
+                       batchnorm="adapt", score=False)
+    before, after = load_model(base).state_dict(), load_model(result.path).state_dict()
+    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(not torch.equal(before[k], after[k]) for k in stats)
+    assert result.facts["recipe"]["batchnorm"] == "adapt"
+    assert "statistics re-estimated on the labelled scenes" in result.card()
 
 
 def test_labels_reprojected_onto_the_scene_grid(cube, tmp_path):

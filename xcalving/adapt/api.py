@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from xcalving.adapt.card import FACTS_KEY, render_card, score_scenes
-from xcalving.adapt.loop import TRAINABLE, LoopResult, Recipe, run_loop
+from xcalving.adapt.loop import BATCHNORM, TRAINABLE, LoopResult, Recipe, run_loop
 from xcalving.adapt.prepare import LabelledScene, Windows, prepare_scenes, window_size
 from xcalving.errors import InputError, InputTypeError, WeightsNotFoundError, did_you_mean
 from xcalving.scaling import Scaling
@@ -87,7 +87,7 @@ def _base_recipe(meta: dict[str, str]) -> dict[str, Any]:
 
 
 def _check_options(max_minutes: Any, max_steps: Any, lr: Any, batch_size: Any, window: Any,
-                   trainable: Any) -> None:
+                   trainable: Any, batchnorm: Any = "frozen") -> None:
     if isinstance(max_minutes, bool) or not isinstance(max_minutes, int | float) \
             or not math.isfinite(max_minutes) or max_minutes <= 0:
         raise InputError(f"max_minutes must be a positive number of minutes, e.g. 10; got "
@@ -103,6 +103,9 @@ def _check_options(max_minutes: Any, max_steps: Any, lr: Any, batch_size: Any, w
     if trainable not in TRAINABLE:
         raise InputError(f"trainable must be one of {TRAINABLE}; got {trainable!r}."
                          + did_you_mean(str(trainable), TRAINABLE))
+    if batchnorm not in BATCHNORM:
+        raise InputError(f"batchnorm must be one of {BATCHNORM}; got {batchnorm!r}."
+                         + did_you_mean(str(batchnorm), BATCHNORM))
 
 
 def _check_out(out: Any, overwrite: bool, base: _Base) -> Path:
@@ -171,6 +174,7 @@ def finetune(
     max_steps: int | None = None,
     device: str = "auto",
     trainable: str = "all",
+    batchnorm: str = "frozen",
     lr: float = 1e-4,
     batch_size: int = 8,
     window: int = 256,
@@ -187,7 +191,7 @@ def finetune(
     """Adapt ``base`` weights to a glacier from a handful of its labelled scenes.
 
     The labelled scenes themselves are the training data: random windows of them, heavily
-    augmented, train ``base`` (its BatchNorm statistics frozen) at a small learning rate
+    augmented, train ``base`` (by default its BatchNorm statistics frozen) at a small learning rate
     annealed to zero over the budget. The result is an ordinary weights file for
     :func:`xcalving.predict`, with the base's input scaling and pixel spacing, and card facts in
     its header (:func:`~xcalving.adapt.finetune_card`).
@@ -217,6 +221,9 @@ def finetune(
     trainable
         ``"all"`` (default), ``"decoder"`` (the encoder and ASPP bottleneck frozen) or
         ``"heads"``.
+    batchnorm
+        ``"frozen"`` (default): the base's BatchNorm statistics are kept; ``"adapt"``: they are
+        re-estimated from the training batches (the scales and shifts learn either way).
     lr, batch_size, window
         Adam's peak learning rate (cosine-annealed to 0 over ``max_steps`` where given, else
         over the time budget), windows per step and their side in pixels (the scene size where
@@ -259,7 +266,7 @@ def finetune(
     from xcalving.runtime import resolve_device
 
     started = time.perf_counter()
-    _check_options(max_minutes, max_steps, lr, batch_size, window, trainable)
+    _check_options(max_minutes, max_steps, lr, batch_size, window, trainable, batchnorm)
     spec = _load_base(base)
     path = _check_out(out, overwrite, spec)
     raw = read_scenes(data, scaling=scaling, caffe_spacing=caffe_spacing,
@@ -270,7 +277,8 @@ def finetune(
     dev = resolve_device(device)
     torch.manual_seed(seed)
     net = load_model(spec.path, device=dev)
-    recipe = Recipe(trainable=trainable, lr=float(lr), batch_size=batch_size,  # type: ignore[arg-type]
+    recipe = Recipe(trainable=trainable, batchnorm=batchnorm,  # type: ignore[arg-type]
+                    lr=float(lr), batch_size=batch_size,
                     window=window_size(scenes, window, net.stride),
                     front_only=all(s.labels == "front" for s in scenes), **_base_recipe(spec.meta))
     scoring = time.perf_counter()

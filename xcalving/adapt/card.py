@@ -160,7 +160,10 @@ def render_card(name: str, facts: dict[str, Any]) -> str:
 def _frozen(recipe: dict[str, Any]) -> str:
     frozen = {"decoder": "encoder and ASPP bottleneck frozen", "all": "no layer frozen",
               "heads": "all but the heads frozen"}[recipe["trainable"]]
-    frozen += f"; BatchNorm: {recipe.get('batchnorm', 'updated')}"
+    batchnorm = recipe.get("batchnorm", "frozen")
+    frozen += "; BatchNorm: " + {"frozen": "the base's statistics, frozen",
+                                 "adapt": "statistics re-estimated on the labelled scenes"}.get(
+        batchnorm, str(batchnorm))
     if recipe.get("front_only"):
         frozen += "; zone head frozen, zones held to the base's"
     return frozen

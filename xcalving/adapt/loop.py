@@ -22,10 +22,12 @@ from torch import nn
 from xcalving.adapt.sources import UNKNOWN
 from xcalving.errors import InputError
 
-__all__ = ["TRAINABLE", "LoopResult", "Recipe", "run_loop", "set_trainable"]
+__all__ = ["BATCHNORM", "TRAINABLE", "LoopResult", "Recipe", "run_loop", "set_trainable"]
 
 #: What a fine-tuning run may train: everything (default), the decoder and heads, the heads.
 TRAINABLE = ("all", "decoder", "heads")
+#: BatchNorm statistics: the base's, kept (default), or re-estimated from the labelled scenes.
+BATCHNORM = ("frozen", "adapt")
 #: Weight of the newest step's loss in the running mean the progress bar shows.
 EMA_WEIGHT = 0.1
 
@@ -45,7 +47,7 @@ class Recipe:
     front_dilation: int = 10
     front_only: bool = False  # no zone labelled anywhere: zone head frozen, zones kept
     augment: str = "heavy"
-    batchnorm: str = "the base's statistics, frozen"
+    batchnorm: Literal["frozen", "adapt"] = "frozen"
     schedule: str = "cosine to 0 over the budget"
     kept: str = "the last completed step (the learning rate is annealed to 0 by then)"
 
@@ -208,9 +210,10 @@ def _step(net: nn.Module, base: nn.Module | None, optimizer: Any, windows: Any, 
           device: torch.device) -> float:
     batch = {k: v.to(device) for k, v in windows.batch(recipe.batch_size).items()}
     net.train()
-    for module in net.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.eval()  # the base's statistics: batches of a few scenes would only add noise
+    if recipe.batchnorm == "frozen":  # the base's statistics; else each batch updates them
+        for module in net.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
     base_out = None
     needs_base = recipe.zone_weight > 0 and bool((batch["zones"] == UNKNOWN).any())
     with _autocast(device):

@@ -35,6 +35,9 @@ def add_finetune(sub: Any) -> None:
     ft.add_argument("--device", default="auto", help="auto (GPU where there is one), cpu, cuda")
     ft.add_argument("--trainable", default="all",
                     help="all (default), decoder (encoder and bottleneck frozen), or heads")
+    ft.add_argument("--batchnorm", choices=["frozen", "adapt"], default="frozen",
+                    help="BatchNorm statistics: the base's (frozen, default) or re-estimated on "
+                         "the labelled scenes (adapt)")
     ft.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (cosine to 0)")
     ft.add_argument("--batch-size", type=int, default=8, help="training windows per step")
     ft.add_argument("--window", type=int, default=256, help="training window side (px)")
@@ -58,8 +61,8 @@ def _run_finetune(args: argparse.Namespace) -> int:
     result = finetune(
         args.base, args.data[0] if len(args.data) == 1 else list(args.data), out=args.out,
         labels=args.labels, max_minutes=args.max_minutes, max_steps=args.max_steps,
-        device=args.device, trainable=args.trainable, lr=args.lr, batch_size=args.batch_size,
-        window=args.window, scaling=args.scaling,
+        device=args.device, trainable=args.trainable, batchnorm=args.batchnorm, lr=args.lr,
+        batch_size=args.batch_size, window=args.window, scaling=args.scaling,
         caffe_spacing=None if args.caffe_spacing == "unknown" else "name",
         date_column=args.date_column, class_column=args.class_column,
         score=not args.no_score, seed=args.seed, overwrite=args.overwrite)

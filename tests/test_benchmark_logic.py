@@ -1,0 +1,46 @@
+"""The pure logic of the CaFFe benchmark scripts: scene picks and the nested recipe choice."""
+
+from __future__ import annotations
+
+import doctest
+
+import pandas as pd
+import pytest
+
+from benchmarks import finetune_caffe256
+
+
+def test_doctests_of_the_finetune_benchmark_pass():
+    result = doctest.testmod(finetune_caffe256)
+    assert result.attempted >= 2
+    assert result.failed == 0
+
+
+def _row(glacier: str, ratio: float) -> dict:
+    return {"glacier": glacier, "ratio": ratio, "zero_shot": {"mde_px": 20.0, "n_no_front": 0},
+            "adapted": {"mde_px": 20.0 * ratio, "n_no_front": 1}}
+
+
+def test_a_glacier_is_never_scored_under_the_recipe_it_chose_alone():
+    # "greedy" is best on DBE by far but worse on every other glacier: only DBE would choose
+    # it for itself, so DBE must be reported under the recipe the others chose.
+    tables = {"greedy": [_row("DBE", 0.1), _row("JAC", 0.8), _row("Jorum", 0.9), _row("SI", 0.9)],
+              "steady": [_row("DBE", 0.6), _row("JAC", 0.5), _row("Jorum", 0.5), _row("SI", 0.5)]}
+    rows = finetune_caffe256.nested_choice(tables)
+    chosen = {r["glacier"]: (r["chosen"], r["ratio"]) for r in rows}
+    assert chosen["DBE"] == ("steady", 0.6)
+    assert chosen["JAC"] == ("steady", 0.5)
+    assert chosen["all"][0] == "steady"
+    assert rows[0]["chosen_by"] == {"greedy": pytest.approx(0.867, abs=1e-3), "steady": 0.5}
+    text = finetune_caffe256.nested_table(rows)
+    assert "| DBE | steady |" in text and "choose **steady**" in text
+
+
+def test_scene_picks_follow_the_sensor_mix_and_spread_over_dates():
+    rows = pd.DataFrame({"stem": [f"s{i}" for i in range(10)],
+                         "satellite": ["TSX"] * 7 + ["ERS"] * 3,
+                         "date": pd.date_range("2000", periods=10, freq="YS")})
+    picked = finetune_caffe256.pick_scenes(rows, 5)
+    assert picked["satellite"].value_counts().to_dict() == {"TSX": 4, "ERS": 1}
+    tsx = picked[picked["satellite"] == "TSX"]["stem"].tolist()
+    assert tsx[0] == "s0" and tsx[-1] == "s6"  # the first and last dates of the sensor
