@@ -89,6 +89,11 @@ def adapt_fold(data: Path, runs: Path, out: Path, recipe: str, glacier: str, *, 
     base = last_weights(runs / f"{recipe}-{glacier}")
     catalog = open_caffe(data, pixel_spacing=None)
     picked = pick_scenes(catalog[catalog["glacier"] == glacier], n_scenes)
+    per_glacier = options.pop("replay_per_glacier", 0)
+    if per_glacier:  # scenes of the base's own glaciers, never of the one adapted to
+        options["replay"] = pd.concat([pick_scenes(catalog[catalog["glacier"] == other],
+                                                   per_glacier)
+                                       for other in GLACIERS if other != glacier])
     started = time.perf_counter()
     result = finetune(base, picked, out=out / f"{recipe}-{glacier}.safetensors",
                       max_minutes=max_minutes, score=False, overwrite=True, **options)
@@ -201,6 +206,9 @@ def main() -> None:
     parser.add_argument("--trainable", default="all", help="all, decoder or heads")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batchnorm", default="frozen", help="frozen or adapt")
+    parser.add_argument("--replay-per-glacier", type=int, default=0,
+                        help="replay this many scenes of each of the base's glaciers")
+    parser.add_argument("--replay-share", type=float, default=0.25)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--choose", type=Path, nargs="+", metavar="OUT",
                         help="only compare earlier runs' OUT folders by nested leave-one-out")
@@ -210,7 +218,8 @@ def main() -> None:
         return
     args.out.mkdir(parents=True, exist_ok=True)
     options = {"trainable": args.trainable, "batchnorm": args.batchnorm, "lr": args.lr,
-               "device": args.device,
+               "device": args.device, "replay_per_glacier": args.replay_per_glacier,
+               "replay_share": args.replay_share,
                "max_steps": args.max_steps}
     rows = []
     for glacier in args.glaciers:

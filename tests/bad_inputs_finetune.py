@@ -116,6 +116,16 @@ def _batchnorm_typo(tmp: Path):
     return _finetune(tmp, cube, batchnorm="adapted")
 
 
+def _replay_share_one(tmp: Path):
+    cube, _ = _cube()
+    return _finetune(tmp, cube, replay=cube, replay_share=1.0)
+
+
+def _replay_unlabelled(tmp: Path):
+    cube, _ = _cube()
+    return _finetune(tmp, cube, replay=cube.drop_vars(["zones", "front"], errors="ignore"))
+
+
 def cases(Case) -> list:  # noqa: N803  (the row class of the matrix)
     """The rows, built with ``Case(id, area, what, error, builtin, match, run)``."""
     return [
@@ -153,4 +163,9 @@ def cases(Case) -> list:  # noqa: N803  (the row class of the matrix)
         Case("finetune-batchnorm-typo", "finetune", "``batchnorm='adapted'``", "InputError",
              "ValueError", r"batchnorm must be one of \('frozen', 'adapt'\).*'adapt'",
              _batchnorm_typo),
+        Case("finetune-replay-share", "finetune", "``replay_share=1.0`` (nothing of the glacier)",
+             "InputError", "ValueError", r"replay_share must be .* between 0 and 1.*0\.25",
+             _replay_share_one),
+        Case("finetune-replay-unlabelled", "finetune", "``replay`` scenes without labels",
+             "InputError", "ValueError", r"replay: .*labels", _replay_unlabelled),
     ]

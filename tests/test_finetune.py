@@ -224,6 +224,38 @@ def test_batchnorm_adapt_re_estimates_the_statistics(base, caffe_tree, tmp_path)
     assert "statistics re-estimated on the labelled scenes" in result.card()
 
 
+def test_replay_mixes_scenes_of_other_glaciers_into_training(base, caffe_tree, tmp_path):
+    from xcalving.testing import write_fixture_tree
+
+    other = write_fixture_tree(tmp_path / "other", seed=7, n_train=2)
+    result = _finetune(base, caffe_tree, tmp_path / "a.safetensors", caffe_spacing=None,
+                       replay=other, replay_share=0.5, score=False)
+    assert len(result.facts["replay"]) == 2 and len(result.facts["scenes"]) == 3
+    assert result.facts["recipe"]["replay_share"] == 0.5
+    assert "**Replay**: 50% of the windows from 2 labelled scenes" in result.card()
+    plain = _finetune(base, caffe_tree, tmp_path / "b.safetensors", caffe_spacing=None,
+                      score=False)
+    assert plain.facts["replay"] == [] and "Replay" not in plain.card()
+    assert plain.facts["recipe"]["replay_share"] == 0.0
+
+
+def test_replayed_windows_come_in_the_share_asked(caffe_tree, tmp_path):
+    from xcalving.adapt.prepare import Windows, prepare_scenes
+    from xcalving.adapt.sources import read_scenes
+    from xcalving.testing import write_fixture_tree
+
+    own, _ = prepare_scenes(read_scenes(caffe_tree, caffe_spacing=None), target=None)
+    other = write_fixture_tree(tmp_path / "other", seed=7, n_train=2)
+    replay, _ = prepare_scenes(read_scenes(other, caffe_spacing=None), target=None)
+    windows = Windows(own, 64, CAFFE_SCALING, replay=replay, replay_share=0.3, seed=1)
+    draws = [windows._draw() for _ in range(4000)]
+    replayed = np.mean([k >= len(own) for k in draws])
+    assert abs(replayed - 0.3) < 0.03
+    assert {windows._scene(k).name for k in draws} == {s.name for s in own + replay}
+    alone = Windows(own, 64, CAFFE_SCALING, replay_share=0.3, seed=1)  # nothing to replay
+    assert max(alone._draw() for _ in range(200)) < len(own)
+
+
 def test_labels_reprojected_onto_the_scene_grid(cube, tmp_path):
     from xcalving.adapt.labels import apply_labels
     from xcalving.adapt.sources import read_scenes

@@ -125,6 +125,25 @@ def _check_out(out: Any, overwrite: bool, base: _Base) -> Path:
     return path
 
 
+def _replay_scenes(replay: Any, share: Any, scaling: str, caffe_spacing: str | None,
+                   base: _Base, spacing: float | None) -> list[LabelledScene]:
+    """The replayed scenes at the training spacing (none without ``replay``)."""
+    from xcalving.adapt.sources import read_scenes
+
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
+        raise InputError(f"replay_share must be a share of the training windows between 0 and "
+                         f"1 (exclusive), e.g. 0.25; got {share!r}.")
+    if replay is None:
+        return []
+    raw = read_scenes(replay, scaling=scaling, caffe_spacing=caffe_spacing,
+                      resolution=base.spacing)
+    if not any(s.zones is not None or s.front is not None for s in raw):
+        raise InputError("replay: none of its scenes has labels (zones or a front); replay "
+                         "takes labelled scenes of other glaciers, e.g. a CaFFe data_raw tree.")
+    scenes, _ = prepare_scenes(raw, target=spacing if spacing is not None else base.spacing)
+    return scenes
+
+
 def _notes(scenes: list[LabelledScene], recipe: Recipe, run: LoopResult) -> list[str]:
     notes = []
     if recipe.front_only and recipe.zone_weight > 0:
@@ -170,6 +189,8 @@ def finetune(
     *,
     out: str | os.PathLike[str],
     labels: Any = None,
+    replay: Any = None,
+    replay_share: float = 0.25,
     max_minutes: float = 10.0,
     max_steps: int | None = None,
     device: str = "auto",
@@ -212,6 +233,12 @@ def finetune(
         ``glacier``, ``ocean``), rasterised onto each scene's grid in its CRS; or a Dataset of
         ``zones`` (and ``front``) on the cube's grid. Only scenes of a labelled date are used.
         With front lines only the zone head is frozen and the zones are held to the base's.
+    replay, replay_share
+        Labelled scenes of other glaciers, in any form ``data`` takes (for ``caffe256``, CaFFe
+        scenes such as ``xcalving.data.scenes``' or a ``data_raw`` tree), drawn for
+        ``replay_share`` of the training windows so that the network keeps what it knew while
+        it learns the new glacier. They are read like ``data`` (same ``scaling`` and
+        ``caffe_spacing``), resampled to the same spacing, and listed in the card.
     max_minutes
         Wall-clock budget of the whole call (reading, scoring and training).
     max_steps
@@ -274,20 +301,22 @@ def finetune(
     if labels is not None:
         raw = apply_labels(raw, labels, date_column=date_column, class_column=class_column)
     scenes, spacing = prepare_scenes(raw, target=spec.spacing)
+    kept = _replay_scenes(replay, replay_share, scaling, caffe_spacing, spec, spacing)
     dev = resolve_device(device)
     torch.manual_seed(seed)
     net = load_model(spec.path, device=dev)
     recipe = Recipe(trainable=trainable, batchnorm=batchnorm,  # type: ignore[arg-type]
                     lr=float(lr), batch_size=batch_size,
                     window=window_size(scenes, window, net.stride),
-                    front_only=all(s.labels == "front" for s in scenes), **_base_recipe(spec.meta))
+                    front_only=all(s.labels == "front" for s in scenes),
+                    replay_share=replay_share if kept else 0.0, **_base_recipe(spec.meta))
     scoring = time.perf_counter()
     before = score_scenes(net, scenes, device=dev) if score else None
     reserve = time.perf_counter() - scoring + 1.0  # to score the result the same way, and save
-    needs_base = recipe.zone_weight > 0 and any(s.labels != "zones+front" for s in scenes)
+    needs_base = recipe.zone_weight > 0 and any(s.labels != "zones+front" for s in scenes + kept)
     frozen_base = load_model(spec.path, device=dev).requires_grad_(False) if needs_base else None
     windows = Windows(scenes, recipe.window, spec.scaling, front_dilation=recipe.front_dilation,
-                      seed=seed)
+                      seed=seed, replay=kept, replay_share=recipe.replay_share)
     run = run_loop(net, frozen_base, windows, recipe, device=torch.device(dev),
                    deadline=started + 60 * max_minutes - reserve, max_steps=max_steps,
                    minutes=max_minutes, callback=callback, progress=progress)
@@ -296,6 +325,7 @@ def finetune(
     net.load_state_dict(run.state)
     scores = _scores(before, net, scenes, dev, run) if score else {"skipped": "score=False"}
     facts = _facts(spec, scenes, spacing, recipe, run, dev, scores)
+    facts["replay"] = [r.summary() for r in kept]
     _save(net, path, spec, facts, spacing)
     return FinetuneResult(path, facts)
 

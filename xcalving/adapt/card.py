@@ -145,6 +145,7 @@ def render_card(name: str, facts: dict[str, Any]) -> str:
         f"{recipe['window']}-px windows, {recipe['augment']} augmentation, loss "
         f"{recipe['front_weight']:g} × front Dice + {recipe['zone_weight']:g} × zone "
         f"{recipe['zone_loss']}; weights kept: {recipe['kept']}",
+        *_replay_line(facts.get("replay") or [], recipe),
         f"- **Run**: {run['steps']} steps in {run['seconds'] / 60:.1f} min on {run['device']}; "
         f"{run['stopped']}; final running training loss {_fmt(run['final_loss'])}",
     ]
@@ -155,6 +156,15 @@ def render_card(name: str, facts: dict[str, Any]) -> str:
     else:
         lines += ["", f"Scores — {SCORE_NOTE}:", "", *_score_rows(scores)]
     return "\n".join(lines) + "\n"
+
+
+def _replay_line(replay: list[dict[str, Any]], recipe: dict[str, Any]) -> list[str]:
+    if not replay:
+        return []
+    names = ", ".join(f"`{r['name']}`" for r in replay[:6]) + (", ..." if len(replay) > 6 else "")
+    return [f"- **Replay**: {recipe.get('replay_share', 0):.0%} of the windows from "
+            f"{len(replay)} labelled scenes of other glaciers ({names}), to keep what the base "
+            "knew"]
 
 
 def _frozen(recipe: dict[str, Any]) -> str:

@@ -46,6 +46,7 @@ class Recipe:
     label_smoothing: float = 0.0
     front_dilation: int = 10
     front_only: bool = False  # no zone labelled anywhere: zone head frozen, zones kept
+    replay_share: float = 0.0  # share of windows from replayed scenes of other glaciers
     augment: str = "heavy"
     batchnorm: Literal["frozen", "adapt"] = "frozen"
     schedule: str = "cosine to 0 over the budget"

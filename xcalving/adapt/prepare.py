@@ -4,7 +4,8 @@
 pixel spacing), converts every image to 8-bit grey values (the documented dB -> grey rule; 0 is
 no data) and resamples scenes to the base's pixel spacing. :class:`Windows` draws training
 windows from them: a scene at random (each labelled scene equally often), half the windows
-centred near its front, the rest anywhere in its labelled region, then the heavy augmentation
+centred near its front, the rest anywhere in its labelled region (and, with ``replay``, a share of
+windows from scenes of the base's own training data), then the heavy augmentation
 of :class:`~xcalving.data.stream.PatchStream` (zoom-in, flips, quarter turns, speckle, contrast,
 gamma).
 """
@@ -174,15 +175,17 @@ class Windows:
     """Random augmented training windows from labelled scenes, as batches of tensors."""
 
     def __init__(self, scenes: list[LabelledScene], size: int, scaling: Scaling, *,
-                 front_dilation: int = 10, seed: int = 0) -> None:
+                 front_dilation: int = 10, seed: int = 0,
+                 replay: list[LabelledScene] | None = None, replay_share: float = 0.0) -> None:
         self.scenes, self.size, self.scaling = scenes, size, scaling
+        self.replay, self.replay_share = list(replay or []), replay_share if replay else 0.0
         self.front_dilation = front_dilation
         self.rng = np.random.default_rng(seed)
         self._fronts = [np.argwhere(s.front[s.region[0]:s.region[1], s.region[2]:s.region[3]])
-                        + (s.region[0], s.region[2]) for s in scenes]
+                        + (s.region[0], s.region[2]) for s in [*scenes, *self.replay]]
 
     def _corner(self, k: int) -> tuple[int, int]:
-        r0, r1, c0, c1 = self.scenes[k].region
+        r0, r1, c0, c1 = self._scene(k).region
         size, rng, fronts = self.size, self.rng, self._fronts[k]
         if len(fronts) and rng.random() < FRONT_SHARE:
             r, c = fronts[rng.integers(len(fronts))] + rng.integers(-size // 4, size // 4 + 1, 2)
@@ -193,10 +196,20 @@ class Windows:
             else c0 - (size - (c1 - c0)) // 2
         return top, left
 
+    def _scene(self, k: int) -> LabelledScene:
+        """Scene ``k`` of the labelled scenes followed by the replayed ones."""
+        return self.scenes[k] if k < len(self.scenes) else self.replay[k - len(self.scenes)]
+
+    def _draw(self) -> int:
+        """A labelled scene, each equally often, or a replayed one for ``replay_share``."""
+        if self.replay_share and self.rng.random() < self.replay_share:
+            return len(self.scenes) + int(self.rng.integers(len(self.replay)))
+        return int(self.rng.integers(len(self.scenes)))
+
     def window(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One (grey, zones, front) window with some data in it, not yet augmented."""
-        k = int(self.rng.integers(len(self.scenes)))
-        scene = self.scenes[k]
+        k = self._draw()
+        scene = self._scene(k)
         pad_zone = 0 if scene.labels == "zones+front" else UNKNOWN
         for _ in range(8):  # a window all outside the swath teaches nothing
             top, left = self._corner(k)

@@ -29,6 +29,11 @@ def add_finetune(sub: Any) -> None:
                     help="GeoPackage/GeoParquet of dated front lines (and optional zone "
                          "polygons) drawn on the GeoTIFF scenes")
     ft.add_argument("--out", required=True, help="the new .safetensors file")
+    ft.add_argument("--replay", default=None,
+                    help="labelled scenes of other glaciers (e.g. a CaFFe data_raw tree) mixed "
+                         "into training to keep what the base knew")
+    ft.add_argument("--replay-share", type=float, default=0.25,
+                    help="share of training windows drawn from --replay (default 0.25)")
     ft.add_argument("--max-minutes", type=float, default=10.0,
                     help="wall-clock budget of the whole run (default 10)")
     ft.add_argument("--max-steps", type=int, default=None, help="also stop after this many steps")
@@ -60,7 +65,8 @@ def _run_finetune(args: argparse.Namespace) -> int:
 
     result = finetune(
         args.base, args.data[0] if len(args.data) == 1 else list(args.data), out=args.out,
-        labels=args.labels, max_minutes=args.max_minutes, max_steps=args.max_steps,
+        labels=args.labels, replay=args.replay, replay_share=args.replay_share,
+        max_minutes=args.max_minutes, max_steps=args.max_steps,
         device=args.device, trainable=args.trainable, batchnorm=args.batchnorm, lr=args.lr,
         batch_size=args.batch_size, window=args.window, scaling=args.scaling,
         caffe_spacing=None if args.caffe_spacing == "unknown" else "name",
