@@ -49,7 +49,7 @@ class Recipe:
     replay_share: float = 0.0  # share of windows from replayed scenes of other glaciers
     augment: str = "heavy"
     batchnorm: Literal["frozen", "adapt"] = "frozen"
-    schedule: str = "cosine to 0 over the budget"
+    schedule: str = "cosine to 0 over the budget (steps or minutes, whichever ends first)"
     kept: str = "the last completed step (the learning rate is annealed to 0 by then)"
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,6 +138,21 @@ def _stop_reason(step: int, max_steps: int | None, now: float, deadline: float,
     return None
 
 
+def _spent(step: int, max_steps: int | None, start: float, deadline: float) -> float:
+    """How much of the budget is spent, 0..1: of the steps or of the time, whichever is more.
+
+    The learning rate follows it down to 0, so it reaches 0 whichever budget ends the run.
+
+    >>> _spent(30, 100, start=0.0, deadline=1e12)
+    0.3
+    >>> _spent(30, None, start=time.perf_counter() - 50, deadline=time.perf_counter() + 50) > 0.49
+    True
+    """
+    by_time = (time.perf_counter() - start) / max(deadline - start, 1e-9)
+    by_steps = step / max_steps if max_steps else 0.0
+    return min(max(by_time, by_steps), 1.0)
+
+
 def _autocast(device: torch.device) -> Any:
     enabled = device.type == "cuda"
     dtype = torch.bfloat16 if enabled and torch.cuda.is_bf16_supported() else torch.float16
@@ -182,9 +197,8 @@ def run_loop(net: nn.Module, base: nn.Module | None, windows: Any, recipe: Recip
     try:
         while (reason := _stop_reason(done.step, max_steps, time.perf_counter(), deadline,
                                       done.last_step, minutes)) is None:
-            spent = done.step / max_steps if max_steps else \
-                (time.perf_counter() - start) / max(deadline - start, 1e-9)
-            lr = recipe.lr * 0.5 * (1 + math.cos(math.pi * min(spent, 1.0)))
+            lr = recipe.lr * 0.5 * (1 + math.cos(math.pi * _spent(done.step, max_steps, start,
+                                                                 deadline)))
             for group in optimizer.param_groups:
                 group["lr"] = lr
             value = _step(net, base, optimizer, windows, recipe, device)
