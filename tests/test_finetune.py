@@ -233,6 +233,12 @@ def test_replay_mixes_scenes_of_other_glaciers_into_training(base, caffe_tree, t
     assert len(result.facts["replay"]) == 2 and len(result.facts["scenes"]) == 3
     assert result.facts["recipe"]["replay_share"] == 0.5
     assert "**Replay**: 50% of the windows from 2 labelled scenes" in result.card()
+    from xcalving.data.caffe import shipped_scenes  # the CaFFe scenes shipped for caffe256
+
+    shipped = _finetune(base, caffe_tree, tmp_path / "c.safetensors", caffe_spacing=None,
+                        replay=shipped_scenes(), score=False)
+    assert len(shipped.facts["replay"]) == 21
+    assert {tuple(r["shape"]) for r in shipped.facts["replay"]} == {(256, 256)}  # not resampled
     plain = _finetune(base, caffe_tree, tmp_path / "b.safetensors", caffe_spacing=None,
                       score=False)
     assert plain.facts["replay"] == [] and "Replay" not in plain.card()

@@ -125,8 +125,7 @@ def _check_out(out: Any, overwrite: bool, base: _Base) -> Path:
     return path
 
 
-def _replay_scenes(replay: Any, share: Any, scaling: str, caffe_spacing: str | None,
-                   base: _Base, spacing: float | None) -> list[LabelledScene]:
+def _replay_scenes(replay: Any, share: Any, scaling: str, base: _Base) -> list[LabelledScene]:
     """The replayed scenes at the training spacing (none without ``replay``)."""
     from xcalving.adapt.sources import read_scenes
 
@@ -135,12 +134,13 @@ def _replay_scenes(replay: Any, share: Any, scaling: str, caffe_spacing: str | N
                          f"1 (exclusive), e.g. 0.25; got {share!r}.")
     if replay is None:
         return []
-    raw = read_scenes(replay, scaling=scaling, caffe_spacing=caffe_spacing,
-                      resolution=base.spacing)
+    # read as the base learnt: at its spacing where it records one, else as they come (caffe256)
+    raw = read_scenes(replay, scaling=scaling, resolution=base.spacing,
+                      caffe_spacing="name" if base.spacing is not None else None)
     if not any(s.zones is not None or s.front is not None for s in raw):
         raise InputError("replay: none of its scenes has labels (zones or a front); replay "
                          "takes labelled scenes of other glaciers, e.g. a CaFFe data_raw tree.")
-    scenes, _ = prepare_scenes(raw, target=spacing if spacing is not None else base.spacing)
+    scenes, _ = prepare_scenes(raw, target=base.spacing)
     return scenes
 
 
@@ -234,11 +234,12 @@ def finetune(
         ``zones`` (and ``front``) on the cube's grid. Only scenes of a labelled date are used.
         With front lines only the zone head is frozen and the zones are held to the base's.
     replay, replay_share
-        Labelled scenes of other glaciers, in any form ``data`` takes (for ``caffe256``, CaFFe
-        scenes such as ``xcalving.data.scenes``' or a ``data_raw`` tree), drawn for
+        Labelled scenes of other glaciers, in any form ``data`` takes, drawn for
         ``replay_share`` of the training windows so that the network keeps what it knew while
-        it learns the new glacier. They are read like ``data`` (same ``scaling`` and
-        ``caffe_spacing``), resampled to the same spacing, and listed in the card.
+        it learns the new glacier; for ``caffe256``, CaFFe scenes of its glaciers such as
+        :func:`~xcalving.data.caffe.shipped_scenes`. They are read as the base learnt them: a
+        CaFFe tree at the base's pixel spacing where it records one (from the file names),
+        else as the files come; they are listed in the card.
     max_minutes
         Wall-clock budget of the whole call (reading, scoring and training).
     max_steps
@@ -301,7 +302,7 @@ def finetune(
     if labels is not None:
         raw = apply_labels(raw, labels, date_column=date_column, class_column=class_column)
     scenes, spacing = prepare_scenes(raw, target=spec.spacing)
-    kept = _replay_scenes(replay, replay_share, scaling, caffe_spacing, spec, spacing)
+    kept = _replay_scenes(replay, replay_share, scaling, spec)
     dev = resolve_device(device)
     torch.manual_seed(seed)
     net = load_model(spec.path, device=dev)
