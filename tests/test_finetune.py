@@ -398,6 +398,12 @@ def test_cli(base, caffe_tree, tmp_path, capsys):
     from xcalving.adapt import finetune_card
 
     assert finetune_card(out) in text
+    from xcalving.cli import main
+
+    assert main(["weights", str(out)]) == 0  # the card is read back from the file
+    assert capsys.readouterr().out == finetune_card(out)
+    assert main(["weights", str(base)]) == 1  # not a fine-tuned file: one clear line
+    assert "is not a fine-tuned weights file" in capsys.readouterr().err
 
 
 def test_cli_geotiff_list_with_labels(base, cube, tmp_path):

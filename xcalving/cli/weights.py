@@ -1,4 +1,4 @@
-"""``xcalving weights``: the registered weights, or the model card of one of them."""
+"""``xcalving weights``: the registered weights, one's model card, or a fine-tuned file's card."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ __all__ = ["add_weights"]
 _EPILOG = """\
 examples:
   xcalving weights           # the table of registered weights
-  xcalving weights caffe256  # its card: data, pixel spacing, scores, known failure modes"""
+  xcalving weights caffe256  # its card: data, pixel spacing, scores, known failure modes
+  xcalving weights mine.safetensors  # the card xcalving finetune wrote into the file"""
 
 
 def add_weights(sub: Any) -> None:
@@ -22,12 +23,21 @@ def add_weights(sub: Any) -> None:
                     "it fails). Pass a name to 'xcalving predict --model'.",
         epilog=_EPILOG)
     we.add_argument("name", nargs="?", default=None, metavar="NAME",
-                    help="registered weights name, e.g. caffe256 (default: list them all)")
+                    help="registered weights name, e.g. caffe256, or a fine-tuned .safetensors "
+                         "file (default: list them all)")
     we.set_defaults(run=_run_weights)
 
 
 def _run_weights(args: argparse.Namespace) -> int:
+    import os
+
+    from xcalving.adapt import finetune_card
     from xcalving.model.cards import card, weights_table
 
-    print(weights_table() if args.name is None else card(args.name), end="")
+    if args.name is None:
+        print(weights_table(), end="")
+    elif os.path.isfile(args.name):  # a weights file: the card finetune wrote into it
+        print(finetune_card(args.name), end="")
+    else:
+        print(card(args.name), end="")
     return 0
