@@ -90,6 +90,7 @@ def adapt_fold(data: Path, runs: Path, out: Path, recipe: str, glacier: str, *, 
     catalog = open_caffe(data, pixel_spacing=None)
     picked = pick_scenes(catalog[catalog["glacier"] == glacier], n_scenes)
     per_glacier = options.pop("replay_per_glacier", 0)
+    options["replay"] = None
     if per_glacier:  # scenes of the base's own glaciers, never of the one adapted to
         options["replay"] = pd.concat([pick_scenes(catalog[catalog["glacier"] == other],
                                                    per_glacier)

@@ -56,11 +56,13 @@ def main() -> None:
     if args.evaluation is not None:
         training["evaluation"] = json.loads(args.evaluation.read_text())
     training["command"] = summary["config"]
+    replay = registry.get(args.name, {}).get("replay")  # what finetune replays: kept
     registry[args.name] = {
         "filename": target.name, "sha256": sha256_file(target),
         "description": args.description, "scaling": net.xcalving_scaling.to_dict(),
         "pixel_spacing": args.pixel_spacing, "licence": args.licence,
         "citation": args.citation, "data": args.data, "training": training,
+        **({"replay": replay} if replay else {}),
     }
     REGISTRY_FILE.write_text(json.dumps(registry, indent=2, default=str) + "\n")
     size = target.stat().st_size / 1e6

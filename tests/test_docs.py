@@ -65,8 +65,8 @@ def test_readme_is_short_and_predicts_early():
     head = "\n".join(lines[:60])
     assert re.search(r"\.calving\.predict\(|xcalving\.predict\(", head), \
         "README must call predict within its first 60 lines"
-    for section in ("## Install", "## Shipped weights", "## Documentation", "## Citing",
-                    "## Licence and data"):
+    for section in ("## Install", "## Adapt to your glacier", "## Shipped weights",
+                    "## Documentation", "## Citing", "## Licence and data"):
         assert section in lines, section
     text = "\n".join(lines)
     assert "CC BY 4.0" in text and "Gourmelon" in text  # CaFFe's attribution stays

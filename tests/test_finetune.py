@@ -232,7 +232,7 @@ def test_replay_mixes_scenes_of_other_glaciers_into_training(base, caffe_tree, t
                        replay=other, replay_share=0.5, score=False)
     assert len(result.facts["replay"]) == 2 and len(result.facts["scenes"]) == 3
     assert result.facts["recipe"]["replay_share"] == 0.5
-    assert "**Replay**: 50% of the windows from 2 labelled scenes" in result.card()
+    assert "**Replay**: 50% of the windows from 2 labelled scenes replayed" in result.card()
     from xcalving.data.caffe import shipped_scenes  # the CaFFe scenes shipped for caffe256
 
     shipped = _finetune(base, caffe_tree, tmp_path / "c.safetensors", caffe_spacing=None,
@@ -243,6 +243,28 @@ def test_replay_mixes_scenes_of_other_glaciers_into_training(base, caffe_tree, t
                       score=False)
     assert plain.facts["replay"] == [] and "Replay" not in plain.card()
     assert plain.facts["recipe"]["replay_share"] == 0.0
+
+
+def test_replay_auto_uses_what_a_registered_base_names(caffe_tree, tmp_path):
+    import shutil
+
+    from xcalving.model.weights import REGISTRY
+
+    auto = _finetune("caffe256", caffe_tree, tmp_path / "a.safetensors", caffe_spacing=None,
+                     score=False)
+    assert REGISTRY["caffe256"].replay == "shipped-caffe256"
+    assert len(auto.facts["replay"]) == 21 and auto.facts["recipe"]["replay_share"] == 0.25
+    off = _finetune("caffe256", caffe_tree, tmp_path / "b.safetensors", caffe_spacing=None,
+                    score=False, replay=None)
+    assert off.facts["replay"] == []
+    nodbe = _finetune("caffe256-nodbe", caffe_tree, tmp_path / "c.safetensors",
+                      caffe_spacing=None, score=False)  # its held-out glacier is shipped too
+    assert nodbe.facts["replay"] == []
+    namesake = tmp_path / "caffe256"  # a user's file of that name is not the registered one
+    shutil.copy(REGISTRY["demo"].path, namesake)
+    other = _finetune(namesake, caffe_tree, tmp_path / "d.safetensors", caffe_spacing=None,
+                      score=False)
+    assert other.facts["replay"] == []
 
 
 def test_replayed_windows_come_in_the_share_asked(caffe_tree, tmp_path):

@@ -163,8 +163,7 @@ def _replay_line(replay: list[dict[str, Any]], recipe: dict[str, Any]) -> list[s
         return []
     names = ", ".join(f"`{r['name']}`" for r in replay[:6]) + (", ..." if len(replay) > 6 else "")
     return [f"- **Replay**: {recipe.get('replay_share', 0):.0%} of the windows from "
-            f"{len(replay)} labelled scenes of other glaciers ({names}), to keep what the base "
-            "knew"]
+            f"{len(replay)} labelled scenes replayed to keep what the base knew ({names})"]
 
 
 def _frozen(recipe: dict[str, Any]) -> str:

@@ -37,7 +37,7 @@ class Recipe:
     """How a fine-tuning run trains; recorded in the card."""
 
     trainable: Literal["all", "decoder", "heads"] = "all"
-    lr: float = 1e-4
+    lr: float = 5e-4
     batch_size: int = 8
     window: int = 256
     front_weight: float = 1.0
@@ -49,7 +49,7 @@ class Recipe:
     replay_share: float = 0.0  # share of windows from replayed scenes of other glaciers
     augment: str = "heavy"
     batchnorm: Literal["frozen", "adapt"] = "frozen"
-    schedule: str = "cosine to 0 over the budget (steps or minutes, whichever ends first)"
+    schedule: str = "cosine to 0 by the end of the step or time budget, whichever comes first"
     kept: str = "the last completed step (the learning rate is annealed to 0 by then)"
 
     def to_dict(self) -> dict[str, Any]:

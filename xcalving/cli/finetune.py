@@ -29,21 +29,23 @@ def add_finetune(sub: Any) -> None:
                     help="GeoPackage/GeoParquet of dated front lines (and optional zone "
                          "polygons) drawn on the GeoTIFF scenes")
     ft.add_argument("--out", required=True, help="the new .safetensors file")
-    ft.add_argument("--replay", default=None,
+    ft.add_argument("--replay", default="auto",
                     help="labelled scenes of other glaciers (e.g. a CaFFe data_raw tree) mixed "
-                         "into training to keep what the base knew")
+                         "into training to keep what the base knew; auto (default): those a "
+                         "registered base names (caffe256: the shipped CaFFe scenes); none")
     ft.add_argument("--replay-share", type=float, default=0.25,
                     help="share of training windows drawn from --replay (default 0.25)")
     ft.add_argument("--max-minutes", type=float, default=10.0,
                     help="wall-clock budget of the whole run (default 10)")
-    ft.add_argument("--max-steps", type=int, default=None, help="also stop after this many steps")
+    ft.add_argument("--max-steps", type=int, default=1000,
+                    help="optimiser steps (default 1000, about 9 minutes on two CPU cores)")
     ft.add_argument("--device", default="auto", help="auto (GPU where there is one), cpu, cuda")
     ft.add_argument("--trainable", default="all",
                     help="all (default), decoder (encoder and bottleneck frozen), or heads")
     ft.add_argument("--batchnorm", choices=["frozen", "adapt"], default="frozen",
                     help="BatchNorm statistics: the base's (frozen, default) or re-estimated on "
                          "the labelled scenes (adapt)")
-    ft.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (cosine to 0)")
+    ft.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (cosine to 0)")
     ft.add_argument("--batch-size", type=int, default=8, help="training windows per step")
     ft.add_argument("--window", type=int, default=256, help="training window side (px)")
     ft.add_argument("--scaling", default="auto",
@@ -65,7 +67,8 @@ def _run_finetune(args: argparse.Namespace) -> int:
 
     result = finetune(
         args.base, args.data[0] if len(args.data) == 1 else list(args.data), out=args.out,
-        labels=args.labels, replay=args.replay, replay_share=args.replay_share,
+        labels=args.labels, replay=None if args.replay == "none" else args.replay,
+        replay_share=args.replay_share,
         max_minutes=args.max_minutes, max_steps=args.max_steps,
         device=args.device, trainable=args.trainable, batchnorm=args.batchnorm, lr=args.lr,
         batch_size=args.batch_size, window=args.window, scaling=args.scaling,

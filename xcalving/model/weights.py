@@ -49,6 +49,9 @@ class WeightsRecord:
     citation: str = ""
     data: str = ""
     training: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: Labelled scenes of its own training data that ``finetune(replay="auto")`` mixes in: a
+    #: key of :data:`xcalving.adapt.api.REPLAY_SETS`, or "" for none.
+    replay: str = ""
 
     @property
     def path(self) -> Path:
