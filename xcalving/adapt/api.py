@@ -253,15 +253,13 @@ def finetune(
         ``zones`` (and ``front``) on the cube's grid. Only scenes of a labelled date are used.
         With front lines only the zone head is frozen and the zones are held to the base's.
     replay, replay_share
-        ``"auto"`` (default): the labelled scenes of its own training data that a registered
-        base names (for ``caffe256``, the 21 CaFFe scenes shipped with xcalving), else none;
-        ``None``: no replay; or labelled scenes of other glaciers, in any form ``data`` takes,
-        drawn for
-        ``replay_share`` of the training windows so that the network keeps what it knew while
-        it learns the new glacier; for ``caffe256``, CaFFe scenes of its glaciers such as
-        :func:`~xcalving.data.caffe.shipped_scenes`. They are read as the base learnt them: a
-        CaFFe tree at the base's pixel spacing where it records one (from the file names),
-        else as the files come; they are listed in the card.
+        Labelled scenes drawn for ``replay_share`` of the training windows, so that the network
+        keeps what it knew while it learns the new glacier. ``"auto"`` (default): those a
+        registered base names from its own training data (for ``caffe256``, the 21 CaFFe
+        scenes of :func:`~xcalving.data.caffe.shipped_scenes`), else none; ``None``: no
+        replay; or labelled scenes of other glaciers in any form ``data`` takes. They are read
+        as the base learnt them (a CaFFe tree at the base's pixel spacing where it records one,
+        from the file names, else as the files come) and listed in the card.
     max_minutes
         Wall-clock budget of the whole call (reading, scoring and training).
     max_steps

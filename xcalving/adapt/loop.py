@@ -46,7 +46,7 @@ class Recipe:
     label_smoothing: float = 0.0
     front_dilation: int = 10
     front_only: bool = False  # no zone labelled anywhere: zone head frozen, zones kept
-    replay_share: float = 0.0  # share of windows from replayed scenes of other glaciers
+    replay_share: float = 0.0  # share of windows drawn from the replayed scenes
     augment: str = "heavy"
     batchnorm: Literal["frozen", "adapt"] = "frozen"
     schedule: str = "cosine to 0 by the end of the step or time budget, whichever comes first"
