@@ -80,6 +80,15 @@ def pick_scenes(rows: pd.DataFrame, n: int = 5) -> pd.DataFrame:
     return pd.concat(picks).sort_values(["date", "stem"], kind="stable")
 
 
+def replay_picks(catalog: pd.DataFrame, glacier: str, per_glacier: int) -> pd.DataFrame | None:
+    """``per_glacier`` scenes of each glacier but ``glacier`` (the base's own), by
+    :func:`pick_scenes`; None when ``per_glacier`` is 0."""
+    if not per_glacier:
+        return None
+    return pd.concat([pick_scenes(catalog[catalog["glacier"] == other], per_glacier)
+                      for other in GLACIERS if other != glacier])
+
+
 def adapt_fold(data: Path, runs: Path, out: Path, recipe: str, glacier: str, *, n_scenes: int,
                max_minutes: float, options: dict[str, Any]) -> dict[str, Any]:
     """Fine-tune one fold's model on ``n_scenes`` of its held-out glacier; score both."""
@@ -89,15 +98,12 @@ def adapt_fold(data: Path, runs: Path, out: Path, recipe: str, glacier: str, *, 
     base = last_weights(runs / f"{recipe}-{glacier}")
     catalog = open_caffe(data, pixel_spacing=None)
     picked = pick_scenes(catalog[catalog["glacier"] == glacier], n_scenes)
-    per_glacier = options.pop("replay_per_glacier", 0)
-    options["replay"] = None
-    if per_glacier:  # scenes of the base's own glaciers, never of the one adapted to
-        options["replay"] = pd.concat([pick_scenes(catalog[catalog["glacier"] == other],
-                                                   per_glacier)
-                                       for other in GLACIERS if other != glacier])
+    # the caller's options serve every fold: this fold's replay goes into a copy
+    fold = {k: v for k, v in options.items() if k != "replay_per_glacier"}
+    fold["replay"] = replay_picks(catalog, glacier, options.get("replay_per_glacier", 0))
     started = time.perf_counter()
     result = finetune(base, picked, out=out / f"{recipe}-{glacier}.safetensors",
-                      max_minutes=max_minutes, score=False, overwrite=True, **options)
+                      max_minutes=max_minutes, score=False, overwrite=True, **fold)
     minutes = (time.perf_counter() - started) / 60
     scenes = held_out_scenes(data, glacier)
     others = scenes.isel(time=~np.isin(scenes["stem"].values, picked["stem"].to_numpy()))

@@ -44,3 +44,17 @@ def test_scene_picks_follow_the_sensor_mix_and_spread_over_dates():
     assert picked["satellite"].value_counts().to_dict() == {"TSX": 4, "ERS": 1}
     tsx = picked[picked["satellite"] == "TSX"]["stem"].tolist()
     assert tsx[0] == "s0" and tsx[-1] == "s6"  # the first and last dates of the sensor
+
+
+def test_replay_picks_never_take_the_adapted_glacier():
+    glaciers = finetune_caffe256.GLACIERS
+    catalog = pd.DataFrame({"stem": [f"{g}_{i}" for g in glaciers for i in range(6)],
+                            "glacier": [g for g in glaciers for _ in range(6)],
+                            "satellite": "TSX",
+                            "date": list(pd.date_range("2000", periods=6, freq="YS")) * 4})
+    for glacier in glaciers:  # the same catalog serves every fold, each its own picks
+        picks = finetune_caffe256.replay_picks(catalog, glacier, 2)
+        assert glacier not in set(picks["glacier"])
+        assert picks["glacier"].value_counts().to_dict() == {
+            g: 2 for g in glaciers if g != glacier}
+    assert finetune_caffe256.replay_picks(catalog, "DBE", 0) is None
