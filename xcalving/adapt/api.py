@@ -97,7 +97,7 @@ def _base_recipe(meta: dict[str, str]) -> dict[str, Any]:
 
 
 def _check_options(max_minutes: Any, max_steps: Any, lr: Any, batch_size: Any, window: Any,
-                   trainable: Any, batchnorm: Any = "frozen") -> None:
+                   trainable: Any, batchnorm: Any) -> None:
     if isinstance(max_minutes, bool) or not isinstance(max_minutes, int | float) \
             or not math.isfinite(max_minutes) or max_minutes <= 0:
         raise InputError(f"max_minutes must be a positive number of minutes, e.g. 10; got "
@@ -110,12 +110,11 @@ def _check_options(max_minutes: Any, max_steps: Any, lr: Any, batch_size: Any, w
             raise InputError(f"{name} must be a whole number >= {low}; got {value!r}.")
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < 1:
         raise InputError(f"lr must be a small positive learning rate such as 5e-4; got {lr!r}.")
-    if trainable not in TRAINABLE:
-        raise InputError(f"trainable must be one of {TRAINABLE}; got {trainable!r}."
-                         + did_you_mean(str(trainable), TRAINABLE))
-    if batchnorm not in BATCHNORM:
-        raise InputError(f"batchnorm must be one of {BATCHNORM}; got {batchnorm!r}."
-                         + did_you_mean(str(batchnorm), BATCHNORM))
+    for name, value, choices in (("trainable", trainable, TRAINABLE),
+                                 ("batchnorm", batchnorm, BATCHNORM)):
+        if value not in choices:
+            raise InputError(f"{name} must be one of {choices}; got {value!r}."
+                             + did_you_mean(str(value), choices))
 
 
 def _check_out(out: Any, overwrite: bool, base: _Base) -> Path:
@@ -146,8 +145,8 @@ def _replay_scenes(replay: Any, share: Any, scaling: str, base: _Base) -> list[L
         from xcalving.model.weights import REGISTRY
 
         record = REGISTRY.get(base.name)  # the registered file itself, not a namesake
-        known = record is not None and record.sha256 == base.sha256 and record.replay
-        replay = REPLAY_SETS[record.replay]() if known and record is not None else None
+        named = record.replay if record is not None and record.sha256 == base.sha256 else ""
+        replay = REPLAY_SETS[named]() if named else None
     if replay is None:
         return []
     # read as the base learnt: at its spacing where it records one, else as they come (caffe256)
