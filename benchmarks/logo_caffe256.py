@@ -21,6 +21,21 @@ over scenes), the no-front count and the mean zone IoU are computed with :mod:`x
         --recipes RECIPE --epochs N                 # glaciers that chose nothing: clean scores
 
 Runs resume from their checkpoints when interrupted; a finished run is not trained again.
+
+**Physical scale** (``--spacing 75``): every scene is un-squashed to square 75 m pixels
+(:func:`xcalving.data.caffe.load_scene` with ``spacing``) for training and scoring, and the
+table reports the MDE in pixels and metres, both halves (predicted→label, label→predicted),
+the per-scene median, the no-front count and the zone IoU. The run folder is then
+``--runs runs/logo75``; the screening of this round::
+
+    python benchmarks/logo_caffe256.py train --spacing 75 --runs runs/logo75 \
+        --recipes glacierdl shipped-heavy front-dist --epochs 5 --folds DBE JAC   # and Jorum SI
+    python benchmarks/logo_caffe256.py score --spacing 75 --runs runs/logo75
+
+The choice rule, fixed before any score: among the recipes that leave at most 10 % of the
+held-out scenes without a front on every fold, the lowest mean over the four folds of the
+pooled MDE in metres wins (:func:`choose`); GlacierDL's recipe and the shipped recipe are
+rows under the same budget.
 """
 
 from __future__ import annotations
@@ -57,6 +72,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     "tyrion": {"config": {"width": 8, "lr": 5e-4, "zone_weight": 1.0, "front_weight": 0.0,
                           "zone_loss": "ce+dice", "label_smoothing": 0.1, "augment": "heavy"},
                "method": "zones"},
+    # front head first: zones as an auxiliary task, a narrow 3-px band, cosine decay, and a
+    # distance-aware front loss (Dice + class-balanced BCE + a penalty on probability far from
+    # the front); the front is read from the front probability
+    "front-dist": {"config": {"width": 8, "lr": 5e-4, "zone_weight": 0.5, "front_weight": 1.0,
+                              "front_dilation": 3, "augment": "heavy", "schedule": "cosine",
+                              "front_loss": "dice+bce+distance"}, "method": "probability"},
     # the same with both heads trained (front head kept for confidence), zones scored
     "tyrion+front": {"config": {"width": 8, "lr": 5e-4, "zone_weight": 1.0, "front_weight": 0.5,
                                 "zone_loss": "ce+dice", "label_smoothing": 0.1,
@@ -64,17 +85,27 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
-def patch_store(data: Path, runs: Path) -> Path:
-    """The caffe256 scenes as a Zarr patch store (one 256-px patch a scene), made once."""
+def patch_store(data: Path, runs: Path, spacing: float | None = None) -> Path:
+    """The caffe256 scenes as a Zarr patch store, made once.
+
+    As stored (one 256-px patch a scene), or un-squashed to square pixels of ``spacing`` m.
+    """
     from xcalving.data.caffe import caffe_to_zarr
 
-    store = runs / "caffe256.zarr"
+    if spacing is None:
+        store = runs / "caffe256.zarr"
+        if not store.exists():
+            caffe_to_zarr(data, store, window=256, pixel_spacing=None, progress=False)
+        return store
+    store = runs / f"caffe256-{spacing:g}m.zarr"
     if not store.exists():
-        caffe_to_zarr(data, store, window=256, pixel_spacing=None, progress=False)
+        caffe_to_zarr(data, store, window=256, pixel_spacing="caffe256", spacing=spacing,
+                      progress=False)
     return store
 
 
-def train_fold(store: Path, runs: Path, recipe: str, held_out: str, epochs: int) -> Path:
+def train_fold(store: Path, runs: Path, recipe: str, held_out: str, epochs: int,
+               max_minutes: float | None = None) -> Path:
     """Train ``recipe`` on the glaciers other than ``held_out``; return the run folder."""
     from xcalving.train import TrainConfig, train
 
@@ -85,7 +116,7 @@ def train_fold(store: Path, runs: Path, recipe: str, held_out: str, epochs: int)
     config = TrainConfig(store=str(store), out=str(out),
                          train_glaciers=[g for g in GLACIERS if g != held_out],
                          val_glaciers=[held_out], epochs=epochs, patience=10_000,
-                         keep_last=epochs, **RECIPES[recipe]["config"])
+                         keep_last=epochs, max_minutes=max_minutes, **RECIPES[recipe]["config"])
     train(config, resume=(out / "checkpoints").exists(),
           on_epoch=lambda row: print(f"  {out.name} epoch {row['epoch']}: loss "
                                      f"{row['loss']:.4f}", flush=True))
@@ -140,10 +171,17 @@ def epoch_weights(run: Path, at: list[int] | None = None) -> dict[int, Path]:
     return {e: kept[e] for e in at if e in kept}
 
 
-def held_out_scenes(data: Path, glacier: str) -> xr.Dataset:
-    """All scenes of one glacier as a (time, y, x) Dataset with sar, zones and front."""
-    from xcalving.data.caffe import load_scene, open_caffe
+def held_out_scenes(data: Path, glacier: str, spacing: float | None = None) -> xr.Dataset:
+    """All scenes of one glacier as a (time, y, x) Dataset with sar, zones and front.
 
+    With ``spacing``, at square pixels of that many metres, with coordinates in metres.
+    """
+    from xcalving.data.caffe import load_scene, open_caffe, time_series
+
+    if spacing is not None:
+        catalog = open_caffe(data, pixel_spacing="caffe256")
+        cube = time_series(catalog, glacier=glacier, spacing=spacing)
+        return cube.assign_coords(time=np.arange(cube.sizes["time"]))
     catalog = open_caffe(data, pixel_spacing=None)
     rows = catalog[catalog["glacier"] == glacier].sort_values("stem")
     scenes = [load_scene(row) for _, row in rows.iterrows()]
@@ -152,28 +190,68 @@ def held_out_scenes(data: Path, glacier: str) -> xr.Dataset:
                               stem=("time", rows["stem"].to_numpy(dtype=object)))
 
 
-def evaluate(weights: Path | str, scenes: xr.Dataset, method: str) -> dict[str, float]:
-    """MDE (px, pooled), no-front count and mean zone IoU of ``weights`` on ``scenes``."""
+def front_halves(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """Pooled MDE (px), its two halves, the per-scene median and the no-front count.
+
+    ``pred`` and ``true`` are (scene, y, x) front rasters; scenes without a predicted front are
+    counted, not scored (CaFFe's rule).
+    """
+    from scipy import ndimage
+
+    to_label, to_pred, per_scene, no_front = [], [], [], 0
+    for p, t in zip(pred.astype(bool), true.astype(bool), strict=True):
+        if not t.any():
+            continue
+        if not p.any():
+            no_front += 1
+            continue
+        a = ndimage.distance_transform_edt(~t)[p]
+        b = ndimage.distance_transform_edt(~p)[t]
+        to_label.append(a)
+        to_pred.append(b)
+        per_scene.append(float(np.concatenate([a, b]).mean()))
+    if not per_scene:
+        return {"mde_px": float("nan"), "pred_to_label_px": float("nan"),
+                "label_to_pred_px": float("nan"), "median_px": float("nan"),
+                "n_no_front": no_front}
+    both = np.concatenate(to_label + to_pred)
+    return {"mde_px": float(both.mean()),
+            "pred_to_label_px": float(np.concatenate(to_label).mean()),
+            "label_to_pred_px": float(np.concatenate(to_pred).mean()),
+            "median_px": float(np.median(per_scene)), "n_no_front": no_front}
+
+
+def evaluate(weights: Path | str, scenes: xr.Dataset, method: str,
+             spacing: float | None = None) -> dict[str, float]:
+    """MDE (px and m, pooled, both halves, per-scene median), no-front count and zone IoU.
+
+    Fronts come from the whole scene (no region: the user's default path); pieces of at most
+    750 m (10 px without a spacing) are dropped.
+    """
     import xcalving
-    from xcalving.metrics import mean_distance_error, zone_iou
+    from xcalving.metrics import zone_iou
     from xcalving.vector import front_from_probability
     from xcalving.zones import front_from_zones
 
-    pred = xcalving.predict(scenes.sar, model=str(weights), tile=256, overlap=0,
-                            scaling="uint8").compute()
+    pred = xcalving.predict(scenes.sar, model=str(weights), tile=256,
+                            overlap=0 if spacing is None else 64, scaling="uint8").compute()
+    min_pixels = 10 if spacing is None else 750 / spacing
     if method == "zones":
-        fronts = np.stack([front_from_zones(z, 10) for z in pred.zones.values])
+        fronts = np.stack([front_from_zones(z, min_pixels) for z in pred.zones.values])
     else:
-        fronts = np.stack([front_from_probability(p, 0.5, 10)
+        fronts = np.stack([front_from_probability(p, 0.5, min_pixels)
                            for p in pred.front_probability.values])
-    score = mean_distance_error(fronts, scenes.front.values.astype(bool))
+    row: dict[str, float] = dict(front_halves(fronts, scenes.front.values))
+    if spacing is not None:
+        for key in ("mde", "pred_to_label", "label_to_pred", "median"):
+            row[f"{key}_m"] = row[f"{key}_px"] * spacing
     iou = zone_iou(pred.zones.values, scenes.zones.values).mean
-    return {"mde_px": float(score.mde), "n_no_front": int(score.n_no_front),
-            "n_scenes": int(scenes.sizes["time"]), "zone_iou": float(iou)}
+    return {**row, "n_scenes": int(scenes.sizes["time"]), "zone_iou": float(iou)}
 
 
 def score(data: Path, runs: Path, at: list[int] | None = None,
-          swa: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+          swa: tuple[int, int] | None = None,
+          spacing: float | None = None) -> list[dict[str, Any]]:
     """Score every run on its held-out glacier (at the epochs ``at``, else the last epoch).
 
     With ``swa=(first, last)``, the mean of the epoch weights first..last is scored too, as the
@@ -185,14 +263,14 @@ def score(data: Path, runs: Path, at: list[int] | None = None,
         recipe, held_out = run.name.rsplit("-", 1)
         summary = json.loads((run / "summary.json").read_text())
         minutes_per_epoch = summary["train_seconds"] / 60 / summary["epochs"]
-        scenes = held_out_scenes(data, held_out)
+        scenes = held_out_scenes(data, held_out, spacing)
         candidates = [(recipe, epoch, weights) for epoch, weights in epoch_weights(run, at).items()]
         if swa is not None and trained_epochs(run) >= swa[1]:
             candidates.append((f"{recipe}+swa", swa[1], averaged_weights(run, *swa)))
         for label, epoch, weights in candidates:
             row = {"recipe": label, "held_out": held_out, "epochs": epoch,
                    "train_minutes": round(minutes_per_epoch * epoch, 1),
-                   **evaluate(weights, scenes, RECIPES[recipe]["method"])}
+                   **evaluate(weights, scenes, RECIPES[recipe]["method"], spacing)}
             rows.append(row)
             print(row, flush=True)
     (runs / "table.json").write_text(json.dumps(rows, indent=2))
@@ -201,17 +279,24 @@ def score(data: Path, runs: Path, at: list[int] | None = None,
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """Recipe × held-out glacier → MDE (px), no-front count, zone IoU, epochs, as Markdown."""
-    lines = ["| recipe | held-out glacier | MDE (px) | no front | zone IoU | epochs | minutes |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    """Recipe × held-out glacier → MDE (px, m), both halves, median, no front, IoU, as Markdown."""
+    metres = all("mde_m" in r for r in rows)
+    unit = "m" if metres else "px"
+    lines = [f"| recipe | held-out glacier | MDE px | MDE {unit} | pred→label {unit} | "
+             f"label→pred {unit} | median {unit} | no front | zone IoU | epochs | minutes |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        lines.append(f"| {r['recipe']} | {r['held_out']} | {r['mde_px']:.1f} | "
-                     f"{r['n_no_front']}/{r['n_scenes']} | {r['zone_iou']:.3f} | {r['epochs']} | "
-                     f"{r['train_minutes']} |")
+        lines.append(
+            f"| {r['recipe']} | {r['held_out']} | {r['mde_px']:.1f} | "
+            f"{r.get(f'mde_{unit}', r['mde_px']):.0f} | "
+            f"{r.get(f'pred_to_label_{unit}', float('nan')):.0f} | "
+            f"{r.get(f'label_to_pred_{unit}', float('nan')):.0f} | "
+            f"{r.get(f'median_{unit}', float('nan')):.0f} | {r['n_no_front']}/{r['n_scenes']} | "
+            f"{r['zone_iou']:.3f} | {r['epochs']} | {r['train_minutes']} |")
     means: dict[tuple[str, int], list[float]] = {}
     for r in rows:
-        means.setdefault((r["recipe"], r["epochs"]), []).append(r["mde_px"])
-    lines += ["", "| recipe | epochs | mean LOGO MDE (px) | folds |",
+        means.setdefault((r["recipe"], r["epochs"]), []).append(r.get(f"mde_{unit}", r["mde_px"]))
+    lines += ["", f"| recipe | epochs | mean LOGO MDE ({unit}) | folds |",
               "| --- | ---: | ---: | ---: |"]
     lines += [f"| {k} | {e} | {np.mean(v):.1f} | {len(v)} |" for (k, e), v in means.items()]
     return "\n".join(lines) + "\n"
@@ -250,7 +335,7 @@ def choose(rows: list[dict[str, Any]]) -> tuple[str, int]:
         mine = [r for r in rows if (r["recipe"], r["epochs"]) == key]
         if {r["held_out"] for r in mine} == folds and all(
                 r["n_no_front"] <= MAX_NO_FRONT * r["n_scenes"] for r in mine):
-            eligible[key] = [r["mde_px"] for r in mine]
+            eligible[key] = [r.get("mde_m", r["mde_px"]) for r in mine]
     return min(eligible, key=lambda k: float(np.mean(eligible[k])))
 
 
@@ -263,6 +348,10 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/logo"))
     parser.add_argument("--folds", nargs="+", default=list(GLACIERS), choices=GLACIERS)
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--spacing", type=float, default=None,
+                        help="un-squash every scene to square pixels of this many metres")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="train: a time budget per fold-run on top of the epochs")
     parser.add_argument("--epochs", type=int, default=5,
                         help="the budget: the same number of epochs for every recipe and fold")
     parser.add_argument("--at", type=int, nargs="+", default=None,
@@ -272,13 +361,13 @@ def main() -> None:
     args = parser.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
     if args.action == "score":
-        score(args.data, args.runs, args.at, args.swa)
+        score(args.data, args.runs, args.at, args.swa, args.spacing)
         return
     if args.action == "choose":  # print the recipe the rule picks from the scored folds
         recipe, epochs = choose(json.loads((args.runs / "table.json").read_text()))
         print(recipe, epochs)
         return
-    store = patch_store(args.data, args.runs)
+    store = patch_store(args.data, args.runs, args.spacing)
     if args.action == "final":
         for recipe in args.recipes:
             train_final(store, args.runs, recipe, args.epochs)
@@ -286,7 +375,7 @@ def main() -> None:
     for held_out in args.folds:
         for recipe in args.recipes:
             start = time.perf_counter()
-            train_fold(store, args.runs, recipe, held_out, args.epochs)
+            train_fold(store, args.runs, recipe, held_out, args.epochs, args.max_minutes)
             print(f"{recipe} without {held_out}: {time.perf_counter() - start:.0f} s", flush=True)
 
 

@@ -185,7 +185,10 @@ def test_open_caffe_on_fixture_tree(tree, catalog):
     assert catalog["glacier"].tolist() == ["DBE", "JAC", "Jorum", "COL"]
     assert catalog["date"].dtype == "datetime64[ns]"
     assert catalog["orbit"].tolist() == ["034", "005", "152", "092"]
-    np.testing.assert_array_equal(catalog["pixel_spacing"], catalog["resolution"])
+    # CaFFe's rounded RESOLUTION labels read as the true spacing: "7" is 20 m / 3
+    np.testing.assert_allclose(catalog["pixel_spacing"], [20 / 3, 6.0, 20.0, 20 / 3])
+    np.testing.assert_array_equal(catalog["spacing_x"], catalog["pixel_spacing"])
+    np.testing.assert_array_equal(catalog["spacing_y"], catalog["pixel_spacing"])
     assert catalog.attrs["pixel_spacing"] == "name"
     assert all(p and p.endswith("_bbox.txt") for p in catalog["bbox_path"])
     for column in ("image_path", "zones_path", "front_path"):
@@ -305,7 +308,7 @@ def test_caffe_to_zarr_windows_and_values(tree, catalog, tmp_path, stride):
     assert ds.glacier.values.tolist() == sorted(ds.glacier.values.tolist())  # grouped by glacier
     assert ds.col.values.max() == 48  # 80 columns: the last window is snapped, not dropped
     assert set(ds.split.values.tolist()) == {"train", "test"}
-    assert ds.date.dtype == "datetime64[ns]" and ds.pixel_spacing.values[0] == 7.0
+    assert ds.date.dtype == "datetime64[ns]" and ds.pixel_spacing.values[0] == pytest.approx(20 / 3)
     assert ds.attrs["window"] == 32 and ds.attrs["pixel_spacing"] == "name"
 
 

@@ -105,16 +105,16 @@ def test_early_stopping_on_validation_loss(fixture_store, tmp_path):
 
 
 def test_weights_record_the_training_spacing(fixture_store, tmp_path):
-    """Scenes of one spacing (DBE: 7 m) → the weights state it → resolution='model' uses it."""
+    """Scenes of one spacing (DBE: "7 m", really 20 m / 3) → the weights state it."""
     from xcalving.model.weights import model_spec
 
     config = TrainConfig(store=fixture_store, out=str(tmp_path / "run"), train_glaciers=["DBE"],
                          val_glaciers=["Jorum"], width=2, epochs=1, batch_size=4)
     train(config)
     best = tmp_path / "run" / "best.safetensors"
-    assert read_metadata(best)["xcalving.pixel_spacing"] == "7.0"
-    assert model_spec(str(best)).pixel_spacing == 7.0
-    assert load_model(best).xcalving_pixel_spacing == 7.0
+    assert float(read_metadata(best)["xcalving.pixel_spacing"]) == pytest.approx(20 / 3)
+    assert model_spec(str(best)).pixel_spacing == pytest.approx(20 / 3)
+    assert load_model(best).xcalving_pixel_spacing == pytest.approx(20 / 3)
 
 
 def test_bad_configuration_is_refused(fixture_store, tmp_path):

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     import xarray as xr
     from affine import Affine
 
-__all__ = ["Axis", "axis", "check_same_grid", "pixel_spacing", "same_grid", "transform"]
+__all__ = ["Axis", "axis", "check_same_grid", "metric_crs", "pixel_spacing", "same_grid",
+           "transform"]
 
 #: Steps may differ from the mean step by this share of it (plus the coordinates' rounding).
 STEP_RTOL = 1e-5
@@ -170,6 +171,17 @@ def transform(da: xr.DataArray | xr.Dataset, *, what: str = "transform(da)") -> 
     return Affine(x.step, 0.0, x.first - x.step / 2, 0.0, y.step, y.first - y.step / 2)
 
 
+def metric_crs(crs: Any) -> bool:
+    """Whether a CRS measures both axes in metres: projected, or a local engineering grid."""
+    import pyproj
+
+    crs = pyproj.CRS.from_user_input(crs)
+    if not (crs.is_projected or crs.is_engineering) or not crs.axis_info:
+        return False
+    return all(a.unit_name in ("metre", "meter") and a.unit_conversion_factor == 1.0
+               for a in crs.axis_info)
+
+
 def pixel_spacing(da: xr.DataArray | xr.Dataset, *, what: str = "pixel_spacing(da)") -> float:
     """Metres per pixel of ``da``'s regular, square grid, from its ``y``/``x`` coordinates.
 
@@ -201,7 +213,7 @@ def pixel_spacing(da: xr.DataArray | xr.Dataset, *, what: str = "pixel_spacing(d
     import rioxarray  # noqa: F401  (registers .rio; a fresh process may not have imported it)
 
     crs = da.rio.crs
-    if crs is not None and not (crs.is_projected and crs.linear_units_factor[1] == 1.0):
+    if crs is not None and not metric_crs(crs):
         kind = "geographic, in degrees" if crs.is_geographic else \
             f"unit: {crs.linear_units_factor[0] if crs.is_projected else 'unknown'}"
         raise InputError(

@@ -27,7 +27,7 @@ from safetensors.torch import load_file
 
 from xcalving.errors import InputError
 from xcalving.io import CAFFE_SCALING, Scaling
-from xcalving.losses import ZONE_LOSSES, dice_loss, recipe_loss
+from xcalving.losses import FRONT_LOSSES, ZONE_LOSSES, dice_loss, recipe_loss
 from xcalving.metrics import bbox_accuracy, mean_distance_error, zone_iou
 from xcalving.model import ASPPUNet, save_model
 from xcalving.vector import front_from_zones
@@ -67,6 +67,10 @@ class TrainConfig:
     min_length_px: float = 10.0
     scaling: dict[str, Any] = field(default_factory=CAFFE_SCALING.to_dict)
     keep_last: int = 3
+    #: "constant" learning rate, or "cosine": annealed from ``lr`` to 0 over the epoch budget
+    schedule: Literal["constant", "cosine"] = "constant"
+    #: the front head's loss (:data:`xcalving.losses.FRONT_LOSSES`)
+    front_loss: Literal["dice", "dice+bce+distance"] = "dice"
     #: weights to start from instead of a random initialisation (a registered name or a
     #: .safetensors path of the same width); its input scaling replaces ``scaling``
     init: str | None = None
@@ -90,6 +94,11 @@ class TrainConfig:
             raise InputError(f"zone_loss must be one of {ZONE_LOSSES}; got {self.zone_loss!r}.")
         if not 0 <= self.label_smoothing < 1:
             raise InputError(f"label_smoothing must be in [0, 1); got {self.label_smoothing!r}.")
+        if self.schedule not in ("constant", "cosine"):
+            raise InputError(f"schedule must be 'constant' or 'cosine'; got {self.schedule!r}.")
+        if self.front_loss not in FRONT_LOSSES:
+            raise InputError(f"front_loss must be one of {FRONT_LOSSES}; got "
+                             f"{self.front_loss!r}.")
         if self.augment not in (True, False, "heavy"):
             raise InputError(f"augment must be True, False or 'heavy'; got {self.augment!r}.")
 
@@ -98,7 +107,23 @@ def _loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
           config: TrainConfig) -> torch.Tensor:
     return recipe_loss(out, batch, front_weight=config.front_weight,
                        zone_weight=config.zone_weight, zone_kind=config.zone_loss,
-                       label_smoothing=config.label_smoothing)
+                       label_smoothing=config.label_smoothing, front_kind=config.front_loss)
+
+
+def learning_rate(config: TrainConfig, step: int, total: int) -> float:
+    """The rate at global step ``step`` of ``total``: constant, or a cosine from ``lr`` to 0.
+
+    A function of the step alone, so a resumed run continues on the same curve.
+
+    Examples
+    --------
+    >>> config = TrainConfig(store="s", out="o", lr=1e-3, schedule="cosine")
+    >>> [learning_rate(config, step, 100) for step in (0, 50, 100)]
+    [0.001, 0.0005, 0.0]
+    """
+    if config.schedule == "constant" or total <= 0:
+        return config.lr
+    return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
 
 
 # --- distributed plumbing ------------------------------------------------------------------------
@@ -182,7 +207,10 @@ def _train_epoch(model: Any, loader: Any, optimizer: Any, config: TrainConfig,
     total, count = 0.0, 0
     bar = tqdm(loader, total=steps, desc=f"epoch {epoch}", unit="batch", disable=not show,
                leave=False)
-    for batch in bar:
+    for step, batch in enumerate(bar):
+        lr = learning_rate(config, (epoch - 1) * steps + step, config.epochs * steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         batch = _to(batch, device)
         with _autocast(device):
             out = model(batch["image"])
@@ -384,7 +412,7 @@ def train(config: TrainConfig, *, resume: bool = False,
                             steps, epoch, show=rank == 0)
         scores = _validate(model, _loader(val_stream, config), config, device)
         loss, scores["val_loss"] = _mean_across_ranks([loss, scores["val_loss"]], distributed)
-        row = {"epoch": epoch, "loss": loss, **scores, "lr": config.lr,
+        row = {"epoch": epoch, "loss": loss, **scores, "lr": optimizer.param_groups[0]["lr"],
                "seconds": time.perf_counter() - started}
         _advance(progress, row, config)
         if rank == 0:

@@ -24,8 +24,9 @@ from xcalving.confidence import (
 from xcalving.errors import InputError, XcalvingWarning
 from xcalving.fronts_io import FRONT_FORMATS, check_fronts_path, read_fronts, write_fronts
 from xcalving.qc import grid_id
+from xcalving.regions import REGION_VARIABLE, region_mask
 from xcalving.tracing import front_from_probability, pixel_length, trace_lines
-from xcalving.zones import front_from_zones
+from xcalving.zones import OCEAN_RULES, front_from_zones
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -100,12 +101,14 @@ def _geometry(lines: list[np.ndarray], transform: Any) -> Any:
     return parts[0] if len(parts) == 1 else shapely.MultiLineString(parts)
 
 
-def _scene_front(zones: np.ndarray | None, probability: np.ndarray | None, method: str,
-                 min_pixels: float, threshold: float) -> np.ndarray:
+def _scene_front(scene: dict[str, np.ndarray], method: str, min_pixels: float, threshold: float,
+                 ocean: str) -> np.ndarray:
+    zones, probability = scene.get("zones"), scene.get("front_probability")
+    region = scene.get(REGION_VARIABLE)
     if method == "zones" and zones is not None:
-        return front_from_zones(zones, min_pixels)
+        return front_from_zones(zones, min_pixels, bbox=region, ocean=ocean)
     if method == "probability" and probability is not None:
-        return front_from_probability(probability, threshold, min_pixels)
+        return front_from_probability(probability, threshold, min_pixels, bbox=region)
     raise InputError(f"method={method!r}: the variable it needs is missing.")
 
 
@@ -124,6 +127,18 @@ def _scene_row(front: np.ndarray, scene: dict[str, np.ndarray], transform: Any,
             "length_m": length_px * spacing if spacing else np.nan, "length_px": length_px,
             "mean_probability": mean_p, "n_segments": len(lines), "n_pixels": int(front.sum()),
             **signals}
+
+
+def _with_region(ds: Any, names: list[str], region: Any, lead: str | None) -> tuple[Any, list[str]]:
+    """``ds`` with the region mask as a variable on the scene dims, where there is a region."""
+    import xarray as xr
+
+    mask = region_mask(ds, region, lead)
+    if mask is None:
+        return ds.drop_vars(REGION_VARIABLE, errors="ignore"), names
+    mask, _ = xr.broadcast(mask, ds[names[0]])
+    return ds.assign({REGION_VARIABLE: mask.transpose(*ds[names[0]].dims)}), \
+        [*names, REGION_VARIABLE]
 
 
 def _check_fronts_input(ds: Any, method: str) -> tuple[list[str], str | None]:
@@ -194,12 +209,11 @@ def _scene_blocks(var: Any, lead: str) -> Any:
 
 
 def _rows_of_blocks(*blocks: np.ndarray, names: tuple[str, ...], method: str,
-                    min_pixels: float, threshold: float, transform: Any,
+                    min_pixels: float, threshold: float, ocean: str, transform: Any,
                     spacing: float | None) -> np.ndarray:
     """One scene's blocks (1, y, x), one a variable → its row, in an object array of one."""
     scene = dict(zip(names, (block[0] for block in blocks), strict=True))
-    front = _scene_front(scene.get("zones"), scene.get("front_probability"), method, min_pixels,
-                         threshold)
+    front = _scene_front(scene, method, min_pixels, threshold, ocean)
     out = np.empty(1, object)
     out[0] = _scene_row(front, scene, transform, spacing, method=method, min_pixels=min_pixels,
                         threshold=threshold)
@@ -272,6 +286,8 @@ def fronts(
     min_length: float = MIN_LENGTH_M,
     min_length_px: float | None = None,
     threshold: float = 0.5,
+    region: Any = None,
+    ocean: Literal["largest", "all"] = "largest",
 ) -> gpd.GeoDataFrame:
     """Calving fronts as vector lines in the cube's CRS, one row a scene.
 
@@ -295,6 +311,19 @@ def fronts(
         the ``pixel_spacing`` attribute gives it).
     threshold
         Probability above which a pixel is front (``method="probability"``).
+    region
+        Where fronts are looked for (:mod:`xcalving.regions`): a boolean DataArray on the grid
+        (``(y, x)`` or with the scene dim), shapely geometries or a GeoDataFrame (reprojected
+        to the cube's CRS), a box ``(xmin, ymin, xmax, ymax)`` in the cube's coordinates, or
+        the name of a variable of ``ds``. ``None`` (default) uses ``ds["front_region"]`` where
+        ``ds`` has it (the CaFFe readers attach one: CaFFe's scoring box), else the whole scene;
+        ``False`` always uses the whole scene. A zone map marks every glacier–ocean contact,
+        the ice along the fjord's sides and a neighbour's front included: a region keeps the
+        one glacier you study.
+    ocean
+        ``"largest"`` (default, CaFFe's rule): only the largest ocean body gives fronts, islands
+        and icebergs in it become ocean; ``"all"``: every ocean body gives fronts, for scenes
+        that hold several glaciers in fjords that do not meet (``method="zones"``).
 
     Returns
     -------
@@ -364,6 +393,10 @@ def fronts(
     import pandas as pd
 
     names, lead = _check_fronts_input(ds, method)
+    if ocean not in OCEAN_RULES:
+        raise InputError(f"ocean must be one of {OCEAN_RULES} ('largest': CaFFe's one main "
+                         f"ocean body; 'all': every ocean body); got {ocean!r}.")
+    ds, names = _with_region(ds, names, region, lead)
     transform, spacing, why = _grid(ds)
     min_pixels = _min_pixels(spacing, min_length, min_length_px, why)
     if spacing is None and transform is not None and min_length_px is not None:
@@ -371,13 +404,14 @@ def fronts(
     ds, names = with_margin(ds, names)
     scenes, dim = _with_scene_dim(ds[names], lead)
     rows = _compute_rows(scenes, dim, names, method=method, min_pixels=min_pixels,
-                         threshold=threshold, transform=transform, spacing=spacing)
+                         threshold=threshold, ocean=ocean, transform=transform, spacing=spacing)
     table = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
     table.index = _index(scenes, dim)
     crs = ds.rio.crs if transform is not None else None
     frame = gpd.GeoDataFrame(table, geometry="geometry", crs=crs)
     frame["grid_id"] = grid_id(crs, transform, (ds.sizes["y"], ds.sizes["x"]))
-    frame.attrs.update(method=method, min_length_px=min_pixels,
+    frame.attrs.update(method=method, min_length_px=min_pixels, ocean=ocean,
+                       region=REGION_VARIABLE in names,
                        pixel_size=1.0 if transform is None else
                        float(np.sqrt(abs(transform.a * transform.e - transform.b * transform.d))))
     frame = assess_fronts(frame)[list(COLUMNS)]

@@ -13,8 +13,11 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["FRONT_GREYS", "GLACIER", "NO_DATA", "OCEAN", "ROCK", "ZONE_GREYS", "ZONE_NAMES",
-           "drop_short_pieces", "front_from_zones", "ocean_next_to_glacier", "zone_attrs"]
+from xcalving.errors import InputError
+
+__all__ = ["FRONT_GREYS", "GLACIER", "NO_DATA", "OCEAN", "OCEAN_RULES", "ROCK", "ZONE_GREYS",
+           "ZONE_NAMES", "drop_short_pieces", "front_from_zones", "ocean_next_to_glacier",
+           "zone_attrs"]
 
 #: Zone classes, in the order of their codes 0..3.
 ZONE_NAMES = ("no_data", "rock", "glacier", "ocean")
@@ -25,6 +28,8 @@ ZONE_GREYS = (0, 64, 127, 254)
 FRONT_GREYS = (0, 255)
 
 _EIGHT = np.ones((3, 3), bool)
+#: Which ocean bodies give fronts: CaFFe's one main body, or every body (several glaciers).
+OCEAN_RULES = ("largest", "all")
 
 
 def zone_attrs(long_name: str = "zones") -> dict[str, Any]:
@@ -63,11 +68,14 @@ def ocean_next_to_glacier(ocean: np.ndarray, glacier: np.ndarray) -> np.ndarray:
 
 
 def front_from_zones(zones: np.ndarray, min_pixels: float = 0.0,
-                     bbox: np.ndarray | None = None) -> np.ndarray:
+                     bbox: np.ndarray | None = None, ocean: str = "largest") -> np.ndarray:
     """CaFFe's post-processing: zone classes (y, x) → boolean one-pixel front.
 
-    1. every non-ocean 8-connected region but the largest becomes ocean (fills the ocean's gaps);
-    2. only the largest 8-connected ocean region stays ocean; other ocean pixels become glacier;
+    1. every non-ocean 8-connected region but the largest becomes ocean (fills the ocean's gaps:
+       icebergs, islands, noise);
+    2. only the largest 8-connected ocean region stays ocean; other ocean pixels become glacier
+       (``ocean="largest"``, CaFFe's rule); ``ocean="all"`` keeps every ocean body, for scenes
+       that hold several glaciers in fjords that do not meet;
     3. the front is every ocean pixel with a glacier pixel among its 4 neighbours;
     4. 8-connected front pieces of at most ``min_pixels`` pixels are dropped, and the front is
        masked with ``bbox`` (a boolean raster of where fronts are scored) when given.
@@ -80,11 +88,14 @@ def front_from_zones(zones: np.ndarray, min_pixels: float = 0.0,
     >>> front_from_zones(zones).sum(axis=0).tolist()
     [0, 0, 0, 4, 0, 0]
     """
+    if ocean not in OCEAN_RULES:
+        raise InputError(f"ocean must be one of {OCEAN_RULES} ('largest': CaFFe's one main "
+                         f"ocean body; 'all': every ocean body); got {ocean!r}.")
     zones = np.asarray(zones)
-    ocean = zones == OCEAN
-    ocean |= ~ocean & ~_largest(~ocean)  # 1: holes in the ocean (icebergs, noise) become ocean
-    main_ocean = _largest(ocean)  # 2: detached ocean pieces become glacier
-    glacier = ((zones == GLACIER) | ocean) & ~main_ocean
+    sea = zones == OCEAN
+    sea |= ~sea & ~_largest(~sea)  # 1: holes in the ocean (icebergs, islands) become ocean
+    main_ocean = _largest(sea) if ocean == "largest" else sea  # 2: detached bodies → glacier
+    glacier = ((zones == GLACIER) | sea) & ~main_ocean
     front = ocean_next_to_glacier(main_ocean, glacier)  # 3
     if bbox is not None:
         front &= np.asarray(bbox, bool)

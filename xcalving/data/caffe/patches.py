@@ -15,9 +15,12 @@ from xcalving.data.caffe.catalog import (
     _SAR_ATTRS,
     _ZONES_ATTRS,
     CATALOG_COLUMNS,
+    _row_spacing,
+    load_scene,
     open_caffe,
 )
 from xcalving.data.caffe.png import _image_shape, _read_scene_arrays
+from xcalving.data.caffe.scale import unsquashed_shape
 from xcalving.errors import InputError
 from xcalving.safety import check_target, staged
 from xcalving.windows import window_starts
@@ -45,11 +48,18 @@ def _as_catalog(root_or_catalog: Any, pixel_spacing: Literal["name"] | None) -> 
     return root_or_catalog
 
 
-def _plan_patches(catalog: pd.DataFrame, window: int, stride: int) -> list[np.ndarray]:
+def _scene_shape(row: Mapping[str, Any], spacing: float | None) -> tuple[int, int]:
+    """(rows, cols) of a scene as it is cut: as stored, or resampled to ``spacing``."""
+    shape = _image_shape(row["image_path"])
+    return shape if spacing is None else unsquashed_shape(shape, _row_spacing(row), spacing)
+
+
+def _plan_patches(catalog: pd.DataFrame, window: int, stride: int,
+                  spacing: float | None = None) -> list[np.ndarray]:
     """Per scene, the (row, col) offsets of its windows in row-major order, shape (n, 2)."""
     plan = []
-    for path in catalog["image_path"]:
-        rows, cols = _image_shape(path)
+    for row in catalog.to_dict("records"):
+        rows, cols = _scene_shape(row, spacing)
         r, c = np.meshgrid(window_starts(rows, window, stride),
                            window_starts(cols, window, stride), indexing="ij")
         plan.append(np.column_stack([r.ravel(), c.ravel()]))
@@ -57,7 +67,7 @@ def _plan_patches(catalog: pd.DataFrame, window: int, stride: int) -> list[np.nd
 
 
 def _skeleton(catalog: pd.DataFrame, plan: list[np.ndarray], window: int,
-              chunk_samples: int) -> xr.Dataset:
+              chunk_samples: int, spacing: float | None = None) -> xr.Dataset:
     """The store's layout: lazy zeros for the patches, the per-sample coordinates filled in."""
     import dask.array as da
 
@@ -76,8 +86,9 @@ def _skeleton(catalog: pd.DataFrame, plan: list[np.ndarray], window: int,
     coords["date"] = ("sample", pd.to_datetime(catalog["date"]).to_numpy()[scene])
     coords["row"] = ("sample", offsets[:, 0])
     coords["col"] = ("sample", offsets[:, 1])
-    spacing = catalog["pixel_spacing"].to_numpy(dtype=np.float64)[scene]
-    coords["pixel_spacing"] = ("sample", spacing, {"units": "m", "long_name": "pixel spacing"})
+    spacings = catalog["pixel_spacing"].to_numpy(dtype=np.float64)[scene] if spacing is None \
+        else np.full(n, float(spacing))
+    coords["pixel_spacing"] = ("sample", spacings, {"units": "m", "long_name": "pixel spacing"})
     ds = xr.Dataset(data, coords=coords)
     # Coordinates share the patches' chunks (xarray needs that to report chunk sizes) but live
     # in one shard, one file, each: cheap to read whole when a stream selects samples.
@@ -125,8 +136,17 @@ def _cut_patches(arrays: Mapping[str, np.ndarray], offsets: np.ndarray,
     return out
 
 
+def _scene_arrays(row: Mapping[str, Any], spacing: float | None) -> dict[str, np.ndarray]:
+    """SAR, zones and front of one scene, as stored or resampled to ``spacing``."""
+    if spacing is None:
+        sar, zones, front = _read_scene_arrays(row)
+        return {"sar": sar, "zones": zones, "front": front}
+    scene = load_scene(row, spacing=spacing)
+    return {name: scene[name].to_numpy() for name in ("sar", "zones", "front")}
+
+
 def _write_patches(catalog: pd.DataFrame, plan: list[np.ndarray], store: Any, window: int,
-                   chunk_samples: int, progress: bool) -> None:
+                   chunk_samples: int, progress: bool, spacing: float | None = None) -> None:
     import zarr
 
     from xcalving._progress import tqdm_class
@@ -136,8 +156,7 @@ def _write_patches(catalog: pd.DataFrame, plan: list[np.ndarray], store: Any, wi
     rows = tqdm(catalog.to_dict("records"), desc="caffe_to_zarr", unit="scene",
                 disable=not progress)
     for row, offsets in zip(rows, plan, strict=True):
-        sar, zones, front = _read_scene_arrays(row)
-        writer.add(_cut_patches({"sar": sar, "zones": zones, "front": front}, offsets, window))
+        writer.add(_cut_patches(_scene_arrays(row, spacing), offsets, window))
     writer.close()
 
 
@@ -154,7 +173,8 @@ def caffe_to_zarr(
     *,
     window: int = 256,
     stride: int | None = None,
-    pixel_spacing: Literal["name"] | None = "name",
+    pixel_spacing: Literal["name", "caffe256"] | None = "name",
+    spacing: float | None = None,
     mode: Literal["w-", "w"] = "w-",
     chunk_samples: int = 16,
     progress: bool = True,
@@ -177,6 +197,11 @@ def caffe_to_zarr(
         padded with 0 (no data in ``sar``, class no data in ``zones``).
     pixel_spacing
         Used only when a folder is given; see :func:`open_caffe`.
+    spacing
+        ``None`` (default): scenes are cut as stored. A number of metres: every scene is first
+        resampled to square pixels of that spacing (:func:`load_scene` with ``spacing``), so
+        that all glaciers meet the network at one physical scale; the catalog must know the
+        spacing (``pixel_spacing="name"`` or ``"caffe256"``).
     mode
         ``"w-"`` (default) refuses an existing path; ``"w"`` replaces an existing Zarr store
         (never another folder or file, see :mod:`xcalving.safety`).
@@ -211,15 +236,19 @@ def caffe_to_zarr(
     _check_patch_args(window, stride, chunk_samples, mode)
     catalog = _as_catalog(root_or_catalog, pixel_spacing)
     catalog = catalog.sort_values(["glacier", "date", "stem"], kind="stable")
-    plan = _plan_patches(catalog, window, stride)
+    if spacing is not None:
+        for row in catalog.to_dict("records")[:1]:
+            _row_spacing(row)  # an unknown spacing is refused before any work
+    plan = _plan_patches(catalog, window, stride, spacing)
     check_target(store, mode=mode, inputs=_input_files(catalog), what="store")
-    skeleton = _skeleton(catalog, plan, window, chunk_samples)
+    skeleton = _skeleton(catalog, plan, window, chunk_samples, spacing)
     skeleton.attrs.update(
         title="CaFFe training patches", source="CaFFe, doi:10.1594/PANGAEA.940950",
         license="CC-BY-4.0", window=int(window), stride=int(stride),
-        pixel_spacing="name" if catalog["pixel_spacing"].notna().all() else "unknown",
+        pixel_spacing=float(spacing) if spacing is not None else
+        "name" if catalog["pixel_spacing"].notna().all() else "unknown",
     )
     with staged(store, mode=mode, what="store") as scratch:
         skeleton.to_zarr(scratch, mode="w-", compute=False, consolidated=False, zarr_format=3)
-        _write_patches(catalog, plan, scratch, window, chunk_samples, progress)
+        _write_patches(catalog, plan, scratch, window, chunk_samples, progress, spacing)
     return os.fspath(store)
