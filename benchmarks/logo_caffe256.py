@@ -221,37 +221,48 @@ def front_halves(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
             "median_px": float(np.median(per_scene)), "n_no_front": no_front}
 
 
-def evaluate(weights: Path | str, scenes: xr.Dataset, method: str,
-             spacing: float | None = None) -> dict[str, float]:
+def _fronts(pred: xr.Dataset, method: str, min_pixels: float) -> np.ndarray:
+    """Front rasters (scene, y, x) of a prediction read by one front method."""
+    from xcalving.tracing import front_from_head, front_from_probability
+    from xcalving.zones import front_from_zones
+
+    if method == "zones":
+        return np.stack([front_from_zones(z, min_pixels) for z in pred.zones.values])
+    if method == "gated":
+        return np.stack([front_from_head(p, 0.5, min_pixels, zones=z) for p, z in
+                         zip(pred.front_probability.values, pred.zones.values, strict=True)])
+    return np.stack([front_from_probability(p, 0.5, min_pixels)
+                     for p in pred.front_probability.values])
+
+
+def evaluate(weights: Path | str, scenes: xr.Dataset, method: str | list[str],
+             spacing: float | None = None) -> dict[str, Any]:
     """MDE (px and m, pooled, both halves, per-scene median), no-front count and zone IoU.
 
     Fronts come from the whole scene (no region: the user's default path); pieces of at most
-    750 m (10 px without a spacing) are dropped.
+    750 m (10 px without a spacing) are dropped. With several methods, a dict method → row.
     """
     import xcalving
     from xcalving.metrics import zone_iou
-    from xcalving.vector import front_from_probability
-    from xcalving.zones import front_from_zones
 
     pred = xcalving.predict(scenes.sar, model=str(weights), tile=256,
                             overlap=0 if spacing is None else 64, scaling="uint8").compute()
     min_pixels = 10 if spacing is None else 750 / spacing
-    if method == "zones":
-        fronts = np.stack([front_from_zones(z, min_pixels) for z in pred.zones.values])
-    else:
-        fronts = np.stack([front_from_probability(p, 0.5, min_pixels)
-                           for p in pred.front_probability.values])
-    row: dict[str, float] = dict(front_halves(fronts, scenes.front.values))
-    if spacing is not None:
-        for key in ("mde", "pred_to_label", "label_to_pred", "median"):
-            row[f"{key}_m"] = row[f"{key}_px"] * spacing
-    iou = zone_iou(pred.zones.values, scenes.zones.values).mean
-    return {**row, "n_scenes": int(scenes.sizes["time"]), "zone_iou": float(iou)}
+    iou = float(zone_iou(pred.zones.values, scenes.zones.values).mean)
+    rows = {}
+    for name in [method] if isinstance(method, str) else method:
+        row: dict[str, Any] = dict(front_halves(_fronts(pred, name, min_pixels),
+                                                scenes.front.values))
+        if spacing is not None:
+            for key in ("mde", "pred_to_label", "label_to_pred", "median"):
+                row[f"{key}_m"] = row[f"{key}_px"] * spacing
+        rows[name] = {**row, "n_scenes": int(scenes.sizes["time"]), "zone_iou": iou}
+    return rows[method] if isinstance(method, str) else rows
 
 
 def score(data: Path, runs: Path, at: list[int] | None = None,
-          swa: tuple[int, int] | None = None,
-          spacing: float | None = None) -> list[dict[str, Any]]:
+          swa: tuple[int, int] | None = None, spacing: float | None = None,
+          methods: list[str] | None = None) -> list[dict[str, Any]]:
     """Score every run on its held-out glacier (at the epochs ``at``, else the last epoch).
 
     With ``swa=(first, last)``, the mean of the epoch weights first..last is scored too, as the
@@ -267,12 +278,15 @@ def score(data: Path, runs: Path, at: list[int] | None = None,
         candidates = [(recipe, epoch, weights) for epoch, weights in epoch_weights(run, at).items()]
         if swa is not None and trained_epochs(run) >= swa[1]:
             candidates.append((f"{recipe}+swa", swa[1], averaged_weights(run, *swa)))
+        own = RECIPES[recipe]["method"]
         for label, epoch, weights in candidates:
-            row = {"recipe": label, "held_out": held_out, "epochs": epoch,
-                   "train_minutes": round(minutes_per_epoch * epoch, 1),
-                   **evaluate(weights, scenes, RECIPES[recipe]["method"], spacing)}
-            rows.append(row)
-            print(row, flush=True)
+            results = evaluate(weights, scenes, sorted({own, *(methods or [])}), spacing)
+            for method, result in results.items():
+                row = {"recipe": label if method == own else f"{label}/{method}",
+                       "held_out": held_out, "epochs": epoch, "method": method,
+                       "train_minutes": round(minutes_per_epoch * epoch, 1), **result}
+                rows.append(row)
+                print(row, flush=True)
     (runs / "table.json").write_text(json.dumps(rows, indent=2))
     (runs / "table.md").write_text(markdown_table(rows))
     return rows
@@ -350,6 +364,9 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--spacing", type=float, default=None,
                         help="un-squash every scene to square pixels of this many metres")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        choices=["zones", "probability", "gated"],
+                        help="score: also read every model's fronts these ways")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="train: a time budget per fold-run on top of the epochs")
     parser.add_argument("--epochs", type=int, default=5,
@@ -361,7 +378,7 @@ def main() -> None:
     args = parser.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
     if args.action == "score":
-        score(args.data, args.runs, args.at, args.swa, args.spacing)
+        score(args.data, args.runs, args.at, args.swa, args.spacing, args.methods)
         return
     if args.action == "choose":  # print the recipe the rule picks from the scored folds
         recipe, epochs = choose(json.loads((args.runs / "table.json").read_text()))

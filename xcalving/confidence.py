@@ -107,6 +107,8 @@ CALIBRATION: dict[str, Calibration] = {
         source="held-out fronts of runs/logo/glacierdl-{Jorum,SI}, "
                "runs/logo12/glacierdl-Jorum (caffe256, 256 x 256 px)"),
 }
+# the gated front head reads the same head as "probability": its model until one is fit for it
+CALIBRATION["gated"] = CALIBRATION["probability"]
 
 
 def _transformed(signals: Any, name: str) -> np.ndarray:

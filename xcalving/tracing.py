@@ -12,11 +12,18 @@ from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from xcalving.zones import drop_short_pieces
+from xcalving.zones import drop_short_pieces, front_from_zones
 
-__all__ = ["front_from_probability", "pixel_length", "trace_lines"]
+__all__ = ["GATE_PX", "MIN_MASS_SHARE", "front_from_head", "front_from_probability",
+           "pixel_length", "trace_lines"]
 
 _EIGHT = np.ones((3, 3), bool)
+#: ``front_from_head``: a piece is kept where at least half of it lies within this many pixels
+#: of the zones' glacier–ocean boundary.
+GATE_PX = 8.0
+#: ``front_from_head``: pieces with less probability mass than this share of the strongest
+#: piece's are dropped (faint spurs and far echoes).
+MIN_MASS_SHARE = 0.2
 
 
 def _component_path(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -77,4 +84,60 @@ def front_from_probability(probability: np.ndarray, threshold: float = 0.5,
     front = np.zeros_like(skeleton)
     for line in trace_lines(skeleton):
         front[line[:, 0], line[:, 1]] = True
+    return drop_short_pieces(front, min_pixels)
+
+
+def _head_mask(probability: np.ndarray, threshold: float) -> np.ndarray:
+    """Hysteresis: pixels above ``threshold / 2`` connected to one above ``threshold``.
+
+    Where nothing reaches ``threshold`` but the probability still rises above the low
+    threshold, the strongest half of it is taken: a faint front is still a front.
+    """
+    from skimage.filters import apply_hysteresis_threshold
+
+    low = threshold / 2
+    mask = apply_hysteresis_threshold(probability, low, threshold)
+    peak = float(probability.max()) if probability.size else 0.0
+    if not mask.any() and peak > low:
+        mask = probability >= max(low, peak / 2)
+    return mask
+
+
+def _keep_piece(line: np.ndarray, near: np.ndarray | None) -> bool:
+    return near is None or near[line[:, 0], line[:, 1]].mean() >= 0.5
+
+
+def front_from_head(probability: np.ndarray, threshold: float = 0.5, min_pixels: float = 0.0,
+                    bbox: np.ndarray | None = None, zones: np.ndarray | None = None,
+                    ocean: str = "largest") -> np.ndarray:
+    """The front head read with the zones as a gate (``fronts(method="gated")``).
+
+    Hysteresis thresholds (``threshold`` and half of it), a skeleton, its pieces traced; a
+    piece is kept where at least half of it lies within :data:`GATE_PX` pixels of where the
+    predicted glacier meets the predicted ocean (when ``zones`` are given) and where it holds
+    at least :data:`MIN_MASS_SHARE` of the strongest piece's probability mass; then the
+    length rule. When the gate removes every piece, the strongest piece is kept: the answer is
+    empty only where the probability shows no front at all.
+    """
+    from skimage.morphology import skeletonize
+
+    p = np.nan_to_num(np.asarray(probability, float), nan=0.0)
+    mask = _head_mask(p, threshold)
+    if bbox is not None:
+        mask &= np.asarray(bbox, bool)
+    lines = trace_lines(skeletonize(mask))
+    if not lines:
+        return np.zeros(p.shape, bool)
+    near = None
+    if zones is not None:
+        boundary = front_from_zones(zones, ocean=ocean)
+        near = ndimage.distance_transform_edt(~boundary) <= GATE_PX if boundary.any() else None
+    masses = [float(p[line[:, 0], line[:, 1]].sum()) for line in lines]
+    kept = [k for k, line in enumerate(lines) if _keep_piece(line, near)] or \
+        [int(np.argmax(masses))]
+    best = max(masses[k] for k in kept)
+    front = np.zeros(p.shape, bool)
+    for k in kept:
+        if masses[k] >= MIN_MASS_SHARE * best:
+            front[lines[k][:, 0], lines[k][:, 1]] = True
     return drop_short_pieces(front, min_pixels)

@@ -25,7 +25,7 @@ from xcalving.errors import InputError, XcalvingWarning
 from xcalving.fronts_io import FRONT_FORMATS, check_fronts_path, read_fronts, write_fronts
 from xcalving.qc import grid_id
 from xcalving.regions import REGION_VARIABLE, region_mask
-from xcalving.tracing import front_from_probability, pixel_length, trace_lines
+from xcalving.tracing import front_from_head, front_from_probability, pixel_length, trace_lines
 from xcalving.zones import OCEAN_RULES, front_from_zones
 
 if TYPE_CHECKING:
@@ -44,7 +44,9 @@ ROW_ATTRS = ("glacier", "satellite", "sensor", "platform", "model", "model_sha25
 ROW_COLUMNS = ("geometry", "length_m", "length_px", "mean_probability", "n_segments", "n_pixels",
                "longest_share", "head_distance_px", "side_margin")
 COLUMNS = ROW_COLUMNS + SERIES_COLUMNS
-_NEEDS = {"zones": "zones", "probability": "front_probability"}
+_NEEDS = {"zones": "zones", "probability": "front_probability", "gated": "front_probability"}
+#: The front method where neither the call nor the prediction names one.
+DEFAULT_METHOD = "zones"
 
 
 # --- the xarray / GeoDataFrame shell -------------------------------------------------------------
@@ -109,6 +111,9 @@ def _scene_front(scene: dict[str, np.ndarray], method: str, min_pixels: float, t
         return front_from_zones(zones, min_pixels, bbox=region, ocean=ocean)
     if method == "probability" and probability is not None:
         return front_from_probability(probability, threshold, min_pixels, bbox=region)
+    if method == "gated" and probability is not None:
+        return front_from_head(probability, threshold, min_pixels, bbox=region, zones=zones,
+                               ocean=ocean)
     raise InputError(f"method={method!r}: the variable it needs is missing.")
 
 
@@ -141,6 +146,16 @@ def _with_region(ds: Any, names: list[str], region: Any, lead: str | None) -> tu
         [*names, REGION_VARIABLE]
 
 
+def _method(ds: Any, method: str | None) -> str:
+    """The front method asked for, else the one the prediction records, else the default."""
+    if method is not None:
+        return method
+    recorded = getattr(ds, "attrs", {}).get("front_method")
+    if recorded in _NEEDS and _NEEDS[recorded] in ds:
+        return str(recorded)
+    return DEFAULT_METHOD
+
+
 def _check_fronts_input(ds: Any, method: str) -> tuple[list[str], str | None]:
     """The variables ``fronts`` reads (the one ``method`` needs first) and the scene dim."""
     import xarray as xr
@@ -150,7 +165,7 @@ def _check_fronts_input(ds: Any, method: str) -> tuple[list[str], str | None]:
             f"ds must be a prediction Dataset (from predict()); got {type(ds).__name__}."
         )
     if method not in _NEEDS:
-        raise InputError(f"method must be 'zones' or 'probability'; got {method!r}.")
+        raise InputError(f"method must be one of {list(_NEEDS)}; got {method!r}.")
     need = _NEEDS[method]
     if need not in ds:
         raise InputError(
@@ -282,7 +297,7 @@ def _scene_columns(scenes: Any, lead: str) -> dict[str, Any]:
 def fronts(
     ds: xr.Dataset,
     *,
-    method: Literal["zones", "probability"] = "zones",
+    method: Literal["zones", "probability", "gated"] | None = None,
     min_length: float = MIN_LENGTH_M,
     min_length_px: float | None = None,
     threshold: float = 0.5,
@@ -301,7 +316,11 @@ def fronts(
         ``"zones"``: CaFFe's post-processing of the zone map
         (:func:`~xcalving.vector.front_from_zones`); ``"probability"``: threshold, skeletonize
         and keep the longest paths of the front probability
-        (:func:`~xcalving.vector.front_from_probability`).
+        (:func:`~xcalving.vector.front_from_probability`); ``"gated"``: the front probability
+        with hysteresis thresholds, its pieces kept where the zones' glacier–ocean boundary
+        runs and by probability mass (:func:`~xcalving.tracing.front_from_head`). ``None``
+        (default): the method the weights' folds chose, which ``predict`` records in
+        ``ds.attrs["front_method"]``; ``"zones"`` where the prediction names none.
     min_length
         Front pieces of at most this many metres (÷ the pixel spacing) are dropped; CaFFe uses
         750 m.
@@ -392,6 +411,7 @@ def fronts(
     import geopandas as gpd
     import pandas as pd
 
+    method = _method(ds, method)
     names, lead = _check_fronts_input(ds, method)
     if ocean not in OCEAN_RULES:
         raise InputError(f"ocean must be one of {OCEAN_RULES} ('largest': CaFFe's one main "

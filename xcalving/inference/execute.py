@@ -269,6 +269,8 @@ def _provenance(da: Any, spec: ModelSpec, options: PredictOptions, runtime: tupl
         "precision": runtime[1], "input_scaling": options.scaling,
         "network_scaling": json.dumps(spec.scaling.to_dict()), "xcalving_version": version,
     }
+    if spec.front_method is not None:  # fronts() reads the front the way the folds chose
+        attrs["front_method"] = spec.front_method
     if band is not None:
         attrs["band"] = band
     if spacings is not None:

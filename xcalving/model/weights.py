@@ -12,6 +12,7 @@ the network from the spec where it runs.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -52,6 +53,9 @@ class WeightsRecord:
     #: Labelled scenes of its own training data that ``finetune(replay="auto")`` mixes in: a
     #: key of :data:`xcalving.adapt.api.REPLAY_SETS`, or "" for none.
     replay: str = ""
+    #: The front method the leave-one-glacier-out folds chose for these weights: ``fronts()``
+    #: uses it by default on their predictions ("zones", "probability" or "gated").
+    front_method: str = "zones"
 
     @property
     def path(self) -> Path:
@@ -96,6 +100,7 @@ class ModelSpec:
     scaling: Scaling
     stride: int = 1
     pixel_spacing: float | None = None  # metres per pixel of the training data, where known
+    front_method: str | None = None  # the front method chosen for registered weights
     path: str | None = None
     state: tuple[dict[str, Any], bytes] | None = field(default=None, repr=False)
     module: Any = field(default=None, repr=False)
@@ -178,8 +183,9 @@ def _spec_from_record(record: WeightsRecord) -> ModelSpec:
             f"(expected {record.sha256}, got {digest}); the file is corrupt or was replaced. "
             "Reinstall xcalving."
         )
-    return _spec_from_file(record.path, record.name, digest, record.scaling,
+    spec = _spec_from_file(record.path, record.name, digest, record.scaling,
                            record.pixel_spacing)
+    return dataclasses.replace(spec, front_method=record.front_method)
 
 
 def _spec_from_file(path: Path, name: str, digest: str | None = None,
