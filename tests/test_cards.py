@@ -61,12 +61,26 @@ def _messages(da, model) -> list[str]:
     return [str(w.message) for w in caught if issubclass(w.category, XcalvingWarning)]
 
 
-def test_spacing_far_from_the_weights_warns_once_pointing_at_resolution_model(fresh_warnings):
-    far = _messages(_cube(40.0), "demo")
-    assert len(far) == 1 and "resolution='model'" in far[0] and "40 m" in far[0]
-    assert _messages(_cube(40.0), "demo") == []  # once per weights and spacing
+def test_spacing_outside_the_measured_range_warns_once_with_the_measured_advice(fresh_warnings):
+    """demo holds on 10-40 m (measured) and resolution='model' made it worse: the warning says so."""
+    far = _messages(_cube(80.0), "demo")
+    assert len(far) == 1 and "10-40 m" in far[0] and "80 m" in far[0]
+    assert "measured to make them worse" in far[0] and "pass resolution='model'" not in far[0]
+    assert _messages(_cube(80.0), "demo") == []  # once per weights and spacing
     assert _messages(_cube(20.0), "demo") == []  # the weights' own spacing: nothing to say
-    assert _messages(_cube(26.0), "demo") == []  # within 1.5x
+    assert _messages(_cube(40.0), "demo") == []  # inside the measured range
+
+
+def test_unmeasured_weights_of_a_known_spacing_are_not_told_to_resample(fresh_warnings, tmp_path):
+    import torch
+
+    from xcalving.model import ASPPUNet, save_model
+
+    torch.manual_seed(0)
+    path = save_model(ASPPUNet(width=4).eval(), tmp_path / "net.safetensors", pixel_spacing=20.0)
+    said = _messages(_cube(80.0), str(path))
+    assert len(said) == 1 and "unmeasured" in said[0] and "4.0x" in said[0]
+    assert _messages(_cube(25.0), str(path)) == []  # within 1.5x of its spacing
 
 
 def test_weights_of_unknown_spacing_on_a_metric_cube_warn(fresh_warnings, tmp_path):
@@ -80,3 +94,17 @@ def test_weights_of_unknown_spacing_on_a_metric_cube_warn(fresh_warnings, tmp_pa
     path = save_model(net, tmp_path / "net.safetensors")  # a weights file without a spacing
     said = _messages(_cube(20.0), str(path))
     assert any(re.search(r"state no pixel spacing.*resolution=<metres>", m) for m in said)
+
+
+def test_meta_is_the_structured_card(fresh_warnings):
+    """Cards as data: the record's meta is plain JSON and the Markdown card shows its facts."""
+    import json
+
+    for name, record in REGISTRY.items():
+        meta = record.meta
+        json.dumps(meta)  # plain data
+        assert meta["sha256"] == record.sha256 and meta["licence"] == record.licence
+        text = card(name)
+        assert f"method={record.front_method!r}" in text
+        for metric in meta["metrics"]:
+            assert f"{metric['mde_px']:.1f}" in text

@@ -113,7 +113,7 @@ def _scale_bar(ax: Any, units: str) -> None:
 
 
 def front_map(fronts: Any, background: xr.DataArray | None = None, *, ax: Any = None,
-              cmap: str = "plasma", title: str | None = None) -> Any:
+              cmap: str = "plasma", title: str | None = None, labels: Any = None) -> Any:
     """Draw fronts coloured by date over a scene, with a date colour bar and a scale bar.
 
     Parameters
@@ -130,6 +130,9 @@ def front_map(fronts: Any, background: xr.DataArray | None = None, *, ax: Any = 
         Colour map of the dates.
     title
         Axes title (default: the number of dates).
+    labels
+        Labelled fronts to draw beside the predicted ones (a GeoDataFrame of lines, e.g.
+        :func:`xcalving.vector.label_fronts`), cyan and dotted, labelled "labelled front".
 
     Returns
     -------
@@ -162,6 +165,8 @@ def front_map(fronts: Any, background: xr.DataArray | None = None, *, ax: Any = 
                     labelled = True
                 else:
                     ax.plot(xs, ys, color=colours.to_rgba(t), lw=1.6)
+    if labels is not None:
+        labelled = _draw_labels(ax, labels) or labelled
     if labelled:
         ax.legend(loc="upper right", fontsize=8)
     bar = ax.figure.colorbar(colours, ax=ax, shrink=0.8, label="date")
@@ -175,6 +180,20 @@ def front_map(fronts: Any, background: xr.DataArray | None = None, *, ax: Any = 
     _scale_bar(ax, units)
     ax.set_title(title or f"calving fronts, {len(fronts)} dates")
     return ax
+
+
+def _draw_labels(ax: Any, labels: Any) -> bool:
+    """Labelled fronts, cyan and dotted, with one legend entry; whether any was drawn."""
+    drawn = False
+    for geom in labels.geometry:
+        for part in getattr(geom, "geoms", [geom]) if geom is not None else []:
+            if part.is_empty:
+                continue
+            xs, ys = part.xy
+            ax.plot(xs, ys, color="cyan", lw=1.2, ls=":",
+                    label="_" if drawn else "labelled front")
+            drawn = True
+    return drawn
 
 
 def _flagged(table: Any) -> np.ndarray:

@@ -32,7 +32,7 @@ from xcalving.metrics import bbox_accuracy, mean_distance_error, zone_iou
 from xcalving.model import ASPPUNet, save_model
 from xcalving.vector import front_from_zones
 
-__all__ = ["TrainConfig", "dice_loss", "train"]
+__all__ = ["TrainConfig", "dice_loss", "learning_rate", "train", "train_step"]
 
 HISTORY_FIELDS = ("epoch", "loss", "val_loss", "bbox_accuracy", "zone_iou", "mde_px",
                   "n_no_front", "mde_front_px", "n_no_front_front", "lr", "seconds")
@@ -197,6 +197,24 @@ def _autocast(device: torch.device) -> Any:
     return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
 
 
+def train_step(model: Any, batch: dict[str, torch.Tensor], optimizer: Any, config: TrainConfig,
+               device: torch.device, lr: float) -> float:
+    """One optimisation step on one batch at learning rate ``lr``; the batch's loss.
+
+    What ``benchmarks/bench_train.py`` times against a bare forward and backward pass.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    batch = _to(batch, device)
+    with _autocast(device):
+        out = model(batch["image"])
+    loss = _loss(out, batch, config)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.item())
+
+
 def _train_epoch(model: Any, loader: Any, optimizer: Any, config: TrainConfig,
                  device: torch.device, steps: int, epoch: int, show: bool) -> float:
     from xcalving._progress import tqdm_class
@@ -209,16 +227,8 @@ def _train_epoch(model: Any, loader: Any, optimizer: Any, config: TrainConfig,
                leave=False)
     for step, batch in enumerate(bar):
         lr = learning_rate(config, (epoch - 1) * steps + step, config.epochs * steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = _to(batch, device)
-        with _autocast(device):
-            out = model(batch["image"])
-        loss = _loss(out, batch, config)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(batch["image"])
+        loss = train_step(model, batch, optimizer, config, device, lr)
+        total += loss * len(batch["image"])
         count += len(batch["image"])
         bar.set_postfix(loss=f"{total / count:.4f}")
     return total / max(count, 1)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = ["FRONT_FORMATS", "check_fronts_path", "front_from_probability", "front_from_zones",
-           "fronts", "read_fronts", "trace_lines", "write_fronts"]
+           "fronts", "label_fronts", "read_fronts", "trace_lines", "write_fronts"]
 
 #: CaFFe drops front pieces of at most this length.
 MIN_LENGTH_M = 750.0
@@ -442,3 +442,24 @@ def fronts(
                       XcalvingWarning, stacklevel=2)
         frame.attrs["georeference"] = "none: x = column + 0.5, y = row + 0.5 (pixels)"
     return frame
+
+
+def label_fronts(front: xr.DataArray) -> gpd.GeoDataFrame:
+    """Labelled one-pixel fronts (a 0/1 raster such as CaFFe's ``front``) as lines, a row a scene.
+
+    Each scene's labelled pixels are skeletonised and traced like a predicted front
+    (:func:`fronts` with ``method="probability"``, no length rule, no region), so predicted and
+    labelled fronts can be drawn and compared as lines on one map.
+
+    Examples
+    --------
+    >>> from xcalving.data.synthetic import glacier_cube
+    >>> cube, _ = glacier_cube(2, shape=(96, 96), resolution=25.0, seed=3)
+    >>> labelled = label_fronts(cube.front)
+    >>> len(labelled), bool((labelled.length_m > 0).all())
+    (2, True)
+    """
+    ds = (front.fillna(0) > 0).astype("float32").to_dataset(name="front_probability")
+    ds.attrs = {k: v for k, v in front.attrs.items() if k == "pixel_spacing"}
+    frame = fronts(ds, method="probability", threshold=0.5, min_length_px=0, region=False)
+    return frame[["geometry", "length_m"]]

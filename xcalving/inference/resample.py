@@ -56,26 +56,46 @@ def _metric_spacing(da: Any) -> float | None:
         return None
 
 
+def _spacing_advice(spec: ModelSpec, spacing: float) -> str | None:
+    """What to say about a cube of ``spacing`` m meeting ``spec``, from its measured record."""
+    trained = spec.pixel_spacing
+    if spec.spacing_range is not None:
+        lo, hi = spec.spacing_range
+        if lo * 0.99 <= spacing <= hi * 1.01:
+            return None
+        where = (f"the weights {spec.name!r} were measured to hold on cubes of {lo:g}-{hi:g} m "
+                 f"(trained at {trained:g} m); this cube is {spacing:g} m")
+        if spec.resolution_model == "helps":
+            return f"{where}: pass resolution='model', measured to help them."
+        if spec.resolution_model == "hurts":
+            return (f"{where}, and resolution='model' was measured to make them worse: resample "
+                    f"the cube into that range yourself (e.g. da.coarsen(...).mean()) or "
+                    "fine-tune on a few of your scenes (xcalving.finetune).")
+        return (f"{where}; resolution='model' is unmeasured for them: compare both on a "
+                "labelled date.")
+    if trained is None:
+        return (f"the weights {spec.name!r} state no pixel spacing (trained on resized scenes) "
+                f"but the cube is on a {spacing:g} m grid, so the fjord may not look the size the "
+                "network learned; use weights trained at a known spacing (see `xcalving "
+                "weights`) or pass resolution=<metres> and check the fronts on a labelled date.")
+    ratio = max(spacing / trained, trained / spacing)
+    if ratio <= SPACING_TOLERANCE:
+        return None
+    return (f"the cube's pixel spacing ({spacing:g} m) differs from the {trained:g} m the weights "
+            f"{spec.name!r} were trained at by {ratio:.1f}x, and how they do there is unmeasured; "
+            "compare resolution='model' (run at their spacing) with the cube's own grid on a "
+            "labelled date.")
+
+
 def _warn_spacing_mismatch(spec: ModelSpec, da: Any) -> None:
     """Warn once per weights and spacing when the weights meet a grid they were not made for."""
     spacing = _metric_spacing(da)
     if spacing is None or (spec.sha256, round(spacing, 3)) in _WARNED:
         return
-    trained = spec.pixel_spacing
-    if trained is None and spec.path is None:  # an in-memory module: its author knows its data
+    if spec.pixel_spacing is None and spec.path is None:  # a module: its author knows its data
         return
-    if trained is None:
-        message = (f"the weights {spec.name!r} state no pixel spacing (trained on resized "
-                   f"scenes) but the cube is on a {spacing:g} m grid, so the fjord may not look "
-                   "the size the network learned; pass resolution=<metres> to run it at a "
-                   "chosen spacing, or use weights trained at a known spacing (see "
-                   "`xcalving weights`).")
-    elif (ratio := max(spacing / trained, trained / spacing)) > SPACING_TOLERANCE:
-        message = (f"the cube's pixel spacing ({spacing:g} m) differs from the {trained:g} m the "
-                   f"weights {spec.name!r} were trained at by {ratio:.1f}x; pass "
-                   "resolution='model' to run the network at its own spacing (the output stays "
-                   "on your grid).")
-    else:
+    message = _spacing_advice(spec, spacing)
+    if message is None:
         return
     _WARNED.add((spec.sha256, round(spacing, 3)))
     warnings.warn(message, XcalvingWarning, stacklevel=4)

@@ -1,9 +1,12 @@
 """Model cards: what each registered weights file is, how it was made and scored, where it fails.
 
-A card is the registry's facts (data, pixel spacing, input scaling, licence, training summary)
-followed by a hand-written part kept beside the weights in ``weights/cards/NAME.md`` (recipe,
-compute, the leave-one-glacier-out table, known failure modes). :func:`card` renders one;
-:func:`weights_table` is the README's table of shipped weights, derived from the same records.
+The card's facts are data: :attr:`WeightsRecord.meta <xcalving.model.weights.WeightsRecord.meta>`
+(sensors and scene counts, pixel spacing and the range it holds in, bands, input scaling, the
+front method, held-out metrics in pixels and metres, licence, citation), read from
+``weights/registry.json``. :func:`card` renders them as Markdown — the facts, then the metrics
+table, then the hand-written prose kept beside the weights in ``weights/cards/NAME.md``
+(recipe, known failure modes); :func:`weights_table` is the README's table, from the same
+records.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from xcalving.errors import WeightsNotFoundError, did_you_mean
 from xcalving.model.weights import DEFAULT_WEIGHTS, REGISTRY, WEIGHTS_DIR, WeightsRecord
 
-__all__ = ["CARDS_DIR", "card", "weights_table"]
+__all__ = ["CARDS_DIR", "card", "metrics_table", "weights_table"]
 
 CARDS_DIR = WEIGHTS_DIR / "cards"
 #: What a card says where the training scenes had no common pixel spacing.
@@ -32,6 +35,39 @@ def spacing_text(record: WeightsRecord) -> str:
     return f"{record.pixel_spacing:g} m"
 
 
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) if counts else "not recorded"
+
+
+def _range_text(record: WeightsRecord) -> str:
+    if record.spacing_range is None:
+        return "not measured"
+    lo, hi = record.spacing_range
+    advice = {"helps": "outside it, pass resolution='model'",
+              "hurts": "outside it, resolution='model' was measured to be worse: resample "
+                       "the cube yourself or fine-tune",
+              "unmeasured": "outside it, unmeasured"}[record.resolution_model]
+    return f"{lo:g}–{hi:g} m on the cube's own grid; {advice}"
+
+
+def metrics_table(record: WeightsRecord) -> str:
+    """The held-out scores of a record as a Markdown table, in pixels and metres."""
+    if not record.metrics:
+        return ""
+    rows = ["| recipe | held-out glacier | chose the recipe | MDE px | MDE m | pred→label m | "
+            "label→pred m | median m | no front | zone IoU |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for m in record.metrics:
+        metres = [f"{m[k]:.0f}" if isinstance(m.get(k), int | float) else "–"
+                  for k in ("mde_m", "pred_to_label_m", "label_to_pred_m", "median_m")]
+        chose = "yes" if m.get("chose_recipe") else "no"
+        rows.append(f"| {m.get('recipe', '')} | {m.get('held_out', '')} | {chose} | "
+                    f"{m.get('mde_px', float('nan')):.1f} | {' | '.join(metres)} | "
+                    f"{m.get('n_no_front', '?')}/{m.get('n_scenes', '?')} | "
+                    f"{m.get('zone_iou', float('nan')):.3f} |")
+    return "\n".join(rows) + "\n"
+
+
 def _facts(record: WeightsRecord) -> list[str]:
     training = record.training or {}
     minutes = training.get("train_seconds")
@@ -42,7 +78,12 @@ def _facts(record: WeightsRecord) -> list[str]:
         f"- **File**: `{record.filename}`, sha256 `{record.sha256}`",
         f"- **Default**: {'yes, `model=None` uses it' if record.name == DEFAULT_WEIGHTS else 'no'}",
         f"- **Data**: {record.data or record.description}",
+        f"- **Sensors** (training scenes): {_counts(record.sensors)}",
+        f"- **Glaciers** (training scenes): {_counts(record.scenes)}",
         f"- **Pixel spacing**: {spacing_text(record)}",
+        f"- **Holds on**: {_range_text(record)}",
+        f"- **Bands**: {', '.join(record.bands)}",
+        f"- **Fronts**: `fronts()` reads them with method={record.front_method!r} by default",
         f"- **Input scaling**: {scaling.domain}, normalised with mean {scaling.mean} and "
         f"standard deviation {scaling.std}",
         f"- **Compute**: {compute}",
@@ -65,7 +106,10 @@ def card(name: str) -> str:
     record = _record(name)
     written = CARDS_DIR / f"{name}.md"
     body = written.read_text().strip() if written.exists() else "(no written card yet)"
-    return "\n".join([f"# {name}", "", record.description, "", *_facts(record), "", body, ""])
+    table = metrics_table(record)
+    scores = ["## Held-out scores", "", table] if table else []
+    return "\n".join([f"# {name}", "", record.description, "", *_facts(record), "", *scores,
+                      body, ""])
 
 
 def _summary(name: str) -> str:

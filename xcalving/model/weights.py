@@ -56,6 +56,37 @@ class WeightsRecord:
     #: The front method the leave-one-glacier-out folds chose for these weights: ``fronts()``
     #: uses it by default on their predictions ("zones", "probability" or "gated").
     front_method: str = "zones"
+    #: Training scenes per sensor and per glacier (or synthetic source).
+    sensors: dict[str, int] = field(default_factory=dict, compare=False)
+    scenes: dict[str, int] = field(default_factory=dict, compare=False)
+    #: What the one input band is.
+    bands: tuple[str, ...] = ("SAR amplitude, one polarisation",)
+    #: Held-out scores, one dict a row: recipe, held_out, chose_recipe, mde_px, mde_m,
+    #: pred_to_label_m, label_to_pred_m, median_m, n_no_front, n_scenes, zone_iou.
+    metrics: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+    #: (lowest, highest) pixel spacing in metres of cubes on whose own grid the weights were
+    #: measured to hold on held-out data; None where unmeasured.
+    spacing_range: tuple[float, float] | None = None
+    #: Measured on held-out data: "helps" when ``resolution="model"`` beats the cube's own grid
+    #: outside ``spacing_range``, "hurts" when it is worse, "unmeasured".
+    resolution_model: str = "unmeasured"
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The structured card: every fact of the record as plain JSON-able data.
+
+        Examples
+        --------
+        >>> meta = REGISTRY["demo"].meta
+        >>> meta["name"], meta["licence"], meta["pixel_spacing"]
+        ('demo', 'Apache-2.0', 20.0)
+        """
+        facts = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                 if f.name != "training"}
+        facts.update(scaling=self.scaling.to_dict(), bands=list(self.bands),
+                     metrics=[dict(m) for m in self.metrics], default=self.name == DEFAULT_WEIGHTS,
+                     spacing_range=list(self.spacing_range) if self.spacing_range else None)
+        return facts
 
     @property
     def path(self) -> Path:
@@ -71,8 +102,17 @@ def _load_registry() -> dict[str, WeightsRecord]:
     if not REGISTRY_FILE.exists():
         return {}
     entries = json.loads(REGISTRY_FILE.read_text())
-    return {name: WeightsRecord(name=name, scaling=Scaling.from_dict(e.pop("scaling")), **e)
-            for name, e in entries.items()}
+    return {name: _record(name, entry) for name, entry in entries.items()}
+
+
+def _record(name: str, entry: dict[str, Any]) -> WeightsRecord:
+    """One registry entry as a record (lists of the JSON file become tuples)."""
+    entry = dict(entry)
+    scaling = Scaling.from_dict(entry.pop("scaling"))
+    for key in ("bands", "metrics", "spacing_range"):
+        if entry.get(key) is not None:
+            entry[key] = tuple(entry[key])
+    return WeightsRecord(name=name, scaling=scaling, **entry)
 
 
 #: Every weights file the package ships, read once from ``weights/registry.json``.
@@ -101,6 +141,8 @@ class ModelSpec:
     stride: int = 1
     pixel_spacing: float | None = None  # metres per pixel of the training data, where known
     front_method: str | None = None  # the front method chosen for registered weights
+    spacing_range: tuple[float, float] | None = None  # where registered weights were measured
+    resolution_model: str = "unmeasured"  # whether resolution="model" helps them, measured
     path: str | None = None
     state: tuple[dict[str, Any], bytes] | None = field(default=None, repr=False)
     module: Any = field(default=None, repr=False)
@@ -185,7 +227,9 @@ def _spec_from_record(record: WeightsRecord) -> ModelSpec:
         )
     spec = _spec_from_file(record.path, record.name, digest, record.scaling,
                            record.pixel_spacing)
-    return dataclasses.replace(spec, front_method=record.front_method)
+    return dataclasses.replace(spec, front_method=record.front_method,
+                               spacing_range=record.spacing_range,
+                               resolution_model=record.resolution_model)
 
 
 def _spec_from_file(path: Path, name: str, digest: str | None = None,
