@@ -269,3 +269,32 @@ def test_store_as_fsspec_url(store):
     stream = PatchStream(f"file://{store}", glaciers="SI", storage_options={"auto_mkdir": False},
                          front_dilation=0)
     assert sorted(int(item["index"]) for item in stream) == stream.selected.tolist()
+
+
+def test_physical_augmentation_multilooks_or_blurs_and_keeps_no_data():
+    """'physical': half the scenes look as coarser or smoother data resampled to the grid."""
+    from xcalving.data.stream import _resampled
+
+    rng = np.random.default_rng(0)
+    amplitude = rng.uniform(1, 255, (64, 64)).astype(np.float32)
+    amplitude[:, :8] = 0  # a swath edge of no data
+    changed = 0
+    for _ in range(40):
+        out = _resampled(amplitude, rng)
+        assert out.shape == amplitude.shape and out.dtype == np.float32
+        assert (out[:, :8] == 0).all() and (out[:, 8:] >= 1).all() and out.max() <= 255
+        if not np.array_equal(out, amplitude):
+            changed += 1
+            assert out[:, 8:].std() < amplitude[:, 8:].std()  # smoother: speckle averaged
+    assert 8 < changed < 32  # about half
+
+
+def test_cli_caffe_copy_at_a_physical_spacing(tmp_path):
+    from xcalving.cli import main
+    from xcalving.data.caffe import shipped_scenes
+
+    out = tmp_path / "p75.zarr"
+    assert main(["caffe", str(shipped_scenes()), "--caffe256", "--spacing", "75",
+                 "--window", "128", "--out", str(out)]) == 0
+    store = xcalving.open_cube(out)
+    assert float(store.pixel_spacing.values[0]) == 75.0 and store.attrs["pixel_spacing"] == 75.0

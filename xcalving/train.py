@@ -59,7 +59,7 @@ class TrainConfig:
     zone_loss: Literal["ce", "ce+dice"] = "ce"
     label_smoothing: float = 0.0
     front_dilation: int = 10
-    augment: bool | Literal["heavy"] = True
+    augment: bool | Literal["heavy", "physical"] = True
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"
@@ -99,8 +99,9 @@ class TrainConfig:
         if self.front_loss not in FRONT_LOSSES:
             raise InputError(f"front_loss must be one of {FRONT_LOSSES}; got "
                              f"{self.front_loss!r}.")
-        if self.augment not in (True, False, "heavy"):
-            raise InputError(f"augment must be True, False or 'heavy'; got {self.augment!r}.")
+        if self.augment not in (True, False, "heavy", "physical"):
+            raise InputError(f"augment must be True, False, 'heavy' or 'physical'; got "
+                             f"{self.augment!r}.")
 
 
 def _loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],

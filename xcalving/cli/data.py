@@ -49,14 +49,21 @@ def add_caffe(sub: Any) -> None:
         description="Cut the scenes of a CaFFe data_raw tree (SAR, zones, fronts) into patches "
                     "on the window grid of 'xcalving predict' and write them as one Zarr store "
                     "for 'xcalving train' and 'xcalving tune'.",
-        epilog="example:\n  xcalving caffe CaFFe/data_raw --out patches.zarr --window 256")
+        epilog="example:\n  xcalving caffe CaFFe/data_raw --out patches.zarr --window 256\n"
+               "  xcalving caffe caffe256/data_raw --caffe256 --spacing 75 --out p75.zarr")
     cf.add_argument("root", help="the data_raw folder (or its parent)")
     cf.add_argument("--out", required=True, help="Zarr patch store to write (required)")
     cf.add_argument("--window", type=int, default=256, help="patch size in pixels")
     cf.add_argument("--stride", type=int, default=None,
                     help="patch stride in pixels (default: --window, patches side by side)")
     cf.add_argument("--unknown-spacing", action="store_true",
-                    help="pixel spacing unknown (resized scenes such as caffe256)")
+                    help="pixel spacing unknown (resized scenes)")
+    cf.add_argument("--caffe256", action="store_true",
+                    help="the 256 x 256 copy of CaFFe: each glacier's x and y spacing from "
+                         "the table of xcalving.data.caffe.scale")
+    cf.add_argument("--spacing", type=float, default=None, metavar="METRES",
+                    help="resample every scene to square pixels of this spacing before cutting "
+                         "(e.g. 75; needs a known spacing: not with --unknown-spacing)")
     cf.add_argument("--overwrite", action="store_true",
                     help="replace an existing --out (a Zarr store) once the new one is complete")
     cf.set_defaults(run=_run_caffe)
@@ -64,12 +71,16 @@ def add_caffe(sub: Any) -> None:
 
 def _run_caffe(args: argparse.Namespace) -> int:
     from xcalving.data.caffe import caffe_to_zarr
+    from xcalving.errors import InputError
     from xcalving.safety import check_target
 
     mode: Literal["w-", "w"] = "w" if args.overwrite else "w-"
     check_target(args.out, mode=mode, what="--out", flag="--overwrite")  # before reading scenes
-    spacing: Literal["name"] | None = None if args.unknown_spacing else "name"
+    if args.unknown_spacing and args.caffe256:
+        raise InputError("--unknown-spacing and --caffe256 contradict each other; pass one.")
+    rule: Literal["name", "caffe256"] | None = (
+        None if args.unknown_spacing else "caffe256" if args.caffe256 else "name")
     store = caffe_to_zarr(args.root, args.out, window=args.window, stride=args.stride,
-                          pixel_spacing=spacing, mode=mode)
+                          pixel_spacing=rule, spacing=args.spacing, mode=mode)
     print(f"wrote {store}")
     return 0

@@ -36,6 +36,9 @@ def _add_run_options(parser: Any, *, width: int, epochs: int) -> None:
     parser.add_argument("--heavy-augment", action="store_true",
                         help="add a random zoom (scale jitter up to 1.5x) and gamma to the "
                              "flips, turns and speckle")
+    parser.add_argument("--physical-augment", action="store_true",
+                        help="--heavy-augment plus multilook or blur half the time, so that "
+                             "scenes resampled to the network's spacing are in distribution")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="time budget in minutes (of each run; default: none)")
     parser.add_argument("--seed", type=int, default=0,
@@ -54,10 +57,15 @@ def _train_config(args: argparse.Namespace, **options: Any) -> TrainConfig:
     )
 
 
-def _augment(args: argparse.Namespace) -> bool | Literal["heavy"]:
-    if args.no_augment and args.heavy_augment:
-        raise InputError("--no-augment and --heavy-augment contradict each other; pass one.")
-    return False if args.no_augment else ("heavy" if args.heavy_augment else True)
+def _augment(args: argparse.Namespace) -> bool | Literal["heavy", "physical"]:
+    given = [flag for flag, on in (("--no-augment", args.no_augment),
+                                   ("--heavy-augment", args.heavy_augment),
+                                   ("--physical-augment", args.physical_augment)) if on]
+    if len(given) > 1:
+        raise InputError(f"{' and '.join(given)} contradict each other; pass one.")
+    if args.no_augment:
+        return False
+    return "physical" if args.physical_augment else ("heavy" if args.heavy_augment else True)
 
 
 def add_train(sub: Any) -> None:
@@ -78,6 +86,11 @@ def add_train(sub: Any) -> None:
     tr.add_argument("--zone-weight", type=float, default=1.0,
                     help="weight of the zone loss (0: front head only, GlacierDL's recipe)")
     tr.add_argument("--dilation", type=int, default=10, help="front thickening for Dice (px)")
+    tr.add_argument("--schedule", default="constant", choices=["constant", "cosine"],
+                    help="learning rate: constant, or cosine decay to 0 over --epochs")
+    tr.add_argument("--front-loss", default="dice", choices=["dice", "dice+bce+distance"],
+                    help="front loss: Dice (GlacierDL), or Dice + balanced BCE + a penalty on "
+                         "probability far from the labelled front")
     tr.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     tr.add_argument("--device", default="auto",
                     help="auto (a GPU where there is one), cpu or cuda")
@@ -96,7 +109,8 @@ def _run_train(args: argparse.Namespace) -> int:
     config = _train_config(
         args, batch_size=args.batch_size, lr=args.lr, zone_weight=args.zone_weight,
         front_dilation=args.dilation, num_workers=args.workers, device=args.device,
-        min_length_px=args.min_length_px, init=args.init,
+        min_length_px=args.min_length_px, init=args.init, schedule=args.schedule,
+        front_loss=args.front_loss,
     )
     summary = train(config, resume=args.resume, on_epoch=_report_epoch)
     if summary:  # rank 0 (or a single process) reports

@@ -203,6 +203,33 @@ def _gamma(amplitude: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.where(amplitude == 0, np.float32(0.0), np.maximum(out, 1.0)).astype(np.float32)
 
 
+def _resampled(amplitude: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Half the time, the scene as a coarser or smoother sensor would give it on this grid.
+
+    Either multilooked (block means of 2-3 pixels, interpolated back: what ``predict`` makes of
+    coarser data with ``resolution=``) or blurred (a Gaussian of 0.5-1.5 pixels: data resampled
+    from another grid). No-data pixels (0) stay 0 and are never blended in.
+    """
+    from scipy import ndimage
+
+    if rng.random() >= 0.5:
+        return amplitude
+    valid = (amplitude > 0).astype(np.float32)
+    if rng.random() < 0.5:
+        sigma = rng.uniform(0.5, 1.5)
+        total = ndimage.gaussian_filter(amplitude * valid, sigma)
+        weight = ndimage.gaussian_filter(valid, sigma)
+    else:
+        k = int(rng.integers(2, 4))
+        shape = amplitude.shape
+        small = [ndimage.zoom(a, 1 / k, order=1, grid_mode=True, mode="nearest")
+                 for a in (amplitude * valid, valid)]
+        total, weight = (ndimage.zoom(a, np.divide(shape, a.shape), order=1, grid_mode=True,
+                                      mode="nearest")[:shape[0], :shape[1]] for a in small)
+    out = np.where(weight > 1e-3, total / np.maximum(weight, 1e-3), 0.0)
+    return np.where(valid > 0, np.clip(out, 1.0, 255.0), 0.0).astype(np.float32)
+
+
 class PatchStream(IterableDataset):
     """Training patches from a Zarr patch store as an iterable PyTorch dataset.
 
@@ -221,7 +248,9 @@ class PatchStream(IterableDataset):
     augment
         Random flips, quarter turns (square patches), Gamma speckle on intensity and
         contrast/brightness jitter; geometry is applied to image and labels alike.
-        ``"heavy"`` adds a random zoom-in of up to 1.5× and a random gamma.
+        ``"heavy"`` adds a random zoom-in of up to 1.5× and a random gamma; ``"physical"``
+        adds to ``"heavy"`` a multilook or blur half the time, so that scenes resampled to
+        the network's spacing (from coarser or finer data) are in distribution.
     front_dilation
         Radius in pixels of the disk that thickens the front target (0: one pixel).
     shuffle
@@ -280,7 +309,7 @@ class PatchStream(IterableDataset):
         self.store = os.fspath(store) if isinstance(store, os.PathLike) else store
         self.storage_options = dict(storage_options) if storage_options else None
         self.scaling, self.front_dilation = scaling, front_dilation
-        self.augment: bool | str = "heavy" if augment == "heavy" else bool(augment)
+        self.augment: bool | str = augment if augment in ("heavy", "physical") else bool(augment)
         self.shuffle, self.shuffle_buffer, self.seed = bool(shuffle), shuffle_buffer, seed
         self.rank, self.world_size = _resolve_rank(rank, world_size)
         self.epoch = 0
@@ -400,11 +429,14 @@ class PatchStream(IterableDataset):
         index, sar, zones, front = sample
         amplitude: np.ndarray = sar
         if self.augment:
-            if self.augment == "heavy":
+            heavy = self.augment in ("heavy", "physical")
+            if heavy:
                 sar, zones, front = _rezoom((sar, zones, front), rng)
             sar, zones, front = _flip_rotate((sar, zones, front), rng)
             amplitude = _radiometry(sar, rng)
-            if self.augment == "heavy":
+            if self.augment == "physical":
+                amplitude = _resampled(amplitude, rng)
+            if heavy:
                 amplitude = _gamma(amplitude, rng)
         image = to_network_input(amplitude, "uint8", self.scaling)
         image = np.nan_to_num(image, nan=fill_value(self.scaling))
