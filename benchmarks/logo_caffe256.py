@@ -104,8 +104,16 @@ def patch_store(data: Path, runs: Path, spacing: float | None = None) -> Path:
     return store
 
 
+def recipe_config(recipe: str, augment: str | None = None) -> dict[str, Any]:
+    """A recipe's TrainConfig fields, with ``augment`` replaced where given."""
+    config = dict(RECIPES[recipe]["config"])
+    if augment is not None:
+        config["augment"] = {"none": False, "standard": True}.get(augment, augment)
+    return config
+
+
 def train_fold(store: Path, runs: Path, recipe: str, held_out: str, epochs: int,
-               max_minutes: float | None = None) -> Path:
+               max_minutes: float | None = None, augment: str | None = None) -> Path:
     """Train ``recipe`` on the glaciers other than ``held_out``; return the run folder."""
     from xcalving.train import TrainConfig, train
 
@@ -116,7 +124,8 @@ def train_fold(store: Path, runs: Path, recipe: str, held_out: str, epochs: int,
     config = TrainConfig(store=str(store), out=str(out),
                          train_glaciers=[g for g in GLACIERS if g != held_out],
                          val_glaciers=[held_out], epochs=epochs, patience=10_000,
-                         keep_last=epochs, max_minutes=max_minutes, **RECIPES[recipe]["config"])
+                         keep_last=epochs, max_minutes=max_minutes,
+                         **recipe_config(recipe, augment))
     train(config, resume=(out / "checkpoints").exists(),
           on_epoch=lambda row: print(f"  {out.name} epoch {row['epoch']}: loss "
                                      f"{row['loss']:.4f}", flush=True))
@@ -316,7 +325,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def train_final(store: Path, runs: Path, recipe: str, epochs: int) -> Path:
+def train_final(store: Path, runs: Path, recipe: str, epochs: int,
+                max_minutes: float | None = None, augment: str | None = None) -> Path:
     """Train ``recipe`` on all four glaciers for ``epochs`` (chosen by the folds), no stopping.
 
     Jorum is the validation stream only because training needs one: it is a training glacier
@@ -327,7 +337,8 @@ def train_final(store: Path, runs: Path, recipe: str, epochs: int) -> Path:
     out = runs / f"final-{recipe}"
     config = TrainConfig(store=str(store), out=str(out), train_glaciers=list(GLACIERS),
                          val_glaciers=["Jorum"], epochs=epochs, patience=10_000,
-                         keep_last=epochs, **RECIPES[recipe]["config"])
+                         keep_last=epochs, max_minutes=max_minutes,
+                         **recipe_config(recipe, augment))
     train(config, resume=(out / "checkpoints").exists())
     return out
 
@@ -338,7 +349,9 @@ MAX_NO_FRONT = 0.10
 
 
 def choose(rows: list[dict[str, Any]]) -> tuple[str, int]:
-    """The (recipe, epochs) with the lowest mean held-out MDE over the folds.
+    """The (recipe, epochs) with the lowest mean held-out MDE (metres where known) over the folds.
+
+    A recipe is a row label: ``RECIPE`` read its own way, or ``RECIPE/METHOD`` read another way.
 
     Only pairs scored on every fold and with at most :data:`MAX_NO_FRONT` of the held-out
     scenes without a front on each fold are eligible.
@@ -367,6 +380,9 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=None,
                         choices=["zones", "probability", "gated"],
                         help="score: also read every model's fronts these ways")
+    parser.add_argument("--augment", default=None,
+                        choices=["none", "standard", "heavy", "physical"],
+                        help="train/final: replace the recipe's augmentation")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="train: a time budget per fold-run on top of the epochs")
     parser.add_argument("--epochs", type=int, default=5,
@@ -387,12 +403,13 @@ def main() -> None:
     store = patch_store(args.data, args.runs, args.spacing)
     if args.action == "final":
         for recipe in args.recipes:
-            train_final(store, args.runs, recipe, args.epochs)
+            train_final(store, args.runs, recipe, args.epochs, args.max_minutes, args.augment)
         return
     for held_out in args.folds:
         for recipe in args.recipes:
             start = time.perf_counter()
-            train_fold(store, args.runs, recipe, held_out, args.epochs, args.max_minutes)
+            train_fold(store, args.runs, recipe, held_out, args.epochs, args.max_minutes,
+                       args.augment)
             print(f"{recipe} without {held_out}: {time.perf_counter() - start:.0f} s", flush=True)
 
 
