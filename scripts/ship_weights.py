@@ -2,7 +2,13 @@
 
     python scripts/ship_weights.py RUN_DIR NAME --description "..." --data "..."
         [--licence CC-BY-4.0 --citation "..."] [--pixel-spacing 20] [--last]
-        [--evaluation TABLE.json]
+        [--evaluation TABLE.json] [--metrics ROWS.json] [--front-method gated]
+        [--spacing-record SPACING.json]
+
+The structured card (:attr:`xcalving.model.weights.WeightsRecord.meta`) is filled from the run:
+scenes per sensor and per glacier from the patch store the run trained on, the front method,
+held-out metrics (``--metrics``: rows of ``benchmarks/logo_caffe256.py``'s table) and the
+spacing range measured by ``benchmarks/spacing_caffe256.py`` (``--spacing-record``).
 
 Re-saves ``RUN_DIR/best.safetensors`` (with ``--last``: the last epoch's checkpoint) as
 ``xcalving/model/weights/NAME.safetensors`` with its metadata (data, input scaling, grid,
@@ -35,6 +41,12 @@ def main() -> None:
                              "(for runs whose validation glacier was trained on or chose nothing)")
     parser.add_argument("--evaluation", type=Path, default=None,
                         help="a JSON file of held-out scores to record with the weights")
+    parser.add_argument("--metrics", type=Path, default=None,
+                        help="held-out rows (JSON list) for the structured card")
+    parser.add_argument("--front-method", default="zones",
+                        choices=["zones", "probability", "gated"])
+    parser.add_argument("--spacing-record", type=Path, default=None,
+                        help="the JSON of benchmarks/spacing_caffe256.py --out")
     args = parser.parse_args()
     summary = json.loads((args.run / "summary.json").read_text())
     chosen = (sorted((args.run / "checkpoints").glob("epoch_*.safetensors"))[-1] if args.last
@@ -57,16 +69,52 @@ def main() -> None:
         training["evaluation"] = json.loads(args.evaluation.read_text())
     training["command"] = summary["config"]
     replay = registry.get(args.name, {}).get("replay")  # what finetune replays: kept
+    card = _card_facts(summary["config"], args)
     registry[args.name] = {
         "filename": target.name, "sha256": sha256_file(target),
         "description": args.description, "scaling": net.xcalving_scaling.to_dict(),
         "pixel_spacing": args.pixel_spacing, "licence": args.licence,
         "citation": args.citation, "data": args.data, "training": training,
-        **({"replay": replay} if replay else {}),
+        **({"replay": replay} if replay else {}), **card,
     }
     REGISTRY_FILE.write_text(json.dumps(registry, indent=2, default=str) + "\n")
     size = target.stat().st_size / 1e6
     print(f"{target} ({size:.1f} MB), sha256 {registry[args.name]['sha256']}")
+
+
+def _scene_counts(config: dict[str, object]) -> tuple[dict[str, int], dict[str, int]]:
+    """Training scenes per sensor and per glacier, from the run's patch store."""
+    import numpy as np
+
+    import xcalving
+
+    store = xcalving.open_cube(str(config["store"]))
+    stems = store.stem.values.astype(str)
+    glaciers = store.glacier.values.astype(str)
+    sensors = store.satellite.values.astype(str)
+    wanted = config.get("train_glaciers")
+    keep = np.isin(glaciers, list(wanted)) if wanted else np.ones(len(stems), bool)
+    first = {stem: i for i, stem in enumerate(stems) if keep[i]}
+    by_sensor: dict[str, int] = {}
+    by_glacier: dict[str, int] = {}
+    for i in first.values():
+        by_sensor[sensors[i]] = by_sensor.get(sensors[i], 0) + 1
+        by_glacier[glaciers[i]] = by_glacier.get(glaciers[i], 0) + 1
+    return dict(sorted(by_sensor.items())), dict(sorted(by_glacier.items()))
+
+
+def _card_facts(config: dict[str, object], args: argparse.Namespace) -> dict[str, object]:
+    """The structured card's fields of the registry entry."""
+    sensors, scenes = _scene_counts(config)
+    facts: dict[str, object] = {"front_method": args.front_method, "sensors": sensors,
+                                "scenes": scenes}
+    if args.metrics is not None:
+        facts["metrics"] = json.loads(args.metrics.read_text())
+    if args.spacing_record is not None:
+        record = json.loads(args.spacing_record.read_text())
+        facts["spacing_range"] = record["spacing_range"]
+        facts["resolution_model"] = record["resolution_model"]
+    return facts
 
 
 if __name__ == "__main__":
