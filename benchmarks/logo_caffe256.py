@@ -271,16 +271,20 @@ def evaluate(weights: Path | str, scenes: xr.Dataset, method: str | list[str],
 
 def score(data: Path, runs: Path, at: list[int] | None = None,
           swa: tuple[int, int] | None = None, spacing: float | None = None,
-          methods: list[str] | None = None) -> list[dict[str, Any]]:
+          methods: list[str] | None = None,
+          folds: list[str] | None = None) -> list[dict[str, Any]]:
     """Score every run on its held-out glacier (at the epochs ``at``, else the last epoch).
 
     With ``swa=(first, last)``, the mean of the epoch weights first..last is scored too, as the
-    recipe ``NAME+swa``. Writes table.json and table.md.
+    recipe ``NAME+swa``. Writes table.json and table.md; with ``folds`` (a subset, scored in
+    a process of its own beside another), table-FOLDS.json, which :func:`read_tables` merges.
     """
     rows = []
     for run in sorted(p for p in runs.iterdir() if (p / "summary.json").exists()
                       and not p.name.startswith("final-")):
         recipe, held_out = run.name.rsplit("-", 1)
+        if folds is not None and held_out not in folds:
+            continue
         summary = json.loads((run / "summary.json").read_text())
         minutes_per_epoch = summary["train_seconds"] / 60 / summary["epochs"]
         scenes = held_out_scenes(data, held_out, spacing)
@@ -296,9 +300,20 @@ def score(data: Path, runs: Path, at: list[int] | None = None,
                        "train_minutes": round(minutes_per_epoch * epoch, 1), **result}
                 rows.append(row)
                 print(row, flush=True)
-    (runs / "table.json").write_text(json.dumps(rows, indent=2))
-    (runs / "table.md").write_text(markdown_table(rows))
+    name = "table" if folds is None or set(folds) == set(GLACIERS) else \
+        "table-" + "-".join(sorted(folds))
+    (runs / f"{name}.json").write_text(json.dumps(rows, indent=2))
+    (runs / f"{name}.md").write_text(markdown_table(rows))
     return rows
+
+
+def read_tables(runs: Path) -> list[dict[str, Any]]:
+    """The rows of every table*.json of ``runs`` (folds scored apart), each row once."""
+    rows: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for path in sorted(runs.glob("table*.json")):
+        for row in json.loads(path.read_text()):
+            rows[(row["recipe"], row["held_out"], row["epochs"])] = row
+    return list(rows.values())
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -394,10 +409,13 @@ def main() -> None:
     args = parser.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
     if args.action == "score":
-        score(args.data, args.runs, args.at, args.swa, args.spacing, args.methods)
+        score(args.data, args.runs, args.at, args.swa, args.spacing, args.methods,
+              args.folds if args.folds != list(GLACIERS) else None)
         return
     if args.action == "choose":  # print the recipe the rule picks from the scored folds
-        recipe, epochs = choose(json.loads((args.runs / "table.json").read_text()))
+        rows = read_tables(args.runs)
+        (args.runs / "all.md").write_text(markdown_table(rows))
+        recipe, epochs = choose(rows)
         print(recipe, epochs)
         return
     store = patch_store(args.data, args.runs, args.spacing)
