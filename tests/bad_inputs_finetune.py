@@ -126,6 +126,25 @@ def _replay_unlabelled(tmp: Path):
     return _finetune(tmp, cube, replay=cube.drop_vars(["zones", "front"], errors="ignore"))
 
 
+def _scene_without_data(tmp: Path):
+    cube, _ = _cube()
+    cube["sar"][1] = np.nan  # the second scene: no backscatter anywhere
+    return _finetune(tmp, cube)
+
+
+def _date_read_two_ways(tmp: Path):
+    scenes, lines = _geotiffs(tmp)
+    lines["date"] = "01/02/2019"  # 1 February or 2 January?
+    return _finetune(tmp, scenes, labels=lines)
+
+
+def _out_in_package(tmp: Path):
+    import xcalving
+
+    cube, _ = _cube()
+    return _finetune(tmp, cube, out=Path(xcalving.__file__).parent / "mine.safetensors")
+
+
 def cases(Case) -> list:  # noqa: N803  (the row class of the matrix)
     """The rows, built with ``Case(id, area, what, error, builtin, match, run)``."""
     return [
@@ -168,4 +187,14 @@ def cases(Case) -> list:  # noqa: N803  (the row class of the matrix)
              _replay_share_one),
         Case("finetune-replay-unlabelled", "finetune", "``replay`` scenes without labels",
              "InputError", "ValueError", r"replay: .*labels", _replay_unlabelled),
+        Case("finetune-scene-no-data", "finetune", "a scene with no valid pixel (all NaN)",
+             "InputError", "ValueError", r"scene '2019-01-13' has no valid pixel.*Leave it out",
+             _scene_without_data),
+        Case("finetune-date-two-ways", "finetune", "a label date ``01/02/2019`` (day or month "
+             "first?)", "InputError", "ValueError",
+             r"'01/02/2019' .*reads two ways: 2019-02-01 or 2019-01-02.*YYYY-MM-DD",
+             _date_read_two_ways),
+        Case("finetune-out-in-package", "finetune", "``out`` inside the installed package",
+             "UnsafeTargetError", "FileExistsError",
+             r"out: .* inside the installed xcalving package.*outside it", _out_in_package),
     ]

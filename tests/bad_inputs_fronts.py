@@ -104,8 +104,13 @@ def cases(Case) -> list:  # noqa: N803  (the row class of the matrix)
              lambda t: _zones().expand_dims(run=2).calving.fronts()),
         Case("fronts-export-extension", "fronts", "``write_fronts`` to a ``.shp`` file",
              "InputError", "ValueError",
-             r"names no front format; use \.parquet \(GeoParquet\), \.gpkg",
+             r"Shapefiles are not written: they cut field names to 10 characters.*Use a "
+             r"GeoPackage.*fronts\.gpkg",
              lambda t: _write(t, "fronts.shp")),
+        Case("fronts-export-unknown-extension", "fronts", "``write_fronts`` to a ``.geotiff``",
+             "InputError", "ValueError",
+             r"names no front format; use \.parquet \(GeoParquet\), \.gpkg",
+             lambda t: _write(t, "fronts.geotiff")),
         Case("fronts-export-no-extension", "fronts", "``check_fronts_path`` of a name without "
              "an extension", "InputError", "ValueError", r"has no extension.*\.fgb",
              lambda t: _check(t / "fronts")),

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import bad_inputs_edges
+import bad_inputs_export
 import bad_inputs_finetune
 import bad_inputs_fronts
 import bad_inputs_grid
@@ -25,6 +27,7 @@ import bad_inputs_model
 import bad_inputs_outputs
 import bad_inputs_scenes
 import bad_inputs_trust
+import bad_inputs_trust2
 import bad_inputs_values
 import bad_inputs_writes
 import numpy as np
@@ -174,7 +177,7 @@ CASES = [
                                                         tmp / "c.zarr") for _ in range(2)]),
     # fronts
     Case("fronts-method", "fronts", "``method='edges'``", "InputError", "ValueError",
-         r"method must be 'zones' or 'probability'",
+         r"method must be one of \['zones', 'probability', 'gated'\]",
          lambda tmp: _prediction().calving.fronts(method="edges")),
     Case("fronts-missing-var", "fronts", "a Dataset without ``zones`` (method='zones')",
          "InputError", "ValueError", r"needs ds\['zones'\].*method='probability'",
@@ -264,7 +267,8 @@ CASES += (bad_inputs_trust.cases(Case) + bad_inputs_grid.cases(Case)
           + bad_inputs_values.cases(Case) + bad_inputs_model.cases(Case)
           + bad_inputs_scenes.cases(Case) + bad_inputs_fronts.cases(Case)
           + bad_inputs_outputs.cases(Case) + bad_inputs_writes.cases(Case)
-          + bad_inputs_finetune.cases(Case))
+          + bad_inputs_finetune.cases(Case) + bad_inputs_edges.cases(Case)
+          + bad_inputs_trust2.cases(Case) + bad_inputs_export.cases(Case))
 
 
 # --- helpers of single cases ---------------------------------------------------------------------

@@ -62,7 +62,7 @@ def _messages(da, model) -> list[str]:
 
 
 def test_spacing_outside_the_measured_range_warns_once_with_the_measured_advice(fresh_warnings):
-    """demo holds on 10-40 m (measured) and resolution='model' made it worse: the warning says so."""
+    """demo holds on 10-40 m and resolution='model' made it worse: the warning says so."""
     far = _messages(_cube(80.0), "demo")
     assert len(far) == 1 and "10-40 m" in far[0] and "80 m" in far[0]
     assert "measured to make them worse" in far[0] and "pass resolution='model'" not in far[0]

@@ -215,3 +215,65 @@ def test_synthetic_glacier_box_from_its_zones_gives_the_true_retreat():
     with pytest.raises(InputError, match="wrong way round"):
         terminus_change(truth, orient_box(box, ocean=centreline.boundary.geoms[0]),
                         zones=cube.zones)
+
+
+# --- the edges of a series -----------------------------------------------------------------------
+def _steady_with_a_spike(n=12):
+    """A steady retreat of 20 m a month with one bad date (a 1.3 km jump and back)."""
+    times = pd.date_range("2020-01-01", periods=n, freq="30D", name="time")
+    ys = [3000 - 20.0 * k for k in range(n)]
+    ys[7] = 1500
+    return gpd.GeoDataFrame(geometry=[straight_front(y) for y in ys], index=times, crs=32624)
+
+
+@pytest.mark.parametrize("include_outliers", [False, True])
+def test_the_order_of_the_rows_does_not_matter(include_outliers):
+    frame = _steady_with_a_spike()
+    expected = terminus_change(frame, BOX, ocean=OCEAN, include_outliers=include_outliers)
+    assert expected.index.is_monotonic_increasing
+    for seed in range(3):
+        shuffled = frame.iloc[np.random.default_rng(seed).permutation(len(frame))]
+        result = terminus_change(shuffled, BOX, ocean=OCEAN, include_outliers=include_outliers)
+        pd.testing.assert_frame_equal(result, expected, check_freq=False)
+    assert expected["change_m"].iloc[0] == 0.0 and expected["outlier"].iloc[7]
+
+
+def test_a_steady_retreat_flags_neither_its_first_nor_its_last_front():
+    times = pd.date_range("2020-01-01", periods=10, freq="12D", name="time")
+    frame = gpd.GeoDataFrame(geometry=[straight_front(3000 - 25.0 * k) for k in range(10)],
+                             index=times)
+    result = terminus_change(frame, BOX, ocean=OCEAN)
+    assert not result["outlier"].any()
+    np.testing.assert_allclose(result["change_m"], -25.0 * np.arange(10))
+
+
+def test_two_fronts_on_one_date_are_refused_with_the_dates_and_the_fix():
+    frame = _steady_with_a_spike()
+    twice = pd.concat([frame, frame.iloc[[3, 5]]])
+    with pytest.raises(InputError, match=r"2020-03-31.*2020-05-30.*one front per date.*"
+                                         r"duplicated"):
+        terminus_change(twice, BOX, ocean=OCEAN)
+    kept = twice[~twice.index.duplicated(keep="first")]  # the fix the message names
+    assert len(terminus_change(kept, BOX, ocean=OCEAN)) == len(frame)
+
+
+def test_fronts_without_a_date_are_refused_with_the_fix():
+    frame = _steady_with_a_spike()
+    undated = frame.copy()
+    undated.index = undated.index.where(np.arange(len(frame)) != 4)  # NaT
+    with pytest.raises(InputError, match=r"1 of 12 .*no date.*notna\(\)"):
+        terminus_change(undated, BOX, ocean=OCEAN)
+    kept = undated[undated.index.notna()]
+    assert len(terminus_change(kept, BOX, ocean=OCEAN)) == 11
+
+
+def test_no_date_is_ever_dropped():
+    frame = _steady_with_a_spike()
+    frame.loc[frame.index[2], "geometry"] = shapely.LineString([(100, 2000), (500, 2000)])
+    frame.loc[frame.index[9], "geometry"] = shapely.LineString()  # no front found that day
+    with pytest.warns(XcalvingWarning, match="2 front"):
+        result = terminus_change(frame.iloc[::-1], BOX, ocean=OCEAN)
+    assert result.index.equals(frame.index)
+    assert result["position_m"].isna().tolist() == [k in (2, 9) for k in range(12)]
+    assert "length" in result["qc_reason"].iloc[2] and result["qc_reason"].iloc[9] == "empty"
+    assert result["outlier"].tolist() == [k in (2, 7, 9) for k in range(12)]

@@ -25,8 +25,9 @@ def test_demo_runs_end_to_end_on_shipped_weights(tmp_path, capsys):
     assert len(read_fronts(out / "dbe_fronts.gpkg")) == 8
     printed = capsys.readouterr().out
     assert "files written" in printed and "MDE" in printed and "pooled" in printed
-    # the real part says on what its score was measured, and it is a held-out score
-    assert "a glacier these weights never saw and that chose nothing" in printed
+    # the real part says on what its score was measured, in metres, and that DBE chose the recipe
+    assert "a glacier these weights never saw: MDE" in printed and " m (" in printed
+    assert "a selection estimate" in printed
 
 
 def test_demo_replaces_its_own_folder_but_not_a_users(tmp_path, capsys):
@@ -144,9 +145,12 @@ def test_fronts_writes_parquet_geopackage_and_a_map(small_cube, tmp_path, capsys
 @pytest.mark.parametrize(
     ("option", "path", "match"),
     [
-        ("--out", "fronts.shp", r"--out: '.*fronts\.shp' has extension '\.shp', which names no "
+        ("--out", "fronts.shp", r"--out: '.*fronts\.shp' is a Shapefile, which xcalving does not "
+                                r"write: .*10 characters.*datetimes.*fronts\.gpkg"),
+        ("--out", "fronts.kml", r"--out: '.*fronts\.kml' has extension '\.kml', which names no "
                                 r"front format; use \.parquet"),
-        ("--gpkg", "fronts", r"--gpkg: .* has no extension"),
+        ("--gpkg", "fronts", r"--gpkg: .* is not a \.gpkg path"),
+        ("--out", "fronts", r"--out: .* has no extension"),
         ("--out", "missing/fronts.gpkg", r"--out: the folder .* does not exist"),
         ("--map", "map.xyz", r"--map: .* names no image format; use one of .*\.png"),
     ],
@@ -410,15 +414,26 @@ def test_predict_refuses_mixed_inputs_and_grid_options_on_a_cube(small_cube, tmp
     assert "--crs and --bounds place GeoTIFF/COG scenes" in capsys.readouterr().err
 
 
-def test_unexpected_errors_are_one_line_unless_debug(tmp_path, capsys):
+def test_unexpected_errors_are_one_line_unless_debug(tmp_path, capsys, monkeypatch):
     bad = tmp_path / "not-a-cube.zarr"
     bad.mkdir()
-    (bad / "zarr.json").write_text("{ this is not json")  # an error from deep inside zarr
+    (bad / "zarr.json").write_text("{ this is not json")  # zarr's JSON error, named and explained
     assert main(["predict", str(bad), "--out", str(tmp_path / "p.zarr")]) == 1
     err = capsys.readouterr().err
+    assert "not-a-cube.zarr" in err and "metadata is damaged" in err and "JSON" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+    def boom(*args, **kwargs):  # an error no rule foresaw
+        raise RuntimeError("deep inside a dependency")
+
+    monkeypatch.setattr(xcalving, "open_cube", boom)
+    plain = __import__("xarray").Dataset({"sar": (("y", "x"), np.zeros((4, 4)))})
+    good = xcalving.write_cube(plain, tmp_path / "c.zarr")
+    assert main(["predict", good, "--out", str(tmp_path / "p.zarr")]) == 1
+    err = capsys.readouterr().err
     assert "Traceback" not in err and "--debug" in err and len(err.strip().splitlines()) == 1
-    with pytest.raises(Exception):  # noqa: B017  (whatever zarr raises, --debug lets it through)
-        main(["--debug", "predict", str(bad), "--out", str(tmp_path / "p.zarr")])
+    with pytest.raises(RuntimeError):  # --debug lets it through
+        main(["--debug", "predict", good, "--out", str(tmp_path / "p.zarr")])
 
 
 def test_predict_precision_is_passed_on_and_checked(small_cube, tmp_path, capsys):

@@ -100,7 +100,8 @@ def test_confidence_is_zero_without_a_front_and_the_model_is_documented():
     frame.loc[1, "longest_share"] = 1.0
     values = confidence(frame)
     assert values[0] == 0.0 and 0 < values[1] < 1
-    assert set(CALIBRATION) == {"zones", "probability"}
+    assert set(CALIBRATION) == {"zones", "probability", "gated"}  # one model per front method
+    assert CALIBRATION["gated"] is CALIBRATION["probability"]  # the same head, until fit apart
     assert all(c.source for c in CALIBRATION.values())
     with pytest.raises(InputError, match="method"):
         confidence(frame, method="edges")

@@ -125,6 +125,34 @@ def test_examples_found():
     assert set(CHECKS) <= names, f"missing notebooks: {set(CHECKS) - names}"
 
 
+def _readme_rows() -> dict[str, str]:
+    """``{notebook file name: title}`` from the table of examples/README.md."""
+    text = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([^`]+\.ipynb)` \| (.+?) \| .+ \|$", text, flags=re.M)
+    return dict(rows)
+
+
+def _first_heading(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            match = re.search(r"^# (.+)$", cell.source, flags=re.M)
+            if match:
+                return match.group(1).strip()
+    raise AssertionError(f"{path.name} has no '# title' in a markdown cell")
+
+
+def test_examples_readme_lists_each_notebook_by_its_title():
+    rows = _readme_rows()
+    on_disk = {path.name for path in NOTEBOOKS}
+    assert set(rows) - on_disk == set(), f"README names notebooks that do not exist: " \
+        f"{sorted(set(rows) - on_disk)}"
+    assert on_disk - set(rows) == set(), f"notebooks missing from examples/README.md: " \
+        f"{sorted(on_disk - set(rows))}"
+    for path in NOTEBOOKS:
+        assert rows[path.name] == _first_heading(path), path.name
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path):

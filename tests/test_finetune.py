@@ -399,6 +399,138 @@ def test_max_minutes_is_respected(base, caffe_tree, tmp_path):
     assert run["steps"] >= 1 and "time budget of 0.02 min" in run["stopped"]
 
 
+# --- the edges: the bar's budget, empty scenes, dates read two ways, where out may go ------------
+class _Bar:
+    """A progress bar that records its ``total`` after every step."""
+
+    bars: list[_Bar] = []
+
+    def __init__(self, total=None, **kwargs):
+        self.total, self.n, self.totals = total, 0, []
+        _Bar.bars.append(self)
+
+    def update(self, n=1):
+        self.n += n
+
+    def set_postfix(self, **kwargs):
+        self.totals.append(self.total)
+
+    def refresh(self):
+        pass
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("budget", ["steps", "minutes", "minutes only"])
+def test_the_bar_counts_to_whichever_budget_ends_first(base, caffe_tree, tmp_path, monkeypatch,
+                                                       budget):
+    from xcalving import _progress
+
+    monkeypatch.setattr(_progress, "tqdm_class", lambda: _Bar)
+    _Bar.bars.clear()
+    steps = {"steps": 3, "minutes": 1000, "minutes only": None}[budget]
+    minutes = 10.0 if budget == "steps" else 0.03
+    result = _finetune(base, caffe_tree, tmp_path / "a.safetensors", caffe_spacing=None,
+                       max_steps=steps, max_minutes=minutes, score=False, progress=True)
+    (bar,) = _Bar.bars
+    done = result.facts["training"]["steps"]
+    assert bar.n == done and bar.total == done  # the bar ends full, whichever budget ended it
+    if budget == "steps":
+        assert bar.totals == [3] * 3
+    else:  # the time budget ends first: the total follows it, never the 1000 steps
+        assert all(total is not None and total < 1000 for total in bar.totals)
+        assert abs(bar.totals[-1] - done) <= 1
+
+
+def test_expected_steps_follow_the_budget_that_ends_first():
+    from xcalving.adapt.loop import expected_steps
+
+    assert expected_steps(10, 1000, elapsed=5.0, left=20.0) == 50  # the time ends first
+    assert expected_steps(10, 30, elapsed=5.0, left=20.0) == 30  # the steps end first
+    assert expected_steps(10, None, elapsed=5.0, left=-1.0) == 10
+    assert expected_steps(0, 1000, elapsed=0.0, left=600.0) == 1000
+    assert expected_steps(0, None, elapsed=0.0, left=600.0) is None
+
+
+def test_a_scene_without_a_valid_pixel_is_refused_by_name(base, cube, tmp_path):
+    from xcalving.errors import InputError
+
+    data = cube[0].copy(deep=True)
+    data["sar"][1] = np.nan
+    with pytest.raises(InputError, match=r"scene '2019-01-13' has no valid pixel"):
+        _finetune(base, data, tmp_path / "a.safetensors")
+    assert not (tmp_path / "a.safetensors").exists()
+
+
+@pytest.mark.parametrize("written, day", [("13/01/2019", "2019-01-13"),
+                                          ("01/13/2019", "2019-01-13"),
+                                          ("2019/01/13", "2019-01-13"),
+                                          ("01/01/2019", "2019-01-01"),
+                                          ("2019-01-13T10:21:00", "2019-01-13")])
+def test_dates_that_read_one_way_pair_labels_with_their_scene(cube, tmp_path, written, day):
+    from xcalving.adapt.labels import apply_labels
+    from xcalving.adapt.sources import read_scenes
+
+    scenes, lines = _geotiffs(tmp_path, cube)
+    lines = lines.iloc[:2].assign(date=["2030-01-01", written])  # the first matches no scene
+    with pytest.warns(XcalvingWarning, match="2030-01-01"):
+        (scene,) = apply_labels(read_scenes(scenes), lines)
+    assert scene.date == day
+
+
+@pytest.mark.parametrize("written, readings", [
+    ("01/02/2019", "2019-02-01 or 2019-01-02"), ("05.03.2019", "2019-03-05 or 2019-05-03"),
+    ("01/02/19", "a two-digit year")])
+def test_a_date_that_reads_two_ways_is_refused_with_the_iso_form(cube, tmp_path, written,
+                                                                 readings):
+    from xcalving.adapt.labels import apply_labels
+    from xcalving.adapt.sources import read_scenes
+    from xcalving.errors import InputError
+
+    scenes, lines = _geotiffs(tmp_path, cube)
+    lines = lines.assign(date=[written] + list(lines["date"][1:]))
+    with pytest.raises(InputError, match=re.escape(f"{written!r}") + ".*" + readings
+                       + ".*YYYY-MM-DD"):
+        apply_labels(read_scenes(scenes), lines)
+
+
+def test_day_first_and_month_first_dates_in_one_column_are_refused(cube, tmp_path):
+    from xcalving.adapt.labels import apply_labels
+    from xcalving.adapt.sources import read_scenes
+    from xcalving.errors import InputError
+
+    scenes, lines = _geotiffs(tmp_path, cube)
+    lines = lines.assign(date=["13/01/2019", "01/25/2019", "2019-01-01"])
+    with pytest.raises(InputError, match=r"day first.*'13/01/2019'.*month first.*'01/25/2019'"):
+        apply_labels(read_scenes(scenes), lines)
+
+
+def test_out_may_never_lie_inside_the_installed_package(base, cube, tmp_path):
+    import os
+
+    import xcalving
+    from xcalving.errors import UnsafeTargetError
+
+    package = Path(xcalving.__file__).resolve().parent
+    link = tmp_path / "link"
+    link.symlink_to(package / "data", target_is_directory=True)
+    targets = [package / "mine.safetensors", link / "mine.safetensors",
+               Path(os.path.relpath(package, Path.cwd())) / "x.safetensors"]
+    try:
+        for out in targets:
+            for overwrite in (False, True):
+                with pytest.raises(UnsafeTargetError,
+                                   match=r"out: .* inside the installed xcalving"):
+                    _finetune(base, cube[0], out, overwrite=overwrite)
+    finally:  # were the rule ever broken, leave no file in the package
+        written = [p for p in (package / "mine.safetensors", package / "data" / "mine.safetensors",
+                               package / "x.safetensors") if p.exists()]
+        for path in written:
+            path.unlink()
+    assert not written
+
+
 # --- the command line ----------------------------------------------------------------------------
 def _cli(argv: list[str]) -> int:
     from xcalving.cli.finetune import add_finetune

@@ -48,6 +48,9 @@ def test_another_index_name_comes_back(frame, tmp_path):
 
 def test_check_fronts_path_says_what_is_wrong_before_anything_is_computed(tmp_path):
     with pytest.raises(InputError, match=r"\.parquet \(GeoParquet\), \.gpkg .*\.fgb"):
+        check_fronts_path(tmp_path / "fronts.tif")
+    with pytest.raises(InputError, match=r"Shapefiles are not written: they cut field names.*"
+                                         r"fronts\.gpkg"):
         check_fronts_path(tmp_path / "fronts.shp")
     with pytest.raises(InputError, match="has no extension"):
         check_fronts_path(tmp_path / "fronts")

@@ -220,11 +220,15 @@ def test_one_cross_polarised_array_is_refused_by_its_metadata(db, net):
     assert xcalving.predict(co, net, **OPTS).attrs["band"] == "sigma0_vv"
 
 
-def test_other_dims_are_scenes_and_unlabelled_band_dims_need_band(db, net, reference):
-    # a lead dim that names no polarisation is more scenes, as time is
+def test_other_dims_must_say_they_hold_scenes_and_unlabelled_band_dims_need_band(db, net,
+                                                                                 reference):
+    # a lead dim that names neither bands nor scenes is refused, never run as extra scenes
     orbits = xr.concat([db, db], dim="orbit").assign_coords(orbit=["asc", "desc"])
-    out = xcalving.predict(orbits, net, **OPTS)
-    assert out.front_probability.dims == ("orbit", "time", "y", "x")
+    with pytest.raises(InputError, match=r"dim 'orbit' \(2 entries \['asc', 'desc'\]\).*"
+                                         r"da\.rename\(\{'orbit': 'time'\}\)"):
+        xcalving.predict(orbits, net, **OPTS)
+    out = xcalving.predict(orbits.rename(orbit="scene"), net, **OPTS)
+    assert out.front_probability.dims == ("scene", "time", "y", "x")
     np.testing.assert_array_equal(out.front_probability.values[1], reference)
     unlabelled = xr.concat([db, db], dim="pol")
     with pytest.raises(InputError, match=r"2 bands \[0, 1\] along 'pol'.*band=0"):

@@ -146,3 +146,77 @@ def test_default_write_chunks_are_what_predict_wants_with_its_defaults():
         kept = spatial_chunks(chunks, n, d.tile, d.overlap)
         # predict keeps the written chunks (a short last chunk may join its neighbour)
         assert kept[: n // step - 1] == chunks[: n // step - 1]
+
+
+# --- what open_cube returns ----------------------------------------------------------------------
+def _packed_probability():
+    import xarray as xr
+
+    from xcalving.inference.execute import probability_encoding
+
+    values = np.array([[0.0, 1.0, 0.5, np.nan], [1 / 3, 0.002, 0.998, 0.25]], np.float32)
+    p = xr.DataArray(values, dims=("y", "x"), name="front_probability")
+    p.encoding = probability_encoding("uint8")
+    return p.to_dataset()
+
+
+@pytest.mark.parametrize("writer", ["write_cube", "to_zarr v2 (older stores)"])
+def test_packed_probabilities_decode_to_float32(tmp_path, writer):
+    import xarray as xr
+
+    ds = _packed_probability()
+    path = tmp_path / "p.zarr"
+    if writer == "write_cube":
+        xcalving.write_cube(ds, path)
+    else:
+        ds.to_zarr(path, zarr_format=2, consolidated=True)
+    plain = xr.open_zarr(path, consolidated=False)
+    assert plain.front_probability.dtype == np.float64  # xarray alone: float64
+    back = xcalving.open_cube(path)
+    assert back.front_probability.dtype == np.float32
+    assert isinstance(back.front_probability.data, da.Array)  # still lazy
+    got, want = back.front_probability.values, ds.front_probability.values
+    assert got[0, 0] == 0 and got[0, 1] == 1 and np.isnan(got[0, 3])
+    assert np.nanmax(np.abs(got - want)) <= 1 / 508 + 1e-7
+    if writer != "write_cube":
+        return
+    # written again, it is packed again
+    again = xcalving.write_cube(back, tmp_path / "again.zarr")
+    raw = xr.open_zarr(again, mask_and_scale=False, consolidated=False).front_probability
+    assert raw.dtype == np.uint8 and raw.values[0, 3] == 255
+
+
+def test_float_and_plain_variables_keep_their_dtype(small_cube, tmp_path):
+    cube, _ = small_cube
+    back = xcalving.open_cube(xcalving.write_cube(cube, tmp_path / "c.zarr"))
+    assert back.sar.dtype == cube.sar.dtype and back.zones.dtype == np.uint8
+
+
+def test_rio_works_on_what_open_cube_and_open_scenes_return_in_a_fresh_process(small_cube,
+                                                                              tmp_path):
+    import subprocess
+    import sys
+
+    cube, _ = small_cube
+    store = xcalving.write_cube(cube, tmp_path / "c.zarr")
+    cube.sar.isel(time=0).rio.to_raster(tmp_path / "S1_2020-01-05.tif")
+    code = ("import xcalving\n"  # rioxarray never imported by the caller
+            f"ds = xcalving.open_cube({str(store)!r})\n"
+            "print(ds.rio.crs.to_epsg(), ds.sar.rio.transform().a)\n"
+            f"sc = xcalving.open_scenes({str(tmp_path / 'S1_*.tif')!r})\n"
+            "print(sc.rio.crs.to_epsg())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["3031", "25.0", "3031"]
+
+
+def test_dir_lists_the_whole_public_api():
+    names = dir(xcalving)
+    for name in ("predict", "fronts", "open_scenes", "finetune", "progress", "export_geotiffs",
+                 "open_cube", "write_cube", "InputError", "__version__"):
+        assert name in xcalving.__all__ and name in names, name
+    assert set(xcalving.__all__) <= set(names)
+    for name in xcalving.__all__:  # every listed name resolves
+        assert getattr(xcalving, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'predcit'"):
+        xcalving.predcit  # noqa: B018

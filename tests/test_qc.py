@@ -163,3 +163,83 @@ def test_confidence_and_flags_survive_every_format(cube, tmp_path, suffix):
     assert back["qc_reason"].fillna("").tolist() == frame["qc_reason"].tolist()
     np.testing.assert_allclose(back["confidence"], frame["confidence"])
     assert back["grid_id"].tolist() == frame["grid_id"].tolist()
+
+
+# --- the edges of a series -----------------------------------------------------------------------
+BOX = box_from_centreline(shapely.LineString([(500, 0), (500, 5000)]), 1000)
+ALL_RULES = {"box": BOX, "length_sides": "both", "jaggedness_k": 2.0}
+
+
+def _series(ys, *, tilt=0.0, freq="12D", **attrs):
+    """Fronts at ``ys`` (m), 1200 m long, each tilted ``tilt`` m from end to end."""
+    times = pd.date_range("2020-01-01", periods=len(ys), freq=freq, name="time")
+    frame = gpd.GeoDataFrame(geometry=[shapely.LineString([(-100, y), (1100, y + tilt)])
+                                       for y in ys], index=times)
+    frame.attrs.update(attrs)
+    return frame
+
+
+@pytest.mark.parametrize("n", [5, 6, 8, 12, 20])
+@pytest.mark.parametrize("speed", [3.0, 30.0, 300.0])
+def test_a_steady_retreat_flags_nothing_not_even_its_first_and_last_fronts(n, speed):
+    frame = _series([4000 - speed * k for k in range(n)], tilt=35.0)
+    flagged = flag_outliers(frame, **ALL_RULES)
+    assert flagged["qc_reason"].tolist() == [""] * n
+
+
+def test_an_accelerating_retreat_with_uneven_dates_flags_nothing():
+    times = pd.DatetimeIndex(["2020-01-01", "2020-01-13", "2020-02-18", "2020-03-01",
+                              "2020-04-06", "2020-04-18", "2020-04-30", "2020-06-05",
+                              "2020-06-17", "2020-07-11"], name="time")
+    days = np.asarray((times - times[0]).days, float)
+    frame = gpd.GeoDataFrame(geometry=[_line(4000 - 2 * d - 0.01 * d ** 2) for d in days],
+                             index=times)
+    assert flag_outliers(frame, box=BOX)["qc_reason"].tolist() == [""] * len(times)
+
+
+@pytest.mark.parametrize("where", [0, 4, 11])
+@pytest.mark.parametrize("pixel_size", [None, 1.0, 50.0])
+def test_a_stationary_series_does_not_flag_a_front_one_metre_off(where, pixel_size):
+    ys = [3000.0] * 12
+    ys[where] += 1.0
+    attrs = {} if pixel_size is None else {"pixel_size": pixel_size}
+    for tilt in (0.0, 35.0):
+        frame = _series(ys, tilt=tilt, **attrs)
+        assert flag_outliers(frame, **ALL_RULES)["qc_reason"].tolist() == [""] * 12
+    # a front that sits 1 m off the upstream edge of the box: the position rule has a floor too
+    near_edge = _series([2.0 if k == where else 1.0 for k in range(12)], **attrs)
+    assert not flag_outliers(near_edge, box=BOX)["outlier"].any()
+
+
+@pytest.mark.parametrize("where", [0, 5, 11])
+def test_a_spike_is_still_flagged_at_either_end_of_a_steady_retreat(where):
+    ys = [3000 - 30.0 * k for k in range(12)]
+    ys[where] += 1000.0  # beyond the position rule's floor too (a tenth of the position)
+    flagged = flag_outliers(_series(ys, tilt=35.0), box=BOX)
+    assert flagged["outlier"].to_numpy().nonzero()[0].tolist() == [where]
+    assert set(flagged["qc_reason"].iloc[where].split(",")) == {"distance", "position"}
+
+
+def test_a_stationary_series_flags_a_real_jump_even_with_a_pixel_floor():
+    ys = [3000.0] * 12
+    ys[6] += 400.0
+    flagged = flag_outliers(_series(ys, pixel_size=50.0), box=BOX)
+    assert flagged["outlier"].to_numpy().nonzero()[0].tolist() == [6]
+
+
+def test_rows_without_a_date_are_not_compared_and_shuffled_rows_change_nothing():
+    ys = [4000 - 30.0 * k for k in range(10)]
+    ys[6] += 600.0
+    frame = _series(ys)
+    shuffled = frame.iloc[np.random.default_rng(0).permutation(10)]
+    pd.testing.assert_frame_equal(flag_outliers(shuffled).sort_index(), flag_outliers(frame),
+                                  check_freq=False)
+    undated = frame.copy()
+    undated.index = undated.index.where(np.arange(10) != 3)  # NaT
+    flagged = flag_outliers(undated)
+    assert flagged["outlier"].to_numpy().nonzero()[0].tolist() == [6]
+
+
+def test_a_calving_event_is_no_outlier_on_either_side_of_it():
+    ys = [3000 - 10.0 * k - (500.0 if k >= 7 else 0.0) for k in range(16)]
+    assert flag_outliers(_series(ys, tilt=35.0), box=BOX)["qc_reason"].tolist() == [""] * 16

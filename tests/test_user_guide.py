@@ -96,8 +96,10 @@ def test_the_readme_happy_path_runs(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     cube, _ = glacier_cube(2, shape=(256, 256), resolution=20.0, seed=7)
     (tmp_path / "s1").mkdir()
-    for scene in cube.sar:
-        scene.rio.to_raster(tmp_path / "s1" / f"S1_{str(scene.time.values)[:10]}.tif")
+    for scene in cube.sar:  # as RTC products hold it: linear power, no units tag
+        power = (10 ** (scene / 10)).astype("float32")
+        power.attrs = {}
+        power.rio.to_raster(tmp_path / "s1" / f"S1_{str(scene.time.values)[:10]}.tif")
     code = markdown_python_blocks(README.read_text(encoding="utf-8"))[0]
     if not _has_explore():
         code = "\n".join(line for line in code.splitlines() if ".explore(" not in line)

@@ -3,7 +3,8 @@
 The public API fits on one screen:
 
 - :func:`open_cube` / :func:`write_cube` — Zarr cubes in and out, CRS kept;
-  :func:`open_scenes` — per-date GeoTIFF/COG files as one lazy cube on one grid.
+  :func:`open_scenes` — per-date GeoTIFF/COG files as one lazy cube on one grid;
+  :func:`export_geotiffs` — a prediction as Cloud-Optimized GeoTIFFs for QGIS and GDAL.
 - :func:`predict` and ``da.calving.predict()`` — lazy, chunk-invariant front probability and
   zones; :func:`progress` shows a bar while computing.
 - :func:`fronts` and ``ds.calving.fronts()`` — time-indexed front lines (GeoDataFrame);
@@ -18,13 +19,19 @@ from importlib.metadata import PackageNotFoundError, version
 
 from xcalving import accessor as _accessor  # noqa: F401  (registers .calving)
 from xcalving.errors import (
+    DamagedFileError,
     DeviceError,
     InputError,
     InputTypeError,
     PerformanceWarning,
+    TargetBusyError,
+    UnknownScalingError,
     UnsafeFileError,
     UnsafeTargetError,
     WeightsNotFoundError,
+    WorkBudgetError,
+    WorkerLostError,
+    WriteVerificationError,
     XcalvingError,
     XcalvingWarning,
 )
@@ -36,16 +43,23 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = [
+    "DamagedFileError",
     "DeviceError",
     "InputError",
     "InputTypeError",
     "PerformanceWarning",
+    "TargetBusyError",
+    "UnknownScalingError",
     "UnsafeFileError",
     "UnsafeTargetError",
     "WeightsNotFoundError",
+    "WorkBudgetError",
+    "WorkerLostError",
+    "WriteVerificationError",
     "XcalvingError",
     "XcalvingWarning",
     "__version__",
+    "export_geotiffs",
     "open_cube",
     "open_scenes",
     "finetune",
@@ -56,25 +70,19 @@ __all__ = [
 ]
 
 
+#: Names that load their module on first use (torch, training code, rasterio and odc-geo, tqdm).
+_LAZY = {"predict": "xcalving.inference", "fronts": "xcalving.vector",
+         "finetune": "xcalving.adapt", "open_scenes": "xcalving.scenes",
+         "progress": "xcalving._progress", "export_geotiffs": "xcalving.export"}
+
+
 def __getattr__(name: str):  # torch loads on first use, not with the package
-    if name == "predict":
-        from xcalving.inference import predict
+    if name in _LAZY:
+        import importlib
 
-        return predict
-    if name == "fronts":
-        from xcalving.vector import fronts
-
-        return fronts
-    if name == "finetune":  # training code loads on first use
-        from xcalving.adapt import finetune
-
-        return finetune
-    if name == "open_scenes":  # rasterio and odc-geo load on first use
-        from xcalving.scenes import open_scenes
-
-        return open_scenes
-    if name == "progress":
-        from xcalving._progress import progress
-
-        return progress
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'xcalving' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:  # completion lists the lazy names too
+    return sorted({*__all__, *globals()})

@@ -25,13 +25,15 @@ class CalvingDataArrayAccessor:
                 batch_size: int = _D.batch_size, device: str = _D.device,
                 precision: str = _D.precision, band: Any = _D.band, scaling: str = _D.scaling,
                 resolution: float | str | None = _D.resolution, dtype: str = _D.dtype,
-                outputs: str | Sequence[str] = _D.outputs) -> xr.Dataset:
+                outputs: str | Sequence[str] = _D.outputs,
+                max_pixels: float | None = _D.max_pixels) -> xr.Dataset:
         """Lazy front probability and zones; see :func:`xcalving.predict`."""
         from xcalving.inference import predict
 
         return predict(self._obj, model, tile=tile, overlap=overlap, batch_size=batch_size,
                        device=device, precision=precision, band=band, scaling=scaling,
-                       resolution=resolution, dtype=dtype, outputs=outputs)
+                       resolution=resolution, dtype=dtype, outputs=outputs,
+                       max_pixels=max_pixels)
 
 
 @xr.register_dataset_accessor("calving")
@@ -45,8 +47,8 @@ class CalvingDatasetAccessor:
                 overlap: int = _D.overlap, batch_size: int = _D.batch_size,
                 device: str = _D.device, precision: str = _D.precision, band: Any = _D.band,
                 scaling: str = _D.scaling, resolution: float | str | None = _D.resolution,
-                dtype: str = _D.dtype,
-                outputs: str | Sequence[str] = _D.outputs) -> xr.Dataset:
+                dtype: str = _D.dtype, outputs: str | Sequence[str] = _D.outputs,
+                max_pixels: float | None = _D.max_pixels) -> xr.Dataset:
         """Predict on one variable of the Dataset; see :func:`xcalving.predict`.
 
         ``variable=None`` takes ``"sar"`` where there is one; else, where some variables
@@ -76,12 +78,16 @@ class CalvingDatasetAccessor:
             da = da.assign_attrs(band=variable)
         return predict(da, model, tile=tile, overlap=overlap, batch_size=batch_size,
                        device=device, precision=precision, band=band, scaling=scaling,
-                       resolution=resolution, dtype=dtype, outputs=outputs)
+                       resolution=resolution, dtype=dtype, outputs=outputs,
+                       max_pixels=max_pixels)
 
     def fronts(self, *, method: str = "zones", min_length: float = 750.0,
                min_length_px: float | None = None, threshold: float = 0.5) -> Any:
         """Time-indexed front lines of a prediction Dataset; see :func:`xcalving.fronts`."""
+        from xcalving.metrics import check_threshold
         from xcalving.vector import fronts
+
+        check_threshold(threshold)
 
         return fronts(self._obj, method=method,  # type: ignore[arg-type]
                       min_length=min_length, min_length_px=min_length_px, threshold=threshold)

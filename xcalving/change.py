@@ -281,11 +281,19 @@ def terminus_change(fronts: gpd.GeoDataFrame, box: Any, *, ocean: Any = None,
     Returns
     -------
     pandas.DataFrame
-        Indexed like ``fronts``: ``position_m`` (distance of the front from the upstream edge,
+        Indexed like ``fronts``, one row a front, in time order whatever the order of the rows
+        of ``fronts``: ``position_m`` (distance of the front from the upstream edge,
         averaged across the box; kept for flagged fronts too), ``change_m`` (since the first
         valid position; negative is retreat), ``rate_m_per_yr`` (change since the previous
         valid position ÷ the time between them; NaN without dates), ``outlier`` and
         ``qc_reason``. :func:`xcalving.plot.terminus_plot` draws it, flagged dates marked.
+
+    Raises
+    ------
+    InputError
+        Two fronts on one date (a change series has one front a date: keep one, e.g.
+        ``fronts[~fronts.index.duplicated()]``), or a front without a date (NaT: date it, or
+        leave it out with ``fronts[fronts.index.notna()]``). No row is ever dropped silently.
 
     Examples
     --------
@@ -301,6 +309,7 @@ def terminus_change(fronts: gpd.GeoDataFrame, box: Any, *, ocean: Any = None,
 
     box = _box_in_crs_of(fronts, box)
     _check_box(box)
+    fronts = _in_time_order(fronts)
     crs = getattr(fronts, "crs", None)
     if _ocean_at_upstream_end(box, ocean, zones, crs):
         raise InputError(
@@ -325,6 +334,31 @@ def terminus_change(fronts: gpd.GeoDataFrame, box: Any, *, ocean: Any = None,
     return result
 
 
+def _in_time_order(fronts: Any) -> Any:
+    """``fronts`` sorted by date; refused where a front has no date or shares its date."""
+    import pandas as pd
+
+    from xcalving.qc import time_order
+
+    missing = np.flatnonzero(np.asarray(pd.isna(fronts.index), bool))
+    if len(missing):
+        raise InputError(
+            f"fronts: {len(missing)} of {len(fronts)} fronts have no date (NaT, at rows "
+            f"{missing[:5].tolist()}), so they have no place in the change. Give them their "
+            "dates, or leave them out explicitly: fronts[fronts.index.notna()].")
+    twice = fronts.index[fronts.index.duplicated(keep=False)]
+    if len(twice):
+        dates = [str(d.date()) if isinstance(d, pd.Timestamp) and d == d.normalize() else str(d)
+                 for d in dict.fromkeys(twice)]
+        raise InputError(
+            f"fronts: {len(dates)} date(s) hold more than one front ({', '.join(dates[:5])}); "
+            "the change needs one front per date. Keep one of each, e.g. the first: "
+            "fronts[~fronts.index.duplicated(keep='first')], or the most confident: "
+            "fronts.sort_values('confidence').pipe(lambda f: f[~f.index.duplicated(keep='last')])"
+            ".sort_index().")
+    return fronts.iloc[time_order(fronts.index)]
+
+
 def _flags(fronts: Any, positions: np.ndarray) -> pd.DataFrame:
     """The frame's QC flags (or the defaults'), with the ``position`` rule on ``positions``."""
     from xcalving import qc
@@ -335,8 +369,10 @@ def _flags(fronts: Any, positions: np.ndarray) -> pd.DataFrame:
                              qc_reason=flags["qc_reason"].fillna("").astype(str))
     else:
         flags = qc.outlier_flags(fronts)
-    spikes = qc.position_outliers(positions, qc.series_rows(fronts), window=qc.WINDOW,
-                                  k=qc.POSITION_K)
+    series = qc.series_rows(fronts)
+    spikes = qc.position_outliers(positions, series, window=qc.WINDOW, k=qc.POSITION_K,
+                                  times=qc.series_times(fronts, series),
+                                  floor=qc.MIN_IQR_PX * qc.pixel_size_of(fronts))
     reasons = [",".join(r for r in qc.REASONS if r in set(old.split(",")) or
                         (r == "position" and spike))
                for old, spike in zip(flags["qc_reason"], spikes, strict=True)]

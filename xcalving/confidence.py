@@ -35,7 +35,7 @@ import numpy as np
 from scipy import ndimage
 
 from xcalving.errors import InputError
-from xcalving.qc import WINDOW, neighbour_distances, outlier_flags, sinuosity
+from xcalving.qc import WINDOW, front_pairs, neighbour_distances, outlier_flags, sinuosity
 from xcalving.zones import NO_DATA, OCEAN, drop_short_pieces, front_from_zones
 
 if TYPE_CHECKING:
@@ -388,11 +388,11 @@ def assess_fronts(frame: gpd.GeoDataFrame, *, method: str | None = None,
     method = method or str(frame.attrs.get("method", "zones"))
     pixel_size = float(pixel_size or frame.attrs.get("pixel_size", 1.0))
     out = frame.copy()
-    distances = neighbour_distances(out, window=window, step=pixel_size)
+    pairs = front_pairs(out, window=window, step=pixel_size)  # measured once, for both
     out["sinuosity"] = np.array([sinuosity(g) for g in out.geometry], float)
-    out["neighbour_distance_px"] = distances / pixel_size
+    out["neighbour_distance_px"] = neighbour_distances(out, pairs=pairs) / pixel_size
     out["confidence"] = confidence(out, method=method, calibration=calibration)
-    flags = outlier_flags(out, window=window, distances=distances)
+    flags = outlier_flags(out, window=window, pixel_size=pixel_size, pairs=pairs)
     out["outlier"] = flags["outlier"].to_numpy(bool)
     out["qc_reason"] = flags["qc_reason"].to_numpy(object)
     return out

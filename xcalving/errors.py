@@ -23,6 +23,14 @@ class InputTypeError(XcalvingError, TypeError):
     """An argument has the wrong type."""
 
 
+class UnknownScalingError(InputError):
+    """``scaling="auto"`` cannot tell what the values are (dB, linear power, 8-bit grey).
+
+    Nothing in the metadata says (no ``units`` attribute or tag): pass the scaling. The command
+    line turns it into a message that names ``--scaling``.
+    """
+
+
 class WeightsNotFoundError(XcalvingError, FileNotFoundError):
     """A weights name or path does not lead to a weights file."""
 
@@ -37,6 +45,30 @@ class UnsafeTargetError(XcalvingError, FileExistsError):
 
 class DeviceError(XcalvingError, RuntimeError):
     """The requested compute device is not available."""
+
+
+class DamagedFileError(InputError, OSError):
+    """An input file or store cannot be read: truncated, damaged, or not what its name says.
+
+    A ``ValueError`` like every bad input, and an ``OSError`` like the reading library's own
+    error it replaces (rasterio's, zarr's), so either ``except`` keeps working.
+    """
+
+
+class WorkBudgetError(InputError):
+    """A call would set more work in motion than its budget (``max_pixels=``) allows."""
+
+
+class TargetBusyError(XcalvingError, BlockingIOError):
+    """Another run (or thread) is writing the same target; its lock is held."""
+
+
+class WriteVerificationError(XcalvingError, OSError):
+    """A file written beside its target did not read back as written; the target is untouched."""
+
+
+class WorkerLostError(XcalvingError, RuntimeError):
+    """A Dask worker died while computing (most often killed for using too much memory)."""
 
 
 class XcalvingWarning(UserWarning):

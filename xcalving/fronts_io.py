@@ -1,14 +1,14 @@
 """Front files: GeoParquet, GeoPackage, GeoJSON and FlatGeobuf, chosen by the file's extension.
 
 :func:`check_fronts_path` validates a target before anything is computed; :func:`write_fronts`
-writes beside the target and swaps the file in only once it is complete, so a failed write
-leaves an existing file as it was; :func:`read_fronts` restores the index.
+writes beside the target, reads the result back and swaps it in only then, so a failed or
+short write leaves an existing file as it was, and replaces only the ``fronts`` layer of a
+GeoPackage (the user's other layers stay); :func:`read_fronts` restores the index.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -59,17 +59,23 @@ def check_fronts_path(path: Any, *, overwrite: bool = False) -> str:
 
     Examples
     --------
-    >>> check_fronts_path("fronts.shp")
+    >>> check_fronts_path("fronts.geotiff")
     Traceback (most recent call last):
     ...
-    xcalving.errors.InputError: path: 'fronts.shp' has extension '.shp', which names no front \
-format; use .parquet (GeoParquet), .gpkg (GeoPackage), .geojson or .json (GeoJSON), .fgb \
+    xcalving.errors.InputError: path: 'fronts.geotiff' has extension '.geotiff', which names no \
+front format; use .parquet (GeoParquet), .gpkg (GeoPackage), .geojson or .json (GeoJSON), .fgb \
 (FlatGeobuf).
     """
     if not isinstance(path, str | os.PathLike):
         raise InputTypeError(f"path must be a str or os.PathLike; got {type(path).__name__}.")
     path = os.fspath(path)
     ext = _extension(path)
+    if ext == ".shp":
+        raise InputError(
+            f"path: {path!r}: Shapefiles are not written: they cut field names to 10 characters "
+            "(mean_probability, head_distance_px would collide) and cannot store a date and "
+            f"time. Use a GeoPackage, which QGIS opens the same way: "
+            f"{path[:-4]}.gpkg.")
     if ext not in FRONT_FORMATS:
         what = f"has extension {ext!r}, which names no front format" if ext else \
             "has no extension to name the front format"
@@ -84,6 +90,8 @@ format; use .parquet (GeoParquet), .gpkg (GeoPackage), .geojson or .json (GeoJSO
     if os.path.lexists(path) and not overwrite:
         raise FileExistsError(f"path: {path!r} exists; choose a new path or pass "
                               "overwrite=True to replace it.")
+    if ext == ".gpkg" and os.path.exists(path):
+        _refuse_open_elsewhere(path)
     if os.path.lexists(path) and not _is_front_file(path, ext):
         raise FileExistsError(
             f"path: {path!r} exists and is not a front file written by xcalving (a "
@@ -93,6 +101,8 @@ format; use .parquet (GeoParquet), .gpkg (GeoPackage), .geojson or .json (GeoJSO
     return path
 
 
+#: The layer of a GeoPackage that :func:`write_fronts` writes (and alone replaces).
+_LAYER = "fronts"
 #: Columns that mark a file as fronts written by :func:`write_fronts`.
 _OWN_COLUMNS = ("length_px", "n_segments", "n_pixels")
 
@@ -107,7 +117,7 @@ def _is_front_file(path: str, ext: str) -> bool:
         else:
             import pyogrio
 
-            layer = "fronts" if ext == ".gpkg" else None
+            layer = _LAYER if ext == ".gpkg" else None
             names = set(pyogrio.read_info(path, layer=layer)["fields"])
     except Exception:  # unreadable in that format (or a link to nothing): not ours
         return False
@@ -134,31 +144,74 @@ def write_fronts(frame: gpd.GeoDataFrame, path: Any, *, overwrite: bool = False)
         FlatGeobuf keep times to the millisecond.
     overwrite
         Replace an existing front file (never another file: see :func:`check_fronts_path`).
-        It is replaced only after the new one has been written completely beside it (then
-        :func:`os.replace`), so a failed write changes nothing.
+        In a GeoPackage only the ``fronts`` layer is replaced: layers added beside it (an
+        outline drawn in QGIS) are kept.
 
     Returns
     -------
     str
         The path written. :func:`read_fronts` reads it back with the index restored.
+
+    Notes
+    -----
+    The file is written beside the target (a GeoPackage: into a copy of it), read back and
+    checked -- every row there, every other layer of a GeoPackage as it was -- and only then
+    moved over the target (:func:`xcalving.atomic.staged_file`, which also holds the target's
+    lock against a second run). A write that fails or stops short (a full disk) raises
+    :class:`~xcalving.errors.WriteVerificationError` and changes nothing.
     """
     import geopandas as gpd
+
+    from xcalving.atomic import staged_file
 
     path = check_fronts_path(path, overwrite=overwrite)
     if not isinstance(frame, gpd.GeoDataFrame):
         raise InputTypeError(f"frame must be a GeoDataFrame of fronts (xcalving.fronts); got "
                              f"{type(frame).__name__}.")
     out = frame.reset_index()  # the index first: read_fronts restores it from the first column
-    head, tail = os.path.split(os.path.abspath(path))
     ext = _extension(path)
-    tmp = os.path.join(head, f".{tail}.{uuid.uuid4().hex[:8]}.tmp{ext}")
-    try:
-        _write(out, tmp, FRONT_FORMATS[ext][1])
-        os.replace(tmp, path)
-    finally:
-        if os.path.lexists(tmp):  # only the file this call created
-            os.remove(tmp)
+    into_existing = ext == ".gpkg" and os.path.exists(path)
+    others = _other_layers(path) if into_existing else {}
+    with staged_file(path, what="path", seed=into_existing,
+                     verify=lambda tmp: _check_written(tmp, ext, len(out), others)) as tmp:
+        _write(out, os.fspath(tmp), FRONT_FORMATS[ext][1])
     return path
+
+
+def _other_layers(path: str) -> dict[str, int]:
+    """Feature counts of the layers of a GeoPackage other than ``fronts`` (kept on rewrite)."""
+    import pyogrio
+
+    _refuse_open_elsewhere(path)
+    names = [str(name) for name, _ in pyogrio.list_layers(path) if name != _LAYER]
+    return {name: int(pyogrio.read_info(path, layer=name)["features"]) for name in names}
+
+
+def _refuse_open_elsewhere(path: str) -> None:
+    """Refuse a GeoPackage whose -wal journal holds changes not yet in the file (QGIS has it)."""
+    if os.path.exists(f"{path}-wal") and os.path.getsize(f"{path}-wal") > 0:
+        raise InputError(f"path: {path!r} is open in another program (its -wal journal holds "
+                         "unsaved changes); close it there (QGIS: remove the layers) and write "
+                         "again, so no layer of yours is lost.")
+
+
+def _check_written(path: Any, ext: str, rows: int, others: dict[str, int]) -> None:
+    """Read the staged file back in full: ``rows`` fronts, and ``others`` layers unchanged."""
+    path = os.fspath(path)
+    if ext == ".parquet":
+        import pyarrow.parquet as pq
+
+        found = pq.read_table(path).num_rows
+    else:
+        import pyogrio
+
+        layer = _LAYER if ext == ".gpkg" else None
+        found = len(pyogrio.read_dataframe(path, layer=layer, read_geometry=True))
+        kept = _other_layers(path) if ext == ".gpkg" else {}
+        if kept != others:
+            raise OSError(f"its other layers are {kept}, not {others} as before")
+    if found != rows:
+        raise OSError(f"it holds {found} fronts where {rows} were written")
 
 
 def _write(out: Any, path: str, driver: str | None) -> None:
@@ -168,7 +221,7 @@ def _write(out: Any, path: str, driver: str | None) -> None:
     with warnings.catch_warnings():  # pixel-coordinate fronts have no CRS, and say so
         warnings.filterwarnings("ignore", message="'crs' was not provided")
         # FlatGeobuf's spatial index refuses the empty geometry of a scene without a front
-        options = {"GPKG": {"layer": "fronts"}, "FlatGeobuf": {"SPATIAL_INDEX": "NO"}}
+        options = {"GPKG": {"layer": _LAYER}, "FlatGeobuf": {"SPATIAL_INDEX": "NO"}}
         kwargs = options.get(driver, {})
         out.to_file(path, driver=driver, engine="pyogrio", **kwargs)
 
@@ -184,15 +237,13 @@ def read_fronts(path: Any, *, index: str | None = None) -> gpd.GeoDataFrame:
         The column to index by; default: the first column (where :func:`write_fronts` puts the
         index). A datetime column comes back as a DatetimeIndex (time-zone naive).
     """
-    import geopandas as gpd
     import pandas as pd
     import shapely
 
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"path: {path!r} does not exist.")
-    frame = gpd.read_parquet(path) if _extension(path) == ".parquet" else \
-        gpd.read_file(path, engine="pyogrio")
+    frame = _read(path, _extension(path))
     name = index if index is not None else frame.columns[0]
     if name not in frame.columns or name == frame.geometry.name:
         raise InputError(f"index={name!r} is not a column of {path!r}; it has "
@@ -207,3 +258,15 @@ def read_fronts(path: Any, *, index: str | None = None) -> gpd.GeoDataFrame:
     if missing.any():
         frame.loc[missing, frame.geometry.name] = shapely.LineString()
     return frame.set_index(name)
+
+
+def _read(path: str, ext: str) -> Any:
+    """The frame of a front file: a GeoPackage's ``fronts`` layer, wherever it lies in the file."""
+    import geopandas as gpd
+    import pyogrio
+
+    if ext == ".parquet":
+        return gpd.read_parquet(path)
+    layers = [str(name) for name, _ in pyogrio.list_layers(path)] if ext == ".gpkg" else []
+    layer = _LAYER if _LAYER in layers else None
+    return gpd.read_file(path, engine="pyogrio", layer=layer)

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     import xarray as xr
     from affine import Affine
 
-__all__ = ["Axis", "axis", "check_same_grid", "metric_crs", "pixel_spacing", "same_grid",
-           "transform"]
+__all__ = ["Axis", "axis", "check_monotonic", "check_same_grid", "metric_crs", "pixel_spacing",
+           "refresh_transform", "same_grid", "transform"]
 
 #: Steps may differ from the mean step by this share of it (plus the coordinates' rounding).
 STEP_RTOL = 1e-5
@@ -109,6 +109,31 @@ def _coordinate_values(da: Any, dim: str, what: str) -> np.ndarray:
         raise InputError(f"{what}: da's {dim!r} coordinates contain NaN or inf; every pixel "
                          "needs its map coordinate.")
     return values
+
+
+def check_monotonic(da: Any, dim: str, *, what: str) -> None:
+    """Refuse ``dim`` coordinates that repeat or turn back: pixels in a scrambled order.
+
+    Numeric 1-D coordinates only; an array without them (pixel positions) passes. Unlike
+    :func:`axis`, uneven steps pass too.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> da = xr.DataArray(np.zeros((3, 2)), dims=("y", "x"), coords={"y": [0.0, 20.0, 10.0]})
+    >>> check_monotonic(da, "y", what="predict")
+    Traceback (most recent call last):
+    ...
+    xcalving.errors.InputError: predict: da's 'y' coordinates are not monotonic (they turn \
+back after position 1: 20, 10); sort them first, e.g. da.sortby('y') (ascending or descending \
+are both fine).
+    """
+    coord = getattr(da, "coords", {}).get(dim)
+    if coord is None or coord.ndim != 1 or coord.size < 2 \
+            or not np.issubdtype(coord.dtype, np.number):
+        return
+    values = np.asarray(coord.values, dtype=np.float64)
+    _check_monotonic(values, np.diff(values), dim, what)
 
 
 def _check_monotonic(values: np.ndarray, diffs: np.ndarray, dim: str, what: str) -> None:
@@ -311,3 +336,32 @@ def check_same_grid(a: Any, b: Any, *, names: tuple[str, str] = ("a", "b")) -> N
     message = _grid_difference(a, b, names)
     if message is not None:
         raise InputError(message)
+
+
+def refresh_transform(obj: Any) -> Any:
+    """``obj`` with its ``spatial_ref`` GeoTransform derived again from its coordinates.
+
+    A cached GeoTransform survives ``isel``, ``coarsen`` and ``sortby`` unchanged, and GDAL or
+    QGIS reading a store written with it would place the data wrong. Where the coordinates are
+    not a regular grid the cached one is dropped; without ``spatial_ref`` ``obj`` is returned.
+
+    Examples
+    --------
+    >>> from xcalving.data.synthetic import glacier_cube
+    >>> cube, _ = glacier_cube(1, shape=(64, 64), resolution=20.0, seed=0)
+    >>> coarse = cube.sar.coarsen(y=2, x=2).mean()
+    >>> coarse.spatial_ref.attrs["GeoTransform"].split()[1]  # stale: still 20 m
+    '20.0'
+    >>> refresh_transform(coarse).spatial_ref.attrs["GeoTransform"].split()[1]
+    '40.0'
+    """
+    if "spatial_ref" not in getattr(obj, "coords", {}):
+        return obj
+    ref = obj["spatial_ref"].variable.copy(deep=False)
+    attrs = {k: v for k, v in ref.attrs.items() if k != "GeoTransform"}
+    try:
+        attrs["GeoTransform"] = " ".join(str(v) for v in transform(obj).to_gdal())
+    except InputError:  # no regular grid: no transform is right
+        pass
+    ref.attrs = attrs
+    return obj.assign_coords(spatial_ref=ref)

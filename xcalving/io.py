@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from xcalving.errors import InputError, InputTypeError
+from xcalving.errors import DamagedFileError, InputError, InputTypeError, XcalvingError
 
 # the grid's one rule lives in xcalving.grid; the name stays importable from here
 from xcalving.grid import pixel_spacing  # noqa: F401
@@ -26,8 +26,8 @@ from xcalving.scaling import (  # noqa: F401
     to_network_input,
 )
 
-__all__ = ["CAFFE_SCALING", "DB_RANGE", "Scaling", "input_kind", "missing_blocks", "open_cube",
-           "pixel_spacing", "to_network_input", "write_cube"]
+__all__ = ["CAFFE_SCALING", "DB_RANGE", "Scaling", "decoded_as_float32", "input_kind",
+           "missing_blocks", "open_cube", "pixel_spacing", "to_network_input", "write_cube"]
 
 #: Chunks for writing a numpy-backed cube: one scene a chunk along time, tiles of 2048 pixels,
 #: what predict wants with its default tile and overlap (a block of at least four window steps,
@@ -60,7 +60,18 @@ def open_cube(
     Returns
     -------
     xarray.Dataset
-        Dask-backed: nothing is read until you compute.
+        Dask-backed: nothing is read until you compute. A local store's blocks are read
+        through a guard: a chunk that cannot be read raises
+        :class:`~xcalving.errors.DamagedFileError` naming the store, variable and block.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing is at ``path``.
+    InputError
+        ``path`` is not a Zarr store.
+    DamagedFileError
+        Its metadata cannot be read (an ``InputError`` and an ``OSError``).
 
     Examples
     --------
@@ -76,12 +87,106 @@ def open_cube(
     if isinstance(path, os.PathLike) or "://" not in str(path):
         if not os.path.exists(path):
             raise FileNotFoundError(f"path: no Zarr store at {os.fspath(path)!r}.")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_CONSOLIDATED_FALLBACK, category=RuntimeWarning)
-        ds = xr.open_zarr(path, chunks={} if chunks is None else chunks,  # type: ignore[arg-type]
-                          decode_coords="all", consolidated=None,
-                          storage_options=storage_options)
-    return ds
+    import rioxarray  # noqa: F401  (registers .rio, for callers who never imported it)
+
+    from xcalving.safety import is_url
+
+    ds = _open_zarr(path, {} if chunks is None else chunks, storage_options)
+    if not is_url(path):  # a remote read can fail for the network's sake: its error stands
+        ds = _guarded(ds, _open_zarr(path, None, storage_options), os.fspath(path))
+    return decoded_as_float32(ds)
+
+
+def _open_zarr(path: Any, chunks: Any, storage_options: Any) -> xr.Dataset:
+    """``xr.open_zarr`` with the CRS decoded; a store that cannot be opened is named, explained."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_CONSOLIDATED_FALLBACK,
+                                    category=RuntimeWarning)
+            return xr.open_zarr(path, chunks=chunks, decode_coords="all", consolidated=None,
+                                storage_options=storage_options)
+    except Exception as err:
+        from xcalving.safety import is_url, is_zarr_store
+
+        if is_url(path) or isinstance(err, XcalvingError):
+            raise
+        where = os.fspath(path)
+        if not is_zarr_store(path):
+            raise InputError(f"path: {where!r} is not a Zarr store (no zarr.json or .zgroup at "
+                             "its root); give a folder written by xcalving.write_cube (GeoTIFF "
+                             "scenes: xcalving.open_scenes).") from err
+        raise DamagedFileError(f"path: the Zarr store {where!r} cannot be opened "
+                               f"({type(err).__name__}: {err}); its metadata is damaged (an "
+                               "interrupted copy?). Copy or write it again.") from err
+
+
+def _guarded(ds: xr.Dataset, lazy: xr.Dataset, where: str) -> xr.Dataset:
+    """``ds`` whose Dask blocks, when a read fails, raise DamagedFileError naming the store.
+
+    Each block is read through ``lazy`` (the same store opened without Dask), in the chunks
+    ``ds`` has: the same values, and zarr's or a codec's error becomes one that names the store
+    and the variable.
+    """
+    import dask.array as dsa
+
+    swapped: dict[Any, xr.Variable] = {}
+    for name, var in ds.variables.items():
+        if var.chunks is None or name not in lazy.variables:
+            continue
+        blocks = _StoreBlocks(lazy.variables[name], where, str(name))
+        data = dsa.from_array(blocks, chunks=var.chunks, name=f"xcalving-{var.data.name}",
+                              asarray=False, meta=np.empty((0,) * var.ndim, var.dtype))
+        swapped[name] = var.copy(deep=False, data=data)
+    coords = {k: v for k, v in swapped.items() if k in ds.coords}
+    data_vars = {k: v for k, v in swapped.items() if k not in ds.coords}
+    return ds.assign(data_vars).assign_coords(coords)
+
+
+class _StoreBlocks:
+    """One variable of a store, read block by block; a failed read names store and variable."""
+
+    def __init__(self, variable: xr.Variable, where: str, name: str) -> None:
+        self.variable, self.where, self.name = variable, where, name
+        self.shape, self.dtype, self.ndim = variable.shape, variable.dtype, variable.ndim
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.variable[key].values)
+        except MemoryError:
+            raise
+        except Exception as err:  # zarr's or a codec's own words: named and explained
+            raise DamagedFileError(
+                f"the Zarr store {self.where!r}: the block of {self.name!r} at "
+                f"[{', '.join(f'{k.start}:{k.stop}' for k in key)}] cannot be "
+                f"read ({type(err).__name__}: {err}); the store is damaged (an interrupted "
+                "copy?). Copy or write it again.") from err
+
+
+def decoded_as_float32(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with variables packed in 8 or 16 bits (CF ``scale_factor``) as float32, lazily.
+
+    xarray decodes packed integers to the type of their ``scale_factor``, and a Zarr store
+    keeps attributes as JSON numbers, so a uint8 probability reads back as float64: eight
+    bytes a pixel for a value known to 1/508. Float32 holds every value of 16 bits or fewer
+    exactly enough; the encoding is kept, so writing the Dataset packs it again.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> p = xr.DataArray(np.array([0.0, 0.5]), dims="x")
+    >>> p.encoding = {"dtype": "uint8", "scale_factor": 1 / 254}
+    >>> decoded_as_float32(p.to_dataset(name="p")).p.dtype
+    dtype('float32')
+    """
+    packed = {}
+    for name, var in ds.data_vars.items():
+        stored = var.encoding.get("dtype")
+        scaled = "scale_factor" in var.encoding or "add_offset" in var.encoding
+        if (scaled and stored is not None and np.dtype(stored).kind in "iu"
+                and np.dtype(stored).itemsize <= 2 and var.dtype == np.float64):
+            packed[name] = var.astype(np.float32)
+            packed[name].encoding = dict(var.encoding)
+    return ds.assign(packed) if packed else ds
 
 
 def write_cube(
@@ -156,7 +261,14 @@ def write_cube(
 
 
 def _write_ready(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` chunked for writing, without chunk encodings from a store it was read from."""
+    """``ds`` chunked for writing, without chunk encodings from a store it was read from.
+
+    Its GeoTransform is derived again from the coordinates (a coarsened or sliced cube keeps
+    its source's otherwise).
+    """
+    from xcalving.grid import refresh_transform
+
+    ds = refresh_transform(ds)
     if all(v.chunks is None for v in ds.data_vars.values()):
         # data variables only: small coordinates (e.g. scene names) stay in memory
         ds = ds.assign({

@@ -19,7 +19,8 @@ from xcalving.errors import InputError
 from xcalving.grid import check_same_grid
 from xcalving.zones import ZONE_NAMES
 
-__all__ = ["MDE", "ZoneIoU", "bbox_accuracy", "dice", "mean_distance_error", "zone_iou"]
+__all__ = ["MDE", "ZoneIoU", "bbox_accuracy", "check_threshold", "dice", "mean_distance_error",
+           "zone_iou"]
 
 
 class MDE(NamedTuple):
@@ -61,6 +62,32 @@ def _front_mask(a: Any, name: str) -> np.ndarray:
     raise InputError(f"{name} must be a front mask (bool or 0/1); got values "
                      f"{odd.tolist()[:5]}. CaFFe's front PNGs use 255 for front: read them with "
                      f"xcalving.data.caffe.read_label, or pass {name} == 255.")
+
+
+def check_threshold(threshold: Any, *, what: str = "threshold") -> float:
+    """``threshold`` as a probability in [0, 1]; a percentage (50) is refused, not guessed.
+
+    Examples
+    --------
+    >>> check_threshold(0.5)
+    0.5
+    >>> check_threshold(50)
+    Traceback (most recent call last):
+    ...
+    xcalving.errors.InputError: threshold=50 is not a probability: probabilities run from 0 \
+to 1. Pass 0.5, not 50 (a percentage).
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float | np.number) \
+            or not np.isfinite(threshold):
+        raise InputError(f"{what} must be a probability between 0 and 1, e.g. {what}=0.5; got "
+                         f"{threshold!r}.")
+    if 1 < threshold <= 100:
+        raise InputError(f"{what}={threshold!r} is not a probability: probabilities run from 0 "
+                         f"to 1. Pass {threshold / 100:g}, not {threshold!r} (a percentage).")
+    if not 0 <= threshold <= 1:
+        raise InputError(f"{what} must be a probability between 0 and 1, e.g. {what}=0.5; got "
+                         f"{threshold!r}.")
+    return float(threshold)
 
 
 def _check_resolution(resolution: Any) -> float | None:
@@ -229,6 +256,7 @@ def bbox_accuracy(pred: Any, true: Any, *, threshold: float = 0.5, dilation: int
     """
     from skimage.morphology import disk
 
+    check_threshold(threshold)
     _check_same_grid(pred, true)
     p, t = _pair(pred, true)
     t = _front_mask(t, "true")

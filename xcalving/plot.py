@@ -14,12 +14,10 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
 from xcalving.errors import InputError
-from xcalving.zones import ZONE_NAMES
+from xcalving.zones import ZONE_COLOURS, ZONE_NAMES
 
-__all__ = ["ZONE_COLOURS", "front_map", "scene", "search_plot", "terminus_plot", "training_curves"]
-
-#: Colours of the zone classes 0..3: no data, rock, glacier, ocean.
-ZONE_COLOURS = ("#000000", "#8c6d46", "#dff3ff", "#1d4e89")
+__all__ = ["front_map", "front_panels", "scene", "search_plot", "terminus_plot",
+           "training_curves"]
 
 
 def _extent(da: xr.DataArray) -> list[float]:
@@ -182,13 +180,68 @@ def front_map(fronts: Any, background: xr.DataArray | None = None, *, ax: Any = 
     return ax
 
 
+def front_panels(sar: xr.DataArray, fronts: Any, labels: Any = None, *, ncols: int = 4,
+                 resolution: float | None = None, max_panels: int = 16) -> Figure:
+    """One panel a date: the scene, its predicted front (red) and its labelled front (cyan).
+
+    Look at these, not only at a pooled mean: a stray piece far away or a front on the fjord
+    wall shows at once. With ``labels`` and ``resolution`` (the sampling step in CRS units),
+    each title gives that date's MDE (:func:`xcalving.metrics.mean_distance_error`).
+
+    Parameters
+    ----------
+    sar
+        The scenes (time, y, x), on the fronts' grid.
+    fronts, labels
+        GeoDataFrames indexed by time (labels: e.g. :func:`xcalving.vector.label_fronts`).
+    ncols, max_panels
+        Panels a row; the first ``max_panels`` dates are drawn.
+    resolution
+        Where given with ``labels``, each panel's title has its MDE in CRS units.
+    """
+    times = list(fronts.index[:max_panels])
+    nrows = max(1, -(-len(times) // ncols))
+    figure = Figure(figsize=(3.2 * ncols, 3.2 * nrows), layout="constrained")
+    axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
+    for k, time in enumerate(times):
+        label = None if labels is None else labels.iloc[[k]]
+        _panel(axes[k], sar.isel(time=k), fronts.iloc[[k]], label, resolution, str(time)[:10])
+    for ax in axes[len(times):]:
+        ax.set_axis_off()
+    return figure
+
+
+def _panel(ax: Any, sar: xr.DataArray, front: Any, label: Any, resolution: float | None,
+           title: str) -> None:
+    """One date of :func:`front_panels`."""
+    from xcalving.metrics import mean_distance_error
+
+    values = np.asarray(sar.values, float)
+    lo, hi = np.nanpercentile(values, [2, 98]) if np.isfinite(values).any() else (0, 1)
+    ax.imshow(values, cmap="gray", vmin=lo, vmax=hi, extent=_extent(sar))
+    if label is not None:
+        _draw_labels(ax, label)
+        if resolution is not None:
+            one = mean_distance_error(front, label, resolution=resolution)
+            title += f": {one.mde:.0f}" if one.n_scored else ": no front"
+    for part in _parts(front.geometry.iloc[0]):
+        ax.plot(*part.xy, color="red", lw=1.2)
+    ax.set_title(title, fontsize=8)
+    ax.set_axis_off()
+
+
+def _parts(geom: Any) -> list[Any]:
+    """The non-empty lines of a (Multi)LineString, or none."""
+    if geom is None or geom.is_empty:
+        return []
+    return [part for part in getattr(geom, "geoms", [geom]) if not part.is_empty]
+
+
 def _draw_labels(ax: Any, labels: Any) -> bool:
     """Labelled fronts, cyan and dotted, with one legend entry; whether any was drawn."""
     drawn = False
     for geom in labels.geometry:
-        for part in getattr(geom, "geoms", [geom]) if geom is not None else []:
-            if part.is_empty:
-                continue
+        for part in _parts(geom):
             xs, ys = part.xy
             ax.plot(xs, ys, color="cyan", lw=1.2, ls=":",
                     label="_" if drawn else "labelled front")

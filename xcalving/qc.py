@@ -7,14 +7,19 @@ otherwise swallow. :func:`flag_outliers` compares every front with the fronts of
 ``window`` dates before and after it **on the same grid** (the ``grid_id`` column), never with
 itself, by interquartile-range fences:
 
-* ``distance`` -- the median distance to the neighbouring dates' fronts above ``Q3 + k·IQR``
-  (k = 2): a front far from where the fronts before and after it are;
+* ``distance`` -- the distance excess (:func:`~xcalving.front_series.distance_excess`: how
+  much farther the front lies from the fronts of the nearest earlier, and later, dates than
+  they lie from each other as many dates apart) above the same excess of the neighbours: by
+  ``k/2·IQR`` above Q3 on both sides, or on its one side by ``k·IQR`` for the first and last
+  front (k = 2). A front off the path of the fronts before and after it, whatever the speed of
+  the series; the fronts on either side of a real jump (a calving event) stand out on one side
+  only and are not flagged;
 * ``length`` -- front length below ``Q1 - k·IQR`` (k = 1.5; ``length_sides="both"`` adds the
   upper fence ``Q3 + k·IQR``, as AutoTerm does);
 * ``jaggedness`` -- sinuosity (length ÷ the distance between the two farthest vertices) above
   ``Q3 + k·IQR`` (AutoTerm: k = 2); off unless ``jaggedness_k`` is given;
 * ``position`` -- with a ``box``: the terminus position (box method) outside the two fences
-  (k = 2);
+  about the neighbours' trend line (Theil–Sen, extrapolated at the ends) (k = 2);
 * ``empty`` -- no front was found.
 
 The defaults were chosen on the leave-one-glacier-out runs (``benchmarks/confidence_caffe256.py``)
@@ -22,6 +27,13 @@ by keeping the rules whose flagged fronts had at least 1.5 × the mean error of 
 each held-out glacier alone: both glaciers kept the same rules (distance, short length); long
 fronts and jagged ones were not worse than the rest there (0.6-1.4 ×), so those fences are
 options, not defaults.
+
+The first and last dates are compared with the neighbours they have, against the series' own
+trend (the distances between the neighbours as many dates apart, on the one side there is; the
+neighbours' trend line, extrapolated), so a steady advance or retreat flags nothing, at its
+ends too. The IQR of the distance and position rules is never below :data:`MIN_IQR_PX` pixel
+(``frame.attrs["pixel_size"]``), so a front a pixel off a still series never flags. Rows without
+a date (NaT) are compared with no other; rows are put in time order, whatever the frame's.
 
 A front breaks a rule only where at least ``min_dates`` neighbours have a value. Flags go in
 two columns, ``outlier`` (bool) and ``qc_reason`` (the rules broken, joined by ``","``; ``""``
@@ -37,29 +49,42 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from xcalving.errors import InputError
+from xcalving.front_series import (
+    WINDOW,
+    FrontPairs,
+    distance_excess,
+    front_pairs,
+    neighbour_distances,
+    series_rows,
+    series_times,
+    time_order,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
 
-__all__ = ["FLAG_COLUMNS", "REASONS", "flag_outliers", "grid_id", "neighbour_distances",
-           "outlier_flags", "position_outliers", "series_rows", "sinuosity", "window_outliers"]
+__all__ = ["FLAG_COLUMNS", "REASONS", "WINDOW", "FrontPairs", "distance_excess", "flag_outliers",
+           "front_pairs", "grid_id", "neighbour_distances", "outlier_flags", "pixel_size_of",
+           "position_outliers", "series_rows", "series_times", "sinuosity", "time_order",
+           "window_outliers"]
 
 #: The columns the flags are written to.
 FLAG_COLUMNS = ("outlier", "qc_reason")
 #: The rules, in the order their names appear in ``qc_reason``.
 REASONS = ("empty", "length", "jaggedness", "distance", "position")
-#: Defaults: dates compared on each side, the IQR multiples of the rules (the jaggedness rule
-#: is off by default: None), and the fewest neighbours a rule needs.
-WINDOW, LENGTH_K, DISTANCE_K, POSITION_K, MIN_DATES = 8, 1.5, 2.0, 2.0, 4
+#: Defaults: the IQR multiples of the rules (the jaggedness rule is off by default: None), and
+#: the fewest neighbours a rule needs (the dates compared on each side: :data:`WINDOW`).
+LENGTH_K, DISTANCE_K, POSITION_K, MIN_DATES = 1.5, 2.0, 2.0, 4
 JAGGEDNESS_K: float | None = None
 #: Which fences of the length rule apply by default: ``"short"``, ``"long"`` or ``"both"``.
 LENGTH_SIDES = "short"
 #: The IQR is never taken below this share of the window's median (a series of identical
 #: values would otherwise flag the smallest wiggle).
 IQR_FLOOR = 0.1
-#: Most points sampled along one front to measure distances between fronts.
-_MAX_POINTS = 2000
+#: Nor is the IQR of the distance and position rules ever below this many pixels (nor, for
+#: distances, the sampling step): however still a series, a front a pixel off is no outlier.
+MIN_IQR_PX = 1.0
 
 
 # --- per-front measures --------------------------------------------------------------------------
@@ -102,128 +127,74 @@ def grid_id(crs: Any, transform: Any, shape: tuple[int, ...]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def _samples(geometry: Any, step: float) -> Any:
-    """A k-d tree of points every ``step`` (coarser for very long fronts) along ``geometry``."""
-    import shapely
-    from scipy.spatial import cKDTree
-
-    step = max(step, geometry.length / _MAX_POINTS)
-    # a piece of one pixel is a line of two equal points, which GEOS will not segmentize
-    parts = [shapely.segmentize(part, step) if part.length > 0 else part
-             for part in shapely.get_parts(geometry)]
-    return cKDTree(np.concatenate([shapely.get_coordinates(p) for p in parts]))
-
-
-def _front_distance(a: Any, b: Any) -> float:
-    """Symmetric mean distance between two fronts sampled as k-d trees (to half a step).
-
-    Points to nearest sampled points, not to the lines: O(n log n) where point-to-line
-    distances cost O(n²), at most half a sampling step too long.
-    """
-    both = np.concatenate([b.query(a.data)[0], a.query(b.data)[0]])
-    return float(both.mean())
-
-
 # --- the series ----------------------------------------------------------------------------------
-def series_rows(frame: Any) -> list[np.ndarray]:
-    """Row positions of each grid, in time order (rows without an index value last)."""
-    import pandas as pd
-
-    groups = frame["grid_id"].astype(str).to_numpy() if "grid_id" in frame.columns else \
-        np.zeros(len(frame), dtype=str)
-    index = frame.index
-    order = np.arange(len(frame))
-    if len(frame) and not pd.isna(index).all():
-        try:
-            order = np.argsort(np.asarray(index), kind="stable")
-        except TypeError:  # an index of mixed types: keep the frame's order
-            pass
-    out = []
-    for group in dict.fromkeys(groups[order]):
-        out.append(order[groups[order] == group])
-    return out
+def pixel_size_of(frame: Any, pixel_size: Any = None) -> float:
+    """``pixel_size``, else ``frame.attrs["pixel_size"]`` (CRS units a pixel), else 1."""
+    value = frame.attrs.get("pixel_size", 1.0) if pixel_size is None else pixel_size
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating) or \
+            not np.isfinite(value) or value <= 0:
+        raise InputError(f"pixel_size must be the fronts' CRS units per pixel, a number > 0 "
+                         f"(frame.attrs['pixel_size'] where fronts() set it); got {value!r}.")
+    return float(value)
 
 
-def neighbour_distances(frame: gpd.GeoDataFrame, *, window: int = WINDOW,
-                        step: float | None = None) -> np.ndarray:
-    """Median distance from each front to the fronts of up to ``window`` dates either side.
+def _trend(t: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+    """Theil–Sen line through (t, v): slope and intercept (flat where all ``t`` are equal)."""
+    i, j = np.triu_indices(len(t), 1)
+    dt = t[j] - t[i]
+    keep = dt != 0
+    slope = float(np.median((v[j] - v[i])[keep] / dt[keep])) if keep.any() else 0.0
+    return slope, float(np.median(v - slope * t))
 
-    Only fronts on the same grid (``grid_id`` column, if any) and not empty count; the distance
-    between two fronts is the mean, over points sampled every ``step`` along both, of the
-    distance to the nearest point sampled on the other front (CaFFe's MDE between two lines, to
-    half a step), in the frame's units.
 
-    Parameters
-    ----------
-    frame
-        Fronts indexed by date (from :func:`xcalving.fronts`).
-    window
-        Dates on each side to compare with.
-    step
-        Sampling step along the lines; default: 1/200 of the median front length.
+def _outside(values: np.ndarray, i: int, near: np.ndarray, times: np.ndarray | None, *,
+             k: float, two_sided: bool, floor: float) -> bool:
+    """Whether ``values[i]`` lies outside the IQR fences of ``values[near]``.
 
-    Returns
-    -------
-    numpy.ndarray
-        One value a row; NaN for an empty front or one without a non-empty neighbour.
+    With ``times``, of their residuals from the neighbours' trend line, which is extrapolated
+    where the front lies beyond them (the first and last dates).
     """
-    geoms = list(frame.geometry)
-    valid = np.array([g is not None and not g.is_empty for g in geoms], bool)
-    out = np.full(len(frame), np.nan)
-    if valid.sum() < 2:
-        return out
-    if step is None:
-        step = float(np.median([geoms[i].length for i in np.flatnonzero(valid)])) / 200 or 1.0
-    cache: dict[int, Any] = {}
-    pairs: dict[tuple[int, int], float] = {}
-
-    def sampled(i: int) -> Any:
-        if i not in cache:
-            cache[i] = _samples(geoms[i], step)
-        return cache[i]
-
-    for rows in series_rows(frame):
-        rows = rows[valid[rows]]
-        for pos, i in enumerate(rows):
-            near = np.r_[rows[max(0, pos - window):pos], rows[pos + 1:pos + 1 + window]]
-            values = []
-            for j in near:
-                key = (min(i, j), max(i, j))
-                if key not in pairs:
-                    pairs[key] = _front_distance(sampled(int(i)), sampled(int(j)))
-                values.append(pairs[key])
-            if values:
-                out[i] = float(np.median(values))
-    return out
+    mine, theirs = float(values[i]), values[near]
+    floor = max(IQR_FLOOR * abs(float(np.median(theirs))), floor)
+    if times is not None:
+        t = times[near] - times[i]
+        slope, intercept = _trend(t, theirs)
+        mine, theirs = mine - intercept, theirs - (intercept + slope * t)
+    q1, q3 = np.percentile(theirs, [25, 75])
+    iqr = max(q3 - q1, floor)
+    return bool(mine > q3 + k * iqr or (two_sided and mine < q1 - k * iqr))
 
 
 def window_outliers(values: np.ndarray, series: list[np.ndarray], *, window: int, k: float,
-                    two_sided: bool, min_dates: int = MIN_DATES,
-                    floor: float | None = None) -> np.ndarray:
+                    two_sided: bool, min_dates: int = MIN_DATES, floor: float | None = None,
+                    times: np.ndarray | None = None) -> np.ndarray:
     """Whether each value lies outside the IQR fences of its neighbours in its series.
 
     ``series`` lists the row positions of each series in time order (as :func:`flag_outliers`
     builds it); the neighbours of a row are the up to ``window`` finite values on each side,
     never the row itself. The IQR is taken at least :data:`IQR_FLOOR` × the neighbours'
-    median, or ``floor`` where given.
+    median, and at least ``floor`` where given. With ``times`` (one a row), the fences are
+    about the neighbours' robust trend line (Theil–Sen), extrapolated at the ends of a series.
 
     Examples
     --------
     >>> values = np.array([10, 11, 10, 12, 30, 11, 10, 12, 11.0])
     >>> window_outliers(values, [np.arange(9)], window=4, k=1.5, two_sided=True).nonzero()[0]
     array([4])
+    >>> steady = np.arange(9) * 50.0  # the ends of a trend are not outliers about it
+    >>> window_outliers(steady, [np.arange(9)], window=4, k=1.5, two_sided=True,
+    ...                 times=np.arange(9.0)).any()
+    np.False_
     """
     values = np.asarray(values, float)
     out = np.zeros(len(values), bool)
     for rows in series:
         rows = rows[np.isfinite(values[rows])]
         for pos, i in enumerate(rows):
-            near = values[np.r_[rows[max(0, pos - window):pos], rows[pos + 1:pos + 1 + window]]]
-            if len(near) < min_dates:
-                continue
-            q1, median, q3 = np.percentile(near, [25, 50, 75])
-            iqr = max(q3 - q1, IQR_FLOOR * abs(median), floor or 0.0)
-            out[i] = values[i] > q3 + k * iqr or (two_sided and values[i] < q1 - k * iqr)
+            near = np.r_[rows[max(0, pos - window):pos], rows[pos + 1:pos + 1 + window]]
+            if len(near) >= min_dates:
+                out[i] = _outside(values, i, near, times, k=k, two_sided=two_sided,
+                                  floor=floor or 0.0)
     return out
 
 
@@ -260,29 +231,46 @@ def _length_outliers(lengths: np.ndarray, series: list[np.ndarray], sides: str, 
     return window_outliers(sign * lengths, series, k=k, two_sided=False, **common)
 
 
+def _distance_outliers(excess: np.ndarray, series: list[np.ndarray], k: float,
+                       **common: Any) -> np.ndarray:
+    """The distance rule on :func:`distance_excess` (column 0: earlier dates, 1: later ones).
+
+    Each side is fenced against the same side of the neighbours. A front with both sides must
+    stand out on both, by half the fence each (``Q3 + k/2·IQR``): a front beside a real jump (a
+    calving event), or beside a spike, stands out on one side only. A first or last front,
+    which has one side, must stand out on it by the whole fence (``Q3 + k·IQR``).
+    """
+    has = np.isfinite(excess)
+    half, whole = ([window_outliers(excess[:, side], series, two_sided=False, k=kk, **common)
+                    for side in (0, 1)] for kk in (k / 2, k))
+    return (half[0] & half[1] & has.all(axis=1)) | (whole[0] & ~has[:, 1]) | \
+        (whole[1] & ~has[:, 0])
+
+
 def outlier_flags(frame: gpd.GeoDataFrame, *, box: Any = None, window: int = WINDOW,
                   length_k: float = LENGTH_K, length_sides: str = LENGTH_SIDES,
                   jaggedness_k: float | None = JAGGEDNESS_K, distance_k: float = DISTANCE_K,
                   position_k: float = POSITION_K, min_dates: int = MIN_DATES,
-                  distances: np.ndarray | None = None) -> pd.DataFrame:
+                  pixel_size: float | None = None, pairs: FrontPairs | None = None
+                  ) -> pd.DataFrame:
     """The flag columns of :func:`flag_outliers` as a DataFrame (same row order, plain index).
 
-    ``distances`` are neighbour distances already measured (in any unit: the fences are
-    relative), e.g. the ``neighbour_distance_px`` column; measured here when None.
+    ``pairs`` are the distances between fronts already measured (:func:`front_pairs`, with the
+    same ``window``); measured here when None.
     """
     _check_settings(window, min_dates, length_sides, length_k=length_k,
                     jaggedness_k=jaggedness_k, distance_k=distance_k, position_k=position_k)
     series = series_rows(frame)
     geoms = list(frame.geometry)
     lengths = np.array([g.length if g is not None and not g.is_empty else np.nan for g in geoms])
-    common = {"window": window, "min_dates": min_dates}
-    if distances is None:
-        distances = neighbour_distances(frame, window=window)
+    common: dict[str, Any] = {"window": window, "min_dates": min_dates}
+    min_iqr = MIN_IQR_PX * pixel_size_of(frame, pixel_size)
+    pairs = pairs if pairs is not None else front_pairs(frame, window=window)
     broken = {
         "empty": ~np.isfinite(lengths) | (lengths == 0),
         "length": _length_outliers(lengths, series, length_sides, length_k, **common),
-        "distance": window_outliers(np.asarray(distances, float), series, k=distance_k,
-                                    two_sided=False, **common),
+        "distance": _distance_outliers(distance_excess(frame, pairs=pairs), series, distance_k,
+                                       floor=max(min_iqr, pairs.step), **common),
     }
     if jaggedness_k is not None:
         broken["jaggedness"] = window_outliers(np.array([sinuosity(g) for g in geoms]), series,
@@ -291,16 +279,20 @@ def outlier_flags(frame: gpd.GeoDataFrame, *, box: Any = None, window: int = WIN
         from xcalving.change import terminus_position
 
         positions = np.array([terminus_position(g, box) for g in geoms])
-        broken["position"] = position_outliers(positions, series, k=position_k, **common)
+        broken["position"] = position_outliers(positions, series, k=position_k, floor=min_iqr,
+                                               times=series_times(frame, series), **common)
     return _reasons(broken, len(frame))
 
 
 def position_outliers(positions: np.ndarray, series: list[np.ndarray], *, window: int, k: float,
-                      min_dates: int = MIN_DATES) -> np.ndarray:
+                      min_dates: int = MIN_DATES, floor: float = 0.0,
+                      times: np.ndarray | None = None) -> np.ndarray:
     """Terminus positions outside the IQR fences of their neighbours (the ``position`` rule).
 
-    The IQR is taken at least the median step between consecutive positions of the series,
-    so a steady retreat is not a spike.
+    With ``times`` (:func:`series_times`) the fences are about the neighbours' trend line, so
+    a steady retreat is not a spike, at its first and last dates either. The IQR is taken at
+    least the median step between consecutive positions of the series and ``floor`` (CRS
+    units).
     """
     positions = np.asarray(positions, float)
     out = np.zeros(len(positions), bool)
@@ -308,15 +300,15 @@ def position_outliers(positions: np.ndarray, series: list[np.ndarray], *, window
         finite = positions[rows][np.isfinite(positions[rows])]
         step = float(np.median(np.abs(np.diff(finite)))) if len(finite) > 1 else 0.0
         out |= window_outliers(positions, [rows], window=window, k=k, two_sided=True,
-                               min_dates=min_dates, floor=step)
+                               min_dates=min_dates, floor=max(step, floor), times=times)
     return out
 
 
 def flag_outliers(frame: gpd.GeoDataFrame, *, box: Any = None, window: int = WINDOW,
                   length_k: float = LENGTH_K, length_sides: str = LENGTH_SIDES,
                   jaggedness_k: float | None = JAGGEDNESS_K, distance_k: float = DISTANCE_K,
-                  position_k: float = POSITION_K, min_dates: int = MIN_DATES
-                  ) -> gpd.GeoDataFrame:
+                  position_k: float = POSITION_K, min_dates: int = MIN_DATES,
+                  pixel_size: float | None = None) -> gpd.GeoDataFrame:
     """Flag fronts that break the series' robust rules; a copy with ``outlier`` and ``qc_reason``.
 
     Parameters
@@ -330,8 +322,9 @@ def flag_outliers(frame: gpd.GeoDataFrame, *, box: Any = None, window: int = WIN
     window
         Dates on each side of a front that it is compared with (default 8).
     length_k, distance_k, position_k
-        IQR multiples of the fences: 1.5 for the length, 2 for the neighbour distance (above
-        only) and 2 for the position (both sides).
+        IQR multiples of the fences: 1.5 for the length, 2 for the distance excess (above
+        only: half of it on each side of an inner front, all of it on the one side of the first
+        and last) and 2 for the position about the neighbours' trend (both sides).
     length_sides
         The length fences that apply: ``"short"`` (default: fronts much shorter than their
         neighbours'), ``"long"`` or ``"both"`` (AutoTerm's rule).
@@ -340,6 +333,10 @@ def flag_outliers(frame: gpd.GeoDataFrame, *, box: Any = None, window: int = WIN
         rule out.
     min_dates
         Fewest neighbours with a value for a rule to apply (default 4).
+    pixel_size
+        CRS units per pixel (default ``frame.attrs["pixel_size"]``, which :func:`xcalving.fronts`
+        sets; 1 where missing): the IQR of the distance and position rules is never taken
+        below :data:`MIN_IQR_PX` pixels, so a front a pixel off its neighbours never flags.
 
     Returns
     -------
@@ -360,7 +357,8 @@ def flag_outliers(frame: gpd.GeoDataFrame, *, box: Any = None, window: int = WIN
     """
     flags = outlier_flags(frame, box=box, window=window, length_k=length_k,
                           length_sides=length_sides, jaggedness_k=jaggedness_k,
-                          distance_k=distance_k, position_k=position_k, min_dates=min_dates)
+                          distance_k=distance_k, position_k=position_k, min_dates=min_dates,
+                          pixel_size=pixel_size)
     out = frame.copy()
     out["outlier"] = flags["outlier"].to_numpy()
     out["qc_reason"] = flags["qc_reason"].to_numpy()

@@ -4,9 +4,12 @@ The rules every writer in xcalving follows (``write_cube``, ``caffe_to_zarr``, t
 
 1. A target is never an input: it may not be, hold or lie inside a path the data are read from
    (:func:`refuse_inputs`), checked before anything is written.
-2. A new store is written beside the target, in a hidden sibling (``.NAME.xcalving-tmp-XXXX``),
-   and moved into place only after it is complete (:func:`staged`); a failure removes the sibling,
-   so a re-run starts clean and the old target, if any, is untouched.
+2. A new store is written beside the target, in a hidden sibling unique to the run
+   (``.NAME.xcalving-tmp-PID-XXXX``), while the run holds the target's lock
+   (:func:`xcalving.atomic.target_lock`: a second run is refused, never left to delete the
+   first one's work), and moved into place only after it is complete and verified
+   (:func:`staged`); a failure removes the sibling, so a re-run starts clean and the old target,
+   if any, is untouched. Single files do the same through :func:`xcalving.atomic.staged_file`.
 3. Replacing (``mode="w"``, ``--overwrite``) is allowed only for a Zarr store or for a folder
    xcalving created and marked (:data:`MARKER`, listing what it wrote), never for an arbitrary
    folder, a file, the current folder, the home folder or the root (:func:`check_replaceable`).
@@ -19,40 +22,28 @@ still replaces only a Zarr store.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
 import re
-import secrets
 import shutil
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from xcalving.errors import InputError, UnsafeTargetError, XcalvingWarning
+from xcalving.atomic import is_url, local_path, staging_name, target_lock
+from xcalving.errors import InputError, UnsafeTargetError, WriteVerificationError, XcalvingWarning
 
 __all__ = ["MARKER", "UnsafeTargetError", "check_names", "check_replaceable", "check_target",
            "is_zarr_store", "mark_folder", "partial_path", "refuse_inputs", "staged"]
 
 #: File at the root of a folder xcalving created: JSON naming the writer and its entries.
 MARKER = ".xcalving-output"
-_TMP_TAG = ".xcalving-tmp-"
 _OLD_TAG = ".xcalving-old-"
 _PARTIAL_TAG = ".xcalving-partial"
 _ZARR_META = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
 _CHUNK_KEY = re.compile(r"^(c|[0-9]+([./][0-9]+)*)$")
-
-
-def is_url(path: Any) -> bool:
-    """Whether ``path`` is a remote URL (``file://`` URLs count as local paths)."""
-    text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
-    return "://" in text and not text.startswith("file://")
-
-
-def local_path(path: str | os.PathLike[str]) -> Path:
-    """``path`` as a :class:`~pathlib.Path`, a ``file://`` prefix removed."""
-    text = os.fspath(path)
-    return Path(text.removeprefix("file://"))
 
 
 def is_zarr_store(path: str | os.PathLike[str]) -> bool:
@@ -65,10 +56,6 @@ def partial_path(target: str | os.PathLike[str]) -> Path:
     """Where a resumable run writes before it becomes ``target``: ``.NAME.xcalving-partial``."""
     path = Path(os.path.abspath(local_path(target)))  # "." has no name of its own
     return path.with_name(f".{path.name}{_PARTIAL_TAG}")
-
-
-def _sibling(path: Path, tag: str) -> Path:
-    return path.with_name(f".{path.name}{tag}{secrets.token_hex(4)}")
 
 
 # --- what a target may be -----------------------------------------------------------------------
@@ -105,7 +92,9 @@ def _foreign(path: Path) -> list[str] | None:
     if marker is None:
         return None
     known = {*map(str, marker["entries"]), MARKER}
-    return [name for name in entries if name not in known]
+    # hidden staging and lock files of xcalving's own (killed) runs are not the user's
+    return [name for name in entries if name not in known
+            and not (name.startswith(".") and ".xcalving-" in name)]
 
 
 def check_replaceable(path: str | os.PathLike[str], *, what: str = "path",
@@ -178,6 +167,8 @@ def refuse_inputs(target: str | os.PathLike[str], inputs: Iterable[Any], *, what
     mine = _parts(target)
     for source in inputs:
         relation = _relation(mine, _parts(source))
+        if relation is None and _matches_pattern(target, source):
+            _refuse_pattern_match(target, source, what)
         if relation is None:
             continue
         exists = "already exists and " if not is_url(target) and os.path.lexists(target) else ""
@@ -186,6 +177,26 @@ def refuse_inputs(target: str | os.PathLike[str], inputs: Iterable[Any], *, what
                    f"the input before it is read ({flag} never replaces an input). Choose another "
                    "path; to update a store in place, load the data first (ds.load()).")
         raise InputError(message)
+
+
+def _matches_pattern(target: Any, source: Any) -> bool:
+    """Whether the local glob pattern ``source`` matches ``target`` or a folder holding it."""
+    text = os.fspath(source) if isinstance(source, os.PathLike) else str(source)
+    if is_url(text) or is_url(target) or not re.search(r"[*?\[]", text) \
+            or os.path.lexists(text):
+        return False
+    pattern = Path(os.path.abspath(local_path(text))).parts
+    path = Path(os.path.abspath(local_path(target))).parts
+    return len(path) >= len(pattern) and all(
+        fnmatch.fnmatchcase(part, glob) for part, glob in zip(path, pattern, strict=False))
+
+
+def _refuse_pattern_match(target: Any, source: Any, what: str) -> None:
+    raise InputError(f"{what}: {os.fspath(target)!r} matches the input pattern "
+                     f"{os.fspath(source)!r} (or lies in a folder it matches), so it would be "
+                     "read as an input: by the next run of the same command, or by this one. "
+                     "Choose a path outside what the pattern matches, e.g. beside the inputs' "
+                     "folder.")
 
 
 def check_target(target: str | os.PathLike[str], *, mode: str, inputs: Iterable[Any] = (),
@@ -281,7 +292,7 @@ def publish(scratch: Path, target: Path, *, check: Callable[[Path], None]) -> No
         os.rename(scratch, target)
         return
     check(target)  # it may have changed since the write began
-    aside = _sibling(target, _OLD_TAG)
+    aside = staging_name(target, _OLD_TAG)
     os.rename(target, aside)
     try:
         os.rename(scratch, target)
@@ -295,8 +306,12 @@ def publish(scratch: Path, target: Path, *, check: Callable[[Path], None]) -> No
 def staged(target: str | os.PathLike[str], *, mode: str = "w-", what: str = "path",
            flag: str = "mode='w'", scratch: Path | None = None,
            keep_on: tuple[type[BaseException], ...] = (),
-           check: Callable[[Path], None] | None = None) -> Iterator[Any]:
+           check: Callable[[Path], None] | None = None,
+           verify: Callable[[Path], None] | None = None) -> Iterator[Any]:
     """Yield a sibling path to write into; on success it becomes ``target``, on failure it goes.
+
+    The target's lock (:func:`xcalving.atomic.target_lock`) is held throughout: a second run
+    writing the same target is refused at once (:class:`~xcalving.errors.TargetBusyError`).
 
     Parameters
     ----------
@@ -308,11 +323,15 @@ def staged(target: str | os.PathLike[str], *, mode: str = "w-", what: str = "pat
     what, flag
         How messages name the target and the option that replaces it.
     scratch
-        The sibling to write into (default: a new ``.NAME.xcalving-tmp-XXXX``).
+        The sibling to write into (default: a new ``.NAME.xcalving-tmp-PID-XXXX``, unique to
+        this run).
     keep_on
         Exceptions after which the scratch is kept (a resumable run); any other removes it.
     check
         Called on an existing target before it is replaced (default :func:`check_replaceable`).
+    verify
+        Called on the finished scratch before it is moved in; anything it raises keeps the old
+        target (:class:`~xcalving.errors.WriteVerificationError`).
 
     Examples
     --------
@@ -329,18 +348,37 @@ def staged(target: str | os.PathLike[str], *, mode: str = "w-", what: str = "pat
         return
     path = Path(os.path.abspath(local_path(target)))
     path.parent.mkdir(parents=True, exist_ok=True)
-    work = scratch if scratch is not None else _sibling(path, _TMP_TAG)
+    with target_lock(path, what=what):
+        work = scratch if scratch is not None else staging_name(path)
+        try:
+            yield work
+            _verified(work, path, what, verify)
+            if mode == "w-" and os.path.lexists(path):
+                raise FileExistsError(f"{what}: {os.fspath(path)!r} appeared while writing; the "
+                                      f"result is not moved there. Choose a new path, or pass "
+                                      f"{flag}.")
+            publish(work, path,
+                    check=check or (lambda p: check_replaceable(p, what=what, flag=flag)))
+        except keep_on:
+            raise
+        except BaseException:
+            remove_tree(work)
+            raise
+
+
+def _verified(work: Path, path: Path, what: str, verify: Callable[[Path], None] | None) -> None:
+    """Run ``verify`` on the finished ``work``; its failure is a WriteVerificationError."""
+    if verify is None:
+        return
     try:
-        yield work
-        if mode == "w-" and os.path.lexists(path):
-            raise FileExistsError(f"{what}: {os.fspath(path)!r} appeared while writing; the result "
-                                  f"is not moved there. Choose a new path, or pass {flag}.")
-        publish(work, path, check=check or (lambda p: check_replaceable(p, what=what, flag=flag)))
-    except keep_on:
+        verify(work)
+    except WriteVerificationError:
         raise
-    except BaseException:
-        remove_tree(work)
-        raise
+    except Exception as err:
+        raise WriteVerificationError(
+            f"{what}: what was written for {os.fspath(path)!r} is incomplete ({err}); "
+            f"{os.fspath(path)!r} is left as it was. Is the disk full? Free some space and run "
+            "again.") from err
 
 
 def _remote_scratch(url: Any, mode: str) -> Any:

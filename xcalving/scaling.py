@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from xcalving.errors import InputError, did_you_mean
+from xcalving.errors import InputError, UnknownScalingError, did_you_mean
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -106,7 +106,7 @@ def input_kind(da: xr.DataArray, scaling: str = "auto") -> str:
         return _UNIT_KINDS[units]
     if np.issubdtype(da.dtype, np.floating) and _stac_product_types(da) == {"RTC"}:
         return "linear"
-    raise InputError(
+    raise UnknownScalingError(
         f"scaling='auto' cannot tell whether da ({da.dtype}, units={da.attrs.get('units')!r}) "
         "holds dB, linear power or 8-bit grey values. Pass scaling='db', 'linear' or 'uint8', "
         "or set da.attrs['units'] = 'dB' (or 'linear'). Sentinel-1 RTC gamma0 from a STAC "

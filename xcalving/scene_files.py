@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xcalving.errors import InputError, InputTypeError, did_you_mean
+from xcalving.errors import DamagedFileError, InputError, InputTypeError, did_you_mean
 
 if TYPE_CHECKING:
     import pyproj
@@ -29,6 +29,11 @@ __all__ = ["Scene", "common_labels", "cube_attrs", "date_groups", "expand_paths"
 _DATE_IN_NAME = re.compile(
     r"(?<!\d)(\d{4})([-_]?)(\d{2})\2(\d{2})(?:T(\d{2})(\d{2})(\d{2}))?(?!\d)")
 _GLOB_CHARS = re.compile(r"[*?\[]")
+#: ``times=`` strings: ISO dates, optionally with a time and a zone; nothing left to guess.
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?"
+                       r"(Z|[+-]\d{2}(:?\d{2})?)?$")
+#: Blocks of one band whose extent :func:`read_header` checks against the file's size, at most.
+_MAX_BLOCKS_CHECKED = 50_000
 
 
 @dataclass(frozen=True)
@@ -64,11 +69,10 @@ def expand_paths(paths: Any, *, patterns_allowed: bool) -> list[str]:
             if not patterns_allowed:
                 raise InputError(f"times= pairs dates with files one by one; {path!r} is a glob "
                                  "pattern. List the files: paths=sorted(glob.glob(pattern)).")
-            matches = sorted(glob.glob(path))
-            if not matches:
-                raise FileNotFoundError(f"paths: the pattern {path!r} matches no file."
-                                        + _nearby(path, pattern=True))
-            files += matches
+            files += _matches(path)
+        elif os.path.isdir(path):
+            raise InputError(f"paths: {path!r} is a folder, not a GeoTIFF file; give the files "
+                             f"in it, e.g. the pattern {os.path.join(path, '*.tif')!r}.")
         elif not os.path.isfile(path):
             raise FileNotFoundError(f"paths: no file at {path!r}.{_nearby(path)}")
         else:
@@ -76,6 +80,36 @@ def expand_paths(paths: Any, *, patterns_allowed: bool) -> list[str]:
     if not files:
         raise InputError("paths is empty; pass GeoTIFF files or a pattern such as 's1/*.tif'.")
     return files
+
+
+def _matches(pattern: str) -> list[str]:
+    """The files ``pattern`` matches; a folder whose own name has brackets is taken literally.
+
+    ``glob`` reads ``run[1]/*.tif`` as ``run1/*.tif``; where the folder ``run[1]`` exists, its
+    files are meant. Where both readings match files, the pattern is ambiguous and refused.
+    """
+    found = sorted(glob.glob(pattern))
+    folder, name = os.path.split(pattern)
+    literal: list[str] = []
+    if folder and _GLOB_CHARS.search(folder) and os.path.isdir(folder):
+        literal = sorted(glob.glob(os.path.join(glob.escape(folder), name)))
+    if found and literal and found != literal:
+        raise InputError(
+            f"paths: the pattern {pattern!r} is ambiguous: the folder {folder!r} exists, and "
+            f"read as a pattern its brackets match other files ({found[0]!r}). Escape the "
+            f"folder's name to mean it: {os.path.join(glob.escape(folder), name)!r} "
+            "(glob.escape), or list the files.")
+    matches = literal or found
+    if not matches:
+        raise FileNotFoundError(f"paths: the pattern {pattern!r} matches no file."
+                                + _nearby(pattern, pattern=True))
+    folders = [m for m in matches if os.path.isdir(m)]
+    if folders:
+        raise InputError(
+            f"paths: the pattern {pattern!r} matches {folders[0]!r}, which is a folder (an "
+            "output written among the inputs?), not a GeoTIFF. Move it out of the inputs' "
+            "folder, or narrow the pattern.")
+    return matches
 
 
 def _nearby(path: str, *, pattern: bool = False) -> str:
@@ -105,12 +139,45 @@ def read_header(path: str) -> Scene:
                         f"{path!r} has no CRS, so it cannot be placed on a map. Write one, e.g. "
                         "rioxarray.open_rasterio(path).rio.write_crs('EPSG:32624')"
                         ".rio.to_raster(new_path) (or gdal_edit.py -a_srs EPSG:32624 path).")
+                _check_complete(src, path)
                 return Scene(path, pyproj.CRS.from_wkt(src.crs.to_wkt()), src.transform,
                               (src.height, src.width), tuple(src.bounds), _labels(src),
                               _units(src), src.tags().get("TIFFTAG_DATETIME"))
-    except rasterio.errors.RasterioIOError as exc:
-        raise InputError(f"{path!r} cannot be read as a raster (not a GeoTIFF, or truncated?): "
-                         f"{exc}") from exc
+    except rasterio.errors.RasterioError as exc:
+        raise DamagedFileError(f"{path!r} cannot be read as a raster (not a GeoTIFF, or "
+                               f"damaged or truncated?): {exc}. Check the file (gdalinfo), or "
+                               "download or export it again.") from exc
+
+
+def _check_complete(src: Any, path: str) -> None:
+    """Refuse a GeoTIFF shorter than its header says its pixel blocks reach (truncated)."""
+    if src.driver != "GTiff":
+        return
+    size = os.path.getsize(path)
+    end = max((_block_end(src, band, row, col) for band, row, col in _blocks(src)), default=0)
+    if end > size:
+        raise DamagedFileError(
+            f"{path!r} is truncated: its header places pixel data up to byte {end:,} but the "
+            f"file has {size:,} bytes (an interrupted download or copy?). Download or export it "
+            "again; leave it out meanwhile.")
+
+
+def _blocks(src: Any) -> list[tuple[int, int, int]]:
+    """(band, block row, block col) to check: every block, the last ones of a huge file."""
+    bands = [1] if str(src.interleaving).endswith("pixel") else range(1, src.count + 1)
+    found = []
+    for band in bands:
+        height, width = src.block_shapes[band - 1]
+        rows, cols = -(-src.height // height), -(-src.width // width)
+        first = max(0, rows * cols - _MAX_BLOCKS_CHECKED)
+        found += [(band, k // cols, k % cols) for k in range(first, rows * cols)]
+    return found
+
+
+def _block_end(src: Any, band: int, row: int, col: int) -> int:
+    offset = src.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=band)
+    length = src.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=band)
+    return int(offset) + int(length) if offset and length else 0  # sparse blocks: none
 
 
 def _labels(src: Any) -> tuple[Any, ...]:
@@ -155,15 +222,11 @@ def _normalise_units(raw: str | None, description: str) -> str | None:
 # --- dates ---------------------------------------------------------------------------------------
 def scene_dates(scenes: list[Scene], times: Sequence[Any] | None) -> list[np.datetime64]:
     """One date per scene: from ``times``, else the file name, else the TIFF datetime tag."""
-    import pandas as pd
-
     if times is not None:
         if len(times) != len(scenes):
             raise InputError(f"times= has {len(times)} dates for {len(scenes)} files; give one "
                              "date per file, in the order of paths.")
-        index = pd.DatetimeIndex(pd.to_datetime(list(times)))
-        index = index.tz_convert(None) if index.tz is not None else index
-        return list(index.values.astype("datetime64[ns]"))
+        return [_given_date(i, value) for i, value in enumerate(times)]
     dates = [_date_of(scene) for scene in scenes]
     undated = [s.name for s, d in zip(scenes, dates, strict=True) if d is None]
     if undated:
@@ -172,6 +235,33 @@ def scene_dates(scenes: list[Scene], times: Sequence[Any] | None) -> list[np.dat
             "(YYYY-MM-DD, YYYY_MM_DD or YYYYMMDD) nor a TIFFTAG_DATETIME tag gives one. Pass "
             "times=[...] (one per file) or put the date in the file names.")
     return [d for d in dates if d is not None]
+
+
+def _given_date(i: int, value: Any) -> np.datetime64:
+    """``times[i]`` as a date; a missing one (None, NaT, NaN, "") or a bare number refused."""
+    import pandas as pd
+
+    if isinstance(value, int | float | np.number) and not isinstance(value, bool):
+        if not (isinstance(value, float | np.floating) and np.isnan(value)):
+            raise InputError(f"times[{i}]={value!r} is a number, whose unit (days? seconds? "
+                             "nanoseconds?) would be guessed; give a date such as '2020-01-31' "
+                             "or numpy.datetime64('2020-01-31').")
+    if isinstance(value, str) and value.strip() and not _ISO_DATE.match(value.strip()):
+        raise InputError(f"times[{i}]={value!r} is not a date in ISO form (YYYY-MM-DD, "
+                         "optionally THH:MM:SS), so its day, month and year would be guessed; "
+                         "give dates such as '2020-01-31', one per file in the order of paths.")
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError) as err:
+        raise InputError(f"times[{i}]={value!r} is not a date ({err}); give dates such as "
+                         "'2020-01-31', one per file in the order of paths.") from None
+    if pd.isna(stamp):
+        raise InputError(f"times[{i}] is {value!r}: every file needs its date, and a missing "
+                         "one would put the scene at no time (NaT). Give its date (e.g. "
+                         "'2020-01-31'), or leave the file out of paths.")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert(None)
+    return np.datetime64(stamp.to_datetime64(), "ns")
 
 
 def _date_of(scene: Scene) -> np.datetime64 | None:

@@ -16,11 +16,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xcalving.errors import InputError, did_you_mean
+from xcalving.budget import DEFAULT_MAX_PIXELS, check_budget, check_max_pixels
+from xcalving.errors import DamagedFileError, InputError, did_you_mean
 from xcalving.scene_files import (
     Scene,
     common_labels,
@@ -70,6 +72,7 @@ def open_scenes(
     chunks: Mapping[str, int] | None = None,
     duplicates: str = "error",
     resampling: str = "nearest",
+    max_pixels: float | None = DEFAULT_MAX_PIXELS,
 ) -> xr.DataArray:
     """Open per-date GeoTIFF/COG scenes as one lazy ``(time, y, x)`` float32 cube.
 
@@ -103,6 +106,11 @@ def open_scenes(
     resampling
         GDAL resampling method (``"nearest"``, default, copies values; ``"bilinear"``, ...).
         The values are resampled as stored: in dB when the files hold dB.
+    max_pixels
+        The work budget (:mod:`xcalving.budget`): the pixels of the cube (dates x grid) may not
+        exceed it, checked from the headers before anything is built, so a small file that
+        declares an enormous raster (or a ``resolution=`` far finer than the files) is refused
+        (:class:`~xcalving.errors.WorkBudgetError`). ``None``: no budget.
 
     Returns
     -------
@@ -120,8 +128,13 @@ def open_scenes(
     FileNotFoundError
         A file that does not exist or a pattern that matches nothing.
     InputError
-        An unreadable file, no CRS, no date, duplicate dates, mixed units or bands, scenes
-        that do not overlap ``bounds`` or each other, a geographic target CRS.
+        No CRS, no date or a missing one in ``times``, duplicate dates, mixed units or bands,
+        scenes that do not overlap ``bounds`` or each other, a geographic target CRS, an
+        ambiguous pattern; a cube above ``max_pixels``
+        (:class:`~xcalving.errors.WorkBudgetError`).
+    DamagedFileError
+        A file that is not a raster, or is truncated (its header places pixels past its
+        end); when computing, a block that cannot be read (the error names file and rows).
 
     Examples
     --------
@@ -141,6 +154,7 @@ def open_scenes(
     True
     """
     _check_options(duplicates, resampling, resolution, bounds)
+    max_pixels = check_max_pixels(max_pixels)
     size = _chunk_size(chunks)
     files = expand_paths(paths, patterns_allowed=times is None)
     scenes = [read_header(path) for path in files]
@@ -149,6 +163,7 @@ def open_scenes(
     grid = _grid(scenes, target, resolution, bounds)
     labels, attrs = common_labels(scenes), cube_attrs(scenes)
     groups = date_groups(scenes, dates, duplicates)
+    _check_size(grid, len(groups), max_pixels)
     layers = [[_lazy_scene(scenes[i], labels, target, grid, size, resampling)
                for i in group] for group in groups]
     attrs["source_files"] = [scenes[i].path for group in groups for i in group]
@@ -247,12 +262,9 @@ def _lazy_scene(scene: Scene, labels: tuple[Any, ...], target: pyproj.CRS,
     A graph: nothing is read until it is computed, and then block by block.
     """
     import odc.geo.xr
-    import rioxarray
     from odc.geo.geobox import GeoBox
 
-    opened: Any = rioxarray.open_rasterio(scene.path, mask_and_scale=True,
-                                          chunks={"band": 1, "y": chunks[0], "x": chunks[1]})
-    src = opened.astype(np.float32)  # nodata is NaN from here on
+    src = _scene_pixels(scene, chunks)  # float32, nodata is NaN from here on
     geobox = GeoBox(grid[1], grid[0], target)
     out = odc.geo.xr.xr_reproject(src, geobox, resampling=resampling, src_nodata=np.nan,
                                   dst_nodata=np.nan, dtype="float32", chunks=chunks)
@@ -260,6 +272,76 @@ def _lazy_scene(scene: Scene, labels: tuple[Any, ...], target: pyproj.CRS,
         return out.data
     order = [list(map(str, scene.labels)).index(str(label)) for label in labels]
     return out.data if order == sorted(order) else out.data[order]
+
+
+def _scene_pixels(scene: Scene, chunks: tuple[int, int]) -> Any:
+    """The file's pixels as a lazy (band, y, x) float32 DataArray on its own grid."""
+    import dask.array as darray
+    from dask.base import tokenize
+    from odc.geo.geobox import GeoBox
+    from odc.geo.xr import wrap_xr
+
+    reader = _SceneFile(scene.path, (len(scene.labels), *scene.shape))
+    stat = os.stat(scene.path)
+    name = f"xcalving-scene-{tokenize(scene.path, stat.st_size, stat.st_mtime_ns)}"
+    data = darray.from_array(reader, chunks=(1, *chunks), name=name, asarray=False,
+                             meta=np.empty((0, 0, 0), np.float32))
+    geobox = GeoBox(scene.shape, scene.transform, scene.crs)
+    return wrap_xr(data, geobox, axis=1, dims=("band", "y", "x"), nodata=np.nan)
+
+
+class _SceneFile:
+    """The pixels of one GeoTIFF, read window by window; a failed read names file and window.
+
+    What :func:`dask.array.from_array` slices: each block opens the file, reads its window as
+    float32 (masked pixels -- nodata, the file's mask -- become NaN; scales and offsets
+    applied), and closes it. A read that fails (a damaged block) raises
+    :class:`~xcalving.errors.DamagedFileError` naming the file, never the reader's own error.
+    ``path`` is a :class:`~pathlib.Path`, which :func:`xcalving.lineage.input_paths` finds.
+    """
+
+    def __init__(self, path: str, shape: tuple[int, int, int]) -> None:
+        self.path = Path(path)
+        self.shape = shape
+        self.dtype = np.dtype(np.float32)
+        self.ndim = 3
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        bands, rows, cols = (range(*k.indices(n)) for k, n in zip(key, self.shape, strict=True))
+        try:
+            return self._read(bands, rows, cols)
+        except MemoryError:
+            raise
+        except Exception as err:  # rasterio's, GDAL's or the OS's words: named and explained
+            raise DamagedFileError(
+                f"{os.fspath(self.path)!r}: its pixels in rows {rows.start}:{rows.stop}, columns "
+                f"{cols.start}:{cols.stop} cannot be read ({type(err).__name__}: {err}); the "
+                "file is damaged or was changed while being read. Download or export it again, "
+                "or leave it out.") from err
+
+    def _read(self, bands: range, rows: range, cols: range) -> np.ndarray:
+        import rasterio
+        from rasterio.windows import Window
+
+        window = Window(cols.start, rows.start, len(cols), len(rows))
+        indexes = [b + 1 for b in bands]
+        with rasterio.open(self.path) as src:
+            pixels = src.read(indexes, window=window, out_dtype=np.float32, masked=True)
+            scales = np.array([src.scales[i - 1] for i in indexes], np.float32)[:, None, None]
+            offsets = np.array([src.offsets[i - 1] for i in indexes], np.float32)[:, None, None]
+        values = np.ma.filled(pixels, np.nan).astype(np.float32, copy=False)
+        return values * scales + offsets if (scales != 1).any() or offsets.any() else values
+
+
+def _check_size(grid: tuple[Affine, tuple[int, int]], dates: int,
+                max_pixels: float | None) -> None:
+    """Refuse a cube of more than ``max_pixels`` pixels before any of it is built."""
+    (height, width), spacing = grid[1], abs(grid[0].a)
+    check_budget(dates * height * width, max_pixels, what="open_scenes",
+                 detail=f"{dates} date(s) of {height} x {width} px at {spacing:g} m",
+                 fix="A file may declare a raster far larger than its scene (check the files "
+                     "with gdalinfo), or resolution= be finer than meant; pass bounds= to "
+                     "read a smaller area, or a coarser resolution=.")
 
 
 def _nan_mean(layers: list[Any]) -> Any:

@@ -23,6 +23,7 @@ from xcalving.confidence import (
 )
 from xcalving.errors import InputError, XcalvingWarning
 from xcalving.fronts_io import FRONT_FORMATS, check_fronts_path, read_fronts, write_fronts
+from xcalving.metrics import check_threshold
 from xcalving.qc import grid_id
 from xcalving.regions import REGION_VARIABLE, region_mask
 from xcalving.tracing import front_from_head, front_from_probability, pixel_length, trace_lines
@@ -411,8 +412,9 @@ def fronts(
     import geopandas as gpd
     import pandas as pd
 
-    method = _method(ds, method)
-    names, lead = _check_fronts_input(ds, method)
+    threshold = check_threshold(threshold)
+    chosen = _method(ds, method)
+    names, lead = _check_fronts_input(ds, chosen)
     if ocean not in OCEAN_RULES:
         raise InputError(f"ocean must be one of {OCEAN_RULES} ('largest': CaFFe's one main "
                          f"ocean body; 'all': every ocean body); got {ocean!r}.")
@@ -423,14 +425,14 @@ def fronts(
         warnings.warn(f"fronts: length_m is NaN: {why}", XcalvingWarning, stacklevel=2)
     ds, names = with_margin(ds, names)
     scenes, dim = _with_scene_dim(ds[names], lead)
-    rows = _compute_rows(scenes, dim, names, method=method, min_pixels=min_pixels,
+    rows = _compute_rows(scenes, dim, names, method=chosen, min_pixels=min_pixels,
                          threshold=threshold, ocean=ocean, transform=transform, spacing=spacing)
     table = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
     table.index = _index(scenes, dim)
     crs = ds.rio.crs if transform is not None else None
     frame = gpd.GeoDataFrame(table, geometry="geometry", crs=crs)
     frame["grid_id"] = grid_id(crs, transform, (ds.sizes["y"], ds.sizes["x"]))
-    frame.attrs.update(method=method, min_length_px=min_pixels, ocean=ocean,
+    frame.attrs.update(method=chosen, min_length_px=min_pixels, ocean=ocean,
                        region=REGION_VARIABLE in names,
                        pixel_size=1.0 if transform is None else
                        float(np.sqrt(abs(transform.a * transform.e - transform.b * transform.d))))

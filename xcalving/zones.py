@@ -15,9 +15,9 @@ from scipy import ndimage
 
 from xcalving.errors import InputError
 
-__all__ = ["FRONT_GREYS", "GLACIER", "NO_DATA", "OCEAN", "OCEAN_RULES", "ROCK", "ZONE_GREYS",
-           "ZONE_NAMES", "drop_short_pieces", "front_from_zones", "ocean_next_to_glacier",
-           "zone_attrs"]
+__all__ = ["FRONT_GREYS", "GLACIER", "NO_DATA", "OCEAN", "OCEAN_RULES", "ROCK", "ZONE_COLOURS",
+           "ZONE_GREYS", "ZONE_NAMES", "drop_short_pieces", "front_from_zones",
+           "ocean_next_to_glacier", "zone_attrs"]
 
 #: Zone classes, in the order of their codes 0..3.
 ZONE_NAMES = ("no_data", "rock", "glacier", "ocean")
@@ -26,6 +26,9 @@ NO_DATA, ROCK, GLACIER, OCEAN = range(4)
 ZONE_GREYS = (0, 64, 127, 254)
 #: CaFFe's grey values of a front label: background, front.
 FRONT_GREYS = (0, 255)
+#: Map colours of the zone classes 0..3 (maps and the GeoTIFF colour table): no data, rock,
+#: glacier, ocean.
+ZONE_COLOURS = ("#000000", "#8c6d46", "#dff3ff", "#1d4e89")
 
 _EIGHT = np.ones((3, 3), bool)
 #: Which ocean bodies give fronts: CaFFe's one main body, or every body (several glaciers).

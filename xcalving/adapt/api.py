@@ -125,6 +125,7 @@ def _check_out(out: Any, overwrite: bool, base: _Base) -> Path:
     if path.suffix != ".safetensors":
         raise InputError(f"out must end in '.safetensors'; got {os.fspath(out)!r}. Use "
                          f"{os.fspath(path.with_suffix('.safetensors'))!r}.")
+    refuse_package_target(path)
     if path.exists() and path.resolve() == Path(base.path).resolve():
         raise InputError(f"out is the base's own file {os.fspath(out)!r}; a target is never an "
                          "input. Write the adapted weights to a new file.")
@@ -132,6 +133,20 @@ def _check_out(out: Any, overwrite: bool, base: _Base) -> Path:
         raise FileExistsError(f"out: {os.fspath(out)!r} exists; choose a new name, or pass "
                               "overwrite=True (--overwrite) to replace it.")
     return path
+
+
+def refuse_package_target(path: str | os.PathLike[str], *, what: str = "out") -> None:
+    """Refuse a target inside the installed package (links followed), ``overwrite`` or not."""
+    import xcalving
+    from xcalving.errors import UnsafeTargetError
+
+    package = Path(xcalving.__file__).resolve().parent
+    if Path(os.path.realpath(path)).is_relative_to(package):
+        raise UnsafeTargetError(
+            f"{what}: {os.fspath(path)!r} lies inside the installed xcalving package "
+            f"({package}); writing there would change the package itself (its code and shipped "
+            "weights), and an upgrade would delete it. Write the adapted weights outside it, "
+            "e.g. mine.safetensors in your project folder.")
 
 
 def _replay_scenes(replay: Any, share: Any, scaling: str, base: _Base) -> list[LabelledScene]:

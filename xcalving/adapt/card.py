@@ -17,7 +17,7 @@ import numpy as np
 
 from xcalving.adapt.prepare import LabelledScene
 from xcalving.adapt.sources import UNKNOWN
-from xcalving.errors import InputError
+from xcalving.errors import DamagedFileError, InputError
 
 __all__ = ["SCORE_NOTE", "finetune_card", "read_facts", "score_scenes"]
 
@@ -104,7 +104,12 @@ def read_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise InputError(f"{os.fspath(path)!r} is not a fine-tuned weights file (no "
                          f"{FACTS_KEY!r} entry in its header); write one with "
                          "xcalving.adapt.")
-    facts: dict[str, Any] = json.loads(meta[FACTS_KEY])
+    try:
+        facts: dict[str, Any] = json.loads(meta[FACTS_KEY])
+    except ValueError as err:
+        raise DamagedFileError(f"{os.fspath(path)!r}: the fine-tuning card in its header is "
+                               f"damaged ({err}); fine-tune again or use a good copy of the "
+                               "file.") from err
     return facts
 
 

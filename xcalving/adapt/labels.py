@@ -12,6 +12,7 @@ grid (``rasterio.features.rasterize``); pixels under no polygon keep the zone :d
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from typing import Any
 
@@ -27,6 +28,8 @@ DATE_COLUMNS = ("date", "time", "datetime", "acquisition_date", "acq_date")
 CLASS_COLUMNS = ("zone", "class", "zones", "label", "classname")
 #: Pixels of margin around the labels inside which training windows are drawn.
 MARGIN_PX = 128
+#: A date written as numbers: year first (2019/02/01), or day and month first in some order.
+_NUMERIC_DATE = re.compile(r"^\s*(\d{1,4})[/.-](\d{1,2})[/.-](\d{1,4})\s*$")
 
 
 def read_labels(labels: Any) -> Any:
@@ -60,7 +63,11 @@ def _read_file(path: str) -> Any:
     if path.lower().endswith(".gpkg"):
         import pyogrio
 
-        layers = [name for name, _ in pyogrio.list_layers(path)]
+        layers = [name for name, kind in pyogrio.list_layers(path) if kind is not None]
+        if not layers:
+            raise InputError(f"labels: {path!r} holds no layer with geometries (only attribute "
+                             "tables); draw the fronts as lines (and zones as polygons) in a "
+                             "layer with a 'date' field.")
         frames = [gpd.read_file(path, layer=layer) for layer in layers]
         crs = {f.crs for f in frames if f.crs is not None}
         frames = [f.to_crs(frames[0].crs) if f.crs is not None and len(crs) > 1 else f
@@ -89,8 +96,7 @@ def _split(frame: Any, date_column: str | None,
                          "polygons.")
     date = _column(frame, date_column, DATE_COLUMNS, "date_column")
     columns = list(frame.columns)
-    frame = frame.assign(_date=pd.to_datetime(frame[date], errors="coerce").dt.normalize()
-                         if date else pd.NaT)
+    frame = frame.assign(_date=label_days(frame[date], date) if date else pd.NaT)
     lines = frame[kinds.str.endswith("LineString")]
     polygons = frame[kinds.str.endswith("Polygon")]
     if lines["_date"].isna().any():
@@ -101,6 +107,51 @@ def _split(frame: Any, date_column: str | None,
     if len(polygons):
         polygons = polygons.assign(_code=_zone_codes(polygons, class_column))
     return lines, polygons
+
+
+def label_days(values: pd.Series, column: str) -> pd.Series:
+    """The day of each label; NaT where empty or unreadable.
+
+    Dates written as numbers are read only where they read one way: year first
+    (``2019/02/01``), or with a day above 12 (``13/01/2019``, ``01/13/2019``), one convention
+    to a column. ``01/02/2019`` (1 February or 2 January) and two-digit years are refused.
+
+    >>> label_days(pd.Series(["2019-02-01", "13/01/2019", None]), "date").tolist()
+    [Timestamp('2019-02-01 00:00:00'), Timestamp('2019-01-13 00:00:00'), NaT]
+    """
+    read = {text: _numeric_date(text, column) for text in set(values) if isinstance(text, str)}
+    orders = {order: text for text, (_, order) in sorted(read.items()) if order}
+    if len(orders) > 1:
+        raise InputError(f"labels: column {column!r} writes dates day first ({orders['day']!r}) "
+                         f"and month first ({orders['month']!r}), so neither order can be "
+                         "trusted. Write every date as YYYY-MM-DD (ISO 8601).")
+    texts = values.map(lambda v: read[v][0] if isinstance(v, str) else v).astype(object)
+    days = pd.to_datetime(texts, errors="coerce", format="mixed")
+    return days.dt.normalize()
+
+
+def _numeric_date(text: str, column: str) -> tuple[str, str | None]:
+    """``text`` as YYYY-MM-DD where it is a date of numbers, and which comes first (day, month)."""
+    match = _NUMERIC_DATE.match(text)
+    if match is None:
+        return text, None
+    a, b, c = match.groups()
+    if len(a) == 4:
+        return f"{a}-{int(b):02d}-{int(c):02d}", None
+    where = f"labels: the date {text!r} (column {column!r})"
+    if len(c) != 4:
+        raise InputError(f"{where} has a two-digit year and no telling which number is the "
+                         "day. Write dates as YYYY-MM-DD (ISO 8601), e.g. '2019-02-01'.")
+    first, second = int(a), int(b)
+    day_first = f"{c}-{second:02d}-{first:02d}"
+    month_first = f"{c}-{first:02d}-{second:02d}"
+    if first <= 12 and second <= 12 and first != second:
+        raise InputError(f"{where} reads two ways: {day_first} or {month_first} (day or month "
+                         f"first). Write dates as YYYY-MM-DD (ISO 8601): {day_first!r} or "
+                         f"{month_first!r}.")
+    if first == second:
+        return day_first, None
+    return (day_first, "day") if first > 12 else (month_first, "month")
 
 
 def _zone_codes(polygons: Any, class_column: str | None) -> np.ndarray:

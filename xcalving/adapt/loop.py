@@ -22,7 +22,8 @@ from torch import nn
 from xcalving.adapt.sources import UNKNOWN
 from xcalving.errors import InputError
 
-__all__ = ["BATCHNORM", "TRAINABLE", "LoopResult", "Recipe", "run_loop", "set_trainable"]
+__all__ = ["BATCHNORM", "TRAINABLE", "LoopResult", "Recipe", "expected_steps", "run_loop",
+           "set_trainable"]
 
 #: What a fine-tuning run may train: everything (default), the decoder and heads, the heads.
 TRAINABLE = ("all", "decoder", "heads")
@@ -153,6 +154,34 @@ def _spent(step: int, max_steps: int | None, start: float, deadline: float) -> f
     return min(max(by_time, by_steps), 1.0)
 
 
+def expected_steps(step: int, max_steps: int | None, *, elapsed: float,
+                   left: float) -> int | None:
+    """Steps the run will have made when it ends: ``max_steps``, or fewer if the time runs out.
+
+    After ``step`` steps in ``elapsed`` seconds, with ``left`` seconds of the time budget left,
+    at the mean pace so far; ``max_steps`` (None: unknown) before the first step. The progress
+    bar counts to it, so its total and its estimate of the time left follow whichever budget
+    ends first.
+
+    >>> expected_steps(10, 1000, elapsed=5.0, left=20.0)  # 0.5 s a step: 40 more, not 990
+    50
+    >>> expected_steps(10, 30, elapsed=5.0, left=20.0)
+    30
+    """
+    if step == 0 or elapsed <= 0:
+        return max_steps
+    by_time = step + int(max(left, 0.0) / (elapsed / step))
+    return by_time if max_steps is None else min(max_steps, by_time)
+
+
+def _set_total(bar: Any, total: int | None) -> None:
+    """Count ``bar`` to ``total`` steps (a notebook widget's bar length too)."""
+    bar.total = total
+    container = getattr(bar, "container", None)  # tqdm.notebook: (text, bar, text) widgets
+    if container is not None and total is not None:
+        container.children[1].max = total
+
+
 def _autocast(device: torch.device) -> Any:
     enabled = device.type == "cuda"
     dtype = torch.bfloat16 if enabled and torch.cuda.is_bf16_supported() else torch.float16
@@ -207,12 +236,16 @@ def run_loop(net: nn.Module, base: nn.Module | None, windows: Any, recipe: Recip
             done.record(value)
             kept, kept_step = ({k: v.detach().clone() for k, v in net.state_dict().items()},
                                done.step)
+            _set_total(bar, expected_steps(done.step, max_steps, elapsed=now - start,
+                                           left=deadline - now))
             bar.update(1)
             bar.set_postfix(loss=f"{done.ema:.4f}", left=f"{max(0.0, deadline - now):.0f}s")
             if callback is not None:
                 callback({"step": done.step, "loss": value, "ema_loss": done.ema, "lr": lr,
                           "seconds": now - start})
         stopped = reason
+        _set_total(bar, done.step)  # ended: the bar is full, whichever budget ended it
+        bar.refresh()
     except KeyboardInterrupt:
         stopped, interrupted = f"interrupted (Ctrl-C) after {kept_step} steps", True
     finally:

@@ -121,11 +121,24 @@ def prepare_scenes(raw: list[RawScene], *, target: float | None
         front = s.front if s.front is not None else front_from_zones(zones).astype(np.uint8)
         grey = to_grey(s.values, s.kind, s.name)
         region = s.region or (0, grey.shape[0], 0, grey.shape[1])
+        _check_has_data(grey, region, s)
         if s.spacing is not None and spacing is not None and abs(s.spacing / spacing - 1) > 0.01:
             grey, zones, front, region = _resample(grey, zones, front, region,
                                                    s.spacing / spacing)
         out.append(LabelledScene(s.name, s.date, grey, zones, front, spacing, region, s.source))
     return out, spacing
+
+
+def _check_has_data(grey: np.ndarray, region: tuple[int, int, int, int], scene: RawScene) -> None:
+    """Refuse a scene with no backscatter where its windows are drawn: it would train on nothing."""
+    r0, r1, c0, c1 = region
+    if not (grey[r0:r1, c0:c1] > 0).any():
+        where = "" if grey[r0:r1, c0:c1].size == grey.size else " around its labels"
+        raise InputError(
+            f"scene {scene.name!r} has no valid pixel{where} (every value is NaN, or 0 for 8-bit "
+            "grey, or <= 0 for linear power): there is nothing to train on. Leave it out of "
+            "data (and its labels), or check that its values are the backscatter "
+            f"(read as {scene.kind!r}; pass scaling= if that is wrong).")
 
 
 def _resample(grey: np.ndarray, zones: np.ndarray, front: np.ndarray,

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import textwrap
-from collections.abc import Sequence
-from typing import Any
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any, TextIO
 
-from xcalving.cli import data, demo, finetune, fronts, predict, training, weights
-from xcalving.errors import XcalvingError
+from xcalving.cli import data, demo, export, finetune, fronts, predict, training, weights
+from xcalving.errors import UnknownScalingError, XcalvingError
 
-__all__ = ["HelpFormatter", "main"]
+__all__ = ["HelpFormatter", "main", "one_line_warnings"]
 
 _DESCRIPTION = """\
 Calving fronts from SAR time series: predict them, turn them into lines, train networks.
@@ -21,8 +23,9 @@ _EPILOG = """\
 examples:
   xcalving demo --out xcalving-demo
   xcalving predict cube.zarr --out pred.zarr
-  xcalving predict 's1/*.tif' --out pred.zarr --model caffe256
+  xcalving predict 's1/*.tif' --out pred.zarr --scaling linear   # RTC gamma0: linear power
   xcalving fronts pred.zarr --out fronts.gpkg --map fronts.png
+  xcalving export pred.zarr --out pred-tifs                      # GeoTIFFs for QGIS
   xcalving weights"""
 
 
@@ -76,11 +79,50 @@ def _parser() -> argparse.ArgumentParser:
                         help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND",
                                 title="commands")
-    for add in (demo.add_demo, predict.add_predict, fronts.add_fronts, weights.add_weights,
-                finetune.add_finetune, data.add_synth, data.add_caffe, training.add_train,
-                training.add_tune):
+    for add in (demo.add_demo, predict.add_predict, fronts.add_fronts, export.add_export,
+                weights.add_weights, finetune.add_finetune, data.add_synth, data.add_caffe,
+                training.add_train, training.add_tune):
         add(sub)
     return parser
+
+
+#: The input says nothing of its values: the message names the option and its values.
+NO_UNITS = ("--scaling: the input has no units tag (nor a units attribute), so --scaling auto "
+            "cannot tell whether it holds dB, linear power or 8-bit grey values. Sentinel-1 RTC "
+            "gamma0 GeoTIFFs hold linear power: pass --scaling linear; for dB pass --scaling db, "
+            "for 8-bit grey values --scaling uint8.")
+
+
+def _in_shell_terms(err: Exception, args: argparse.Namespace) -> Exception:
+    """``err``, its message naming command-line options where the library's names Python's."""
+    if isinstance(err, UnknownScalingError) and getattr(args, "scaling", None) == "auto":
+        return UnknownScalingError(NO_UNITS)
+    return err
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """Print a warning as ``xcalving: warning: <message>``, one line, above any progress bar."""
+    from tqdm import tqdm
+
+    text = " ".join(str(message).split())
+    tqdm.write(f"xcalving: warning: {text}", file=file or sys.stderr)
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """While the command runs, warnings print as one clean line each, not as Python source.
+
+    :func:`warnings.showwarning` is replaced, for the warnings of every thread (Dask's
+    included); through :func:`tqdm.tqdm.write`, so that a warning raised while a progress bar
+    is drawn is printed above it and the bar goes on, instead of being broken in two.
+    """
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,13 +138,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.run(args))
+        with one_line_warnings():
+            return int(args.run(args))
     except KeyboardInterrupt:
         print(f"xcalving {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as err:  # one line, no traceback, unless --debug asks for it
+    except Exception as raised:  # one line, no traceback, unless --debug asks for it
         if args.debug:
             raise
+        err = _in_shell_terms(raised, args)
         expected = isinstance(err, XcalvingError | FileNotFoundError | FileExistsError)
         kind = "" if expected else f"{type(err).__name__}: "
         hint = "" if expected else " (run again with --debug for the traceback)"

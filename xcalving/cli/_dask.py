@@ -6,7 +6,7 @@ import math
 import os
 from typing import Any
 
-from xcalving.errors import InputError
+from xcalving.errors import InputError, WorkerLostError
 
 #: Environment variable with the seconds a scheduler has to answer (``--scheduler-timeout``).
 TIMEOUT_ENV = "XCALVING_SCHEDULER_TIMEOUT"
@@ -96,7 +96,9 @@ def compute_with_progress(delayed: Any, scheduler: Any, what: str) -> None:
     """Compute ``delayed`` with a progress bar: tqdm locally, distributed.progress on a cluster.
 
     ``scheduler`` is None (local threads), a connected ``distributed.Client`` (from
-    :func:`connect`) or a scheduler address (connected to, and closed, here).
+    :func:`connect`) or a scheduler address (connected to, and closed, here). A worker that dies
+    (``KilledWorker``, most often the nanny killing it for memory) is reported as
+    :class:`~xcalving.errors.WorkerLostError`, with what to change.
     """
     if scheduler is None:
         from xcalving._progress import progress
@@ -104,11 +106,29 @@ def compute_with_progress(delayed: Any, scheduler: Any, what: str) -> None:
         with progress(desc=what):
             delayed.compute()
         return
-    if isinstance(scheduler, str):
-        with connect(scheduler) as client:
-            _compute_on(client, delayed)
-        return
-    _compute_on(scheduler, delayed)
+    try:
+        if isinstance(scheduler, str):
+            with connect(scheduler) as client:
+                _compute_on(client, delayed)
+            return
+        _compute_on(scheduler, delayed)
+    except Exception as err:
+        if type(err).__name__ != "KilledWorker":  # distributed's, without importing it here
+            raise
+        raise _worker_lost(err, what) from err
+
+
+def _worker_lost(err: Exception, what: str) -> WorkerLostError:
+    try:
+        detail = str(err)
+    except Exception:  # distributed's message needs the worker's state
+        detail = type(err).__name__
+    return WorkerLostError(
+        f"{what}: a Dask worker died while computing, and so did each one that retried the "
+        f"task ({detail}). Most often the worker was killed for using more memory than its limit: "
+        "give each worker more memory (dask worker --memory-limit) or fewer threads "
+        "(--nthreads 1), or ask less of each task: a smaller --batch-size or --tile, or a cube "
+        "stored in smaller chunks. The worker's log says why it died.")
 
 
 def _compute_on(client: Any, delayed: Any) -> None:

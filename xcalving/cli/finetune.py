@@ -28,7 +28,8 @@ def add_finetune(sub: Any) -> None:
     ft.add_argument("--labels", default=None,
                     help="GeoPackage/GeoParquet of dated front lines (and optional zone "
                          "polygons) drawn on the GeoTIFF scenes")
-    ft.add_argument("--out", required=True, help="the new .safetensors file")
+    ft.add_argument("--out", required=True,
+                    help="the new .safetensors file (never inside the installed package)")
     ft.add_argument("--replay", default="auto",
                     help="labelled scenes of other glaciers (e.g. a CaFFe data_raw tree) mixed "
                          "into training to keep what the base knew; auto (default): those a "
@@ -64,7 +65,9 @@ def add_finetune(sub: Any) -> None:
 
 def _run_finetune(args: argparse.Namespace) -> int:
     from xcalving.adapt import finetune
+    from xcalving.adapt.api import refuse_package_target
 
+    refuse_package_target(args.out, what="--out")
     result = finetune(
         args.base, args.data[0] if len(args.data) == 1 else list(args.data), out=args.out,
         labels=args.labels, replay=None if args.replay == "none" else args.replay,

@@ -33,7 +33,8 @@ def add_fronts(sub: Any) -> None:
                          "(GeoParquet), .gpkg (GeoPackage), .geojson or .json (GeoJSON), .fgb "
                          "(FlatGeobuf) (default: none)")
     fr.add_argument("--gpkg", default=None,
-                    help="a second front file, in any --out format (default: none)")
+                    help="a GeoPackage of the fronts (a .gpkg path), besides --out, for QGIS "
+                         "(default: none)")
     fr.add_argument("--map", default=None,
                     help="image of the fronts through time; its extension picks the format, "
                          "e.g. .png, .pdf, .svg (default: none)")
@@ -80,10 +81,28 @@ def _run_fronts(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Why no Shapefile: the columns fronts() writes would not survive it.
+_NO_SHAPEFILE = ("Shapefile truncates field names to 10 characters (mean_probability, "
+                 "head_distance_px and neighbour_distance_px would be cut and could clash) and "
+                 "cannot store datetimes (the time of each front)")
+
+
 def _check_front_file(option: str, path: str, overwrite: bool) -> str:
-    """:func:`xcalving.fronts_io.check_fronts_path`, its message naming the option."""
+    """:func:`xcalving.fronts_io.check_fronts_path`, its message naming the option.
+
+    ``--gpkg`` takes a ``.gpkg`` path only; a ``.shp`` path is refused with the reason.
+    """
     from xcalving.fronts_io import check_fronts_path
 
+    suffix = Path(path).suffix.lower()
+    if suffix == ".shp":
+        raise InputError(f"{option}: {path!r} is a Shapefile, which xcalving does not write: "
+                         f"{_NO_SHAPEFILE}. Write a GeoPackage instead, which QGIS and ArcGIS "
+                         f"open as easily: {Path(path).with_suffix('.gpkg')}.")
+    if option == "--gpkg" and suffix != ".gpkg":
+        raise InputError(f"--gpkg: {path!r} is not a .gpkg path; --gpkg writes a GeoPackage. "
+                         f"Name it {Path(path).with_suffix('.gpkg')}, or give {path!r} as --out, "
+                         "which takes every front format.")
     try:
         return check_fronts_path(path, overwrite=overwrite)
     except (InputError, FileNotFoundError, FileExistsError) as err:

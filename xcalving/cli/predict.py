@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from xcalving.budget import DEFAULT_MAX_PIXELS
 from xcalving.cli import _dask
 from xcalving.errors import InputError
 from xcalving.inference.options import DTYPES, OUTPUTS, PredictOptions
@@ -35,7 +36,9 @@ _ACCEPTED = ("a Zarr cube (a folder written by xcalving.write_cube or to_zarr) o
 
 _PREDICT_EPILOG = """examples:
   xcalving predict cube.zarr --out pred.zarr
-  xcalving predict 's1/*.tif' --out pred.zarr --model caffe256 --resolution model
+  xcalving predict 's1/*.tif' --out pred.zarr --scaling linear   # RTC gamma0: linear power
+  xcalving predict 's1/*.tif' --out pred.zarr --scaling linear --resolution 70
+      # caffe256 states no pixel spacing (a pixel of its scenes was 50-93 m): choose one
   xcalving predict cube.zarr --out pred.zarr --outputs all --dtype float32
   xcalving predict cube.zarr --out pred.zarr --resume   # after Ctrl-C: only the missing blocks"""
 
@@ -80,12 +83,14 @@ def add_predict(sub: Any) -> None:
     pred.add_argument("--band", default=None,
                       help="band to use when the input has several (default: HH, else VV)")
     pred.add_argument("--resolution", default=None,
-                      help="run the network at this spacing: 'model' (the weights') or metres; "
-                           "the output stays on the input grid (default: the input grid)")
+                      help="run the network at this spacing: 'model' (the weights', where "
+                           "they state one: demo) or metres; the output stays on the input "
+                           "grid (default: the input grid)")
     pred.add_argument("--scaling", default=defaults.scaling,
                       choices=["auto", "db", "linear", "uint8", "none"],
-                      help="what the values are: auto reads the units attribute (uint8 data: "
-                           "8-bit grey values); none feeds them unchanged")
+                      help="what the values are: auto reads the units tag or attribute (uint8 "
+                           "data: 8-bit grey values); linear for Sentinel-1 RTC gamma0 "
+                           "GeoTIFFs (linear power); none feeds them unchanged")
     pred.add_argument("--dtype", default=defaults.dtype, choices=DTYPES,
                       help="how probabilities are stored: uint8 (CF-packed in 1/254 steps, a "
                            "quarter of float32's size; read back as floats) or float32")
@@ -113,10 +118,28 @@ def add_predict(sub: Any) -> None:
                       help="replace an existing --out (a Zarr store) once the new one is complete")
     pred.add_argument("--resume", action="store_true",
                       help="finish an interrupted run: write only the blocks it lacks")
+    pred.add_argument("--max-pixels", type=_max_pixels_arg, default=DEFAULT_MAX_PIXELS,
+                      metavar="N", help="work budget: refuse to start above N pixels of work "
+                      "(the scenes' grid, the network's windows); 'none' for no budget")
     pred.set_defaults(run=_run_predict)
 
 
+def _max_pixels_arg(value: str) -> float | None:
+    """``--max-pixels``: a positive number of pixels, or ``none``."""
+    if value.strip().lower() == "none":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of pixels such as 1e11, or none; "
+                                         f"got {value!r}")
+    return number
+
+
 def _run_predict(args: argparse.Namespace) -> int:
+    from xcalving.atomic import target_lock
     from xcalving.lineage import input_paths
     from xcalving.safety import refuse_inputs
 
@@ -128,15 +151,22 @@ def _run_predict(args: argparse.Namespace) -> int:
     refuse_inputs(out, named, what="--out", flag="--overwrite")
     client = _dask.connect(args.scheduler, args.scheduler_timeout) if args.scheduler else None
     try:
-        pred = _prediction(cube, args)
-        if resuming:
-            _resume(out, pred, client, overwrite=args.overwrite)
-        else:
-            _write_new(out, pred, client, overwrite=args.overwrite)
+        with target_lock(out, what="--out"):  # a second run on this --out is refused, not raced
+            resuming = _check_out(out, args)  # again: another run may have ended meanwhile
+            pred = _prediction(cube, args)
+            _write_or_resume(out, pred, client, resuming=resuming, overwrite=args.overwrite)
     finally:
         if client is not None:
             client.close()
     return 0
+
+
+def _write_or_resume(out: Path, pred: Any, client: Any, *, resuming: bool,
+                     overwrite: bool) -> None:
+    if resuming:
+        _resume(out, pred, client, overwrite=overwrite)
+    else:
+        _write_new(out, pred, client, overwrite=overwrite)
 
 
 def _open_input(values: list[str], args: argparse.Namespace) -> Any:
@@ -152,7 +182,7 @@ def _open_input(values: list[str], args: argparse.Namespace) -> Any:
     if all(is_scene_path(v) for v in values):
         bounds = tuple(args.bounds) if args.bounds is not None else None
         scenes = xcalving.open_scenes(values, crs=args.crs, bounds=bounds,
-                                      duplicates=args.duplicates)
+                                      duplicates=args.duplicates, max_pixels=args.max_pixels)
         return scenes.to_dataset()
     if len(values) > 1:
         others = [v for v in values if not is_scene_path(v)]
@@ -223,6 +253,7 @@ def _prediction(cube: Any, args: argparse.Namespace) -> Any:
         batch_size=args.batch_size, device=args.device, precision=args.precision,
         band=args.band, scaling=args.scaling, resolution=_resolution_arg(args.resolution),
         dtype=args.dtype, outputs="all" if "all" in args.outputs else args.outputs,
+        max_pixels=args.max_pixels,
     )
     check_names(pred)
     inputs = [str(v) for v in args.inputs]
@@ -257,7 +288,8 @@ def _write_new(out: Path, pred: Any, client: Any, *, overwrite: bool) -> None:
         remove_tree(partial)
     try:
         with staged(out, mode="w" if overwrite else "w-", what="--out", flag="--overwrite",
-                    scratch=partial, keep_on=(KeyboardInterrupt,)) as scratch:
+                    scratch=partial, keep_on=(KeyboardInterrupt,),
+                    verify=lambda store: _check_complete(store, pred)) as scratch:
             job = pred.to_zarr(scratch, mode="w-", consolidated=False, zarr_format=3,
                                compute=False, write_empty_chunks=True)
             compute_with_progress(job, client, "predict")
@@ -290,12 +322,17 @@ def _check_same_run(store: Path, pred: Any) -> None:
                          "by this version of `xcalving predict`), so nothing shows the input is "
                          "the same. Pass --overwrite instead of --resume to start over, or "
                          "choose a new --out.")
+    if not str(done.attrs["input_fingerprint"]).startswith("sha256:"):
+        raise InputError(f"--resume: {store} was started on an input xcalving cannot read in "
+                         "full (a remote store), so nothing shows its every byte is the same; "
+                         "pass --overwrite instead of --resume to start over.")
     if done.attrs["input_fingerprint"] != pred.attrs["input_fingerprint"]:
         raise InputError(
             f"--resume: the input cube holds other data than when {store} was started (its "
-            "fingerprint differs: regenerated or edited since?), and mixing blocks of two inputs "
-            "would corrupt the prediction. Pass --overwrite instead of --resume to start over, "
-            "or choose a new --out."
+            "fingerprint, a hash of every input byte, differs: regenerated or edited since, or "
+            "started by another xcalving version?), and mixing blocks of two inputs would "
+            "corrupt the prediction. Pass --overwrite instead of --resume to start over, or "
+            "choose a new --out."
         )
     _check_same_layout(store, done, pred)
     same = all(done.attrs.get(k) == pred.attrs.get(k) for k in _SAME_RUN)
@@ -335,13 +372,23 @@ def _resume(out: Path, pred: Any, client: Any, *, overwrite: bool) -> None:
             written = _fill(out, pred, client)
         else:
             with staged(out, mode="w" if overwrite else "w-", what="--out", flag="--overwrite",
-                        scratch=partial, keep_on=(BaseException,)) as scratch:
+                        scratch=partial, keep_on=(BaseException,),
+                        verify=lambda store: _check_complete(store, pred)) as scratch:
                 written = _fill(scratch, pred, client)
     except KeyboardInterrupt:
         _interrupted(store)
         raise
     n_blocks = math.prod(len(c) for c in pred.chunksizes.values())
     print(f"resumed {out}: wrote {written} of {n_blocks} blocks")
+
+
+def _check_complete(store: Path, pred: Any) -> None:
+    """Refuse to move ``store`` into place while any block of ``pred`` is missing from it."""
+    from xcalving.io import missing_blocks
+
+    missing = missing_blocks(store, pred)
+    if missing:
+        raise OSError(f"{len(missing)} blocks are missing from it")
 
 
 def _fill(store: Path, pred: Any, client: Any) -> int:

@@ -36,8 +36,23 @@ def _run_weights(args: argparse.Namespace) -> int:
 
     if args.name is None:
         print(weights_table(), end="")
-    elif os.path.isfile(args.name):  # a weights file: the card finetune wrote into it
-        print(finetune_card(args.name), end="")
+    elif os.path.lexists(args.name):  # a weights file (or what was taken for one): its card
+        print(_file_card(args.name, finetune_card), end="")
     else:
         print(card(args.name), end="")
     return 0
+
+
+def _file_card(path: str, finetune_card: Any) -> str:
+    """The card finetune wrote into ``path``; a damaged one is named, not a JSON error."""
+    from xcalving.errors import DamagedFileError, XcalvingError
+
+    try:
+        return str(finetune_card(path))
+    except ValueError as err:
+        if isinstance(err, XcalvingError):
+            raise
+        raise DamagedFileError(f"{path!r}: the fine-tuning card in its header is damaged "
+                               f"({type(err).__name__}: {err}); the weights may still load, "
+                               "but their record cannot be read. Fine-tune again to write a "
+                               "new file.") from err

@@ -8,7 +8,7 @@ from typing import Any
 
 from xcalving.inference.execute import run_on_input_grid, to_dataset
 from xcalving.inference.inputs import check_values_in_memory, prepare_input
-from xcalving.inference.options import PredictOptions, check_tile
+from xcalving.inference.options import PredictOptions, check_tile, check_work
 from xcalving.inference.resample import resolution_spacings, run_resampled
 from xcalving.runtime import planned_runtime
 
@@ -31,14 +31,17 @@ def predict(
     resolution: float | str | None = _D.resolution,
     dtype: str = _D.dtype,
     outputs: str | Sequence[str] = _D.outputs,
+    max_pixels: float | None = _D.max_pixels,
 ) -> Any:
     """Predict calving-front probability and zones over a SAR cube, lazily.
 
     Parameters
     ----------
     da : xarray.DataArray
-        Backscatter with dims ``y`` and ``x`` (and any others, e.g. ``time``, ``band``),
-        numpy- or dask-backed. NaN or nodata pixels come out as NaN (zone 0).
+        Backscatter with dims ``y`` and ``x`` (monotonic coordinates, if any) and any others
+        that hold bands (``band``, ...) or scenes (``time``, ``date``, ``scene``, ... or dates
+        as labels; another dim is refused rather than run as scenes), numpy- or dask-backed.
+        NaN or nodata pixels come out as NaN (zone 0).
     model
         A registered weights name, a path to a ``.safetensors`` checkpoint (hashed; the hash is
         recorded), an ``nn.Module`` returning ``{"zones", "front"}`` logits, or ``None`` for the
@@ -87,6 +90,11 @@ def predict(
         ``"zones"``, or ``"all"``. The default leaves out ``zone_probability`` (four values a
         pixel); ``zones`` is computed from the zone probabilities whether or not they are
         returned.
+    max_pixels
+        The work budget (:mod:`xcalving.budget`): the pixels the windows may feed the network,
+        overlaps and ``resolution=`` counted, estimated before anything is built; more is
+        refused (:class:`~xcalving.errors.WorkBudgetError`), as is ``resolution=`` more than
+        8x finer than the input. Default ``2**34`` (about 1.7e10); ``None``: no budget.
 
     Returns
     -------
@@ -118,7 +126,8 @@ def predict(
 
     options = PredictOptions(tile=tile, overlap=overlap, batch_size=batch_size, device=device,
                              precision=precision, band=band, scaling=scaling,
-                             resolution=resolution, dtype=dtype, outputs=outputs)
+                             resolution=resolution, dtype=dtype, outputs=outputs,
+                             max_pixels=max_pixels)
     da = prepare_input(da, options.band)
     options = replace(options, scaling=input_kind(da, options.scaling))
     check_values_in_memory(da, options.scaling)  # dask input: checked block by block, when run
@@ -126,6 +135,7 @@ def predict(
     check_tile(options.tile, options.overlap, spec.stride, options.batch_size)
     runtime = planned_runtime(options.device, options.precision)
     spacings = resolution_spacings(options.resolution, spec, da)
+    check_work(da.sizes, spacings, options)  # from metadata: before any graph is built
     if spacings is None:
         out = run_on_input_grid(da, spec, options, stacklevel=2)  # warnings name the caller
     else:

@@ -282,8 +282,10 @@ def _georeference(ds: Any, da: Any) -> Any:
     """``ds`` with ``da``'s CRS, or an attribute saying there is none."""
     import rioxarray  # noqa: F401  (registers .rio)
 
+    from xcalving.grid import refresh_transform
+
     crs = da.rio.crs
-    if crs is not None:
-        return ds.rio.write_crs(crs)
+    if crs is not None:  # the transform from the coordinates, never one cached in da's attrs
+        return refresh_transform(ds.rio.write_crs(crs))
     ds.attrs["georeference"] = "none: the input had no CRS, x and y are pixel coordinates"
     return ds

@@ -15,6 +15,11 @@ number of them, one included) is refused, since the network was trained on co-po
 backscatter. An array with no band dim whose metadata (a scalar ``band`` coordinate, a ``band``
 attribute, its name) says it is cross-polarised is refused the same way; ``band=`` naming the
 polarisation accepts it. The band used is recorded in the ``band`` attribute.
+
+Any other dim besides y and x is run scene by scene, so it must say it holds scenes: a name
+from :data:`SCENE_DIM_NAMES` (``time``, ``date``, ``scene``, ...) or dates as labels. Another
+dim (``channel`` with two entries) is refused with the fix, never run as extra scenes; so are
+y/x coordinates that repeat or turn back (rows or columns in a scrambled order).
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ from xcalving.errors import InputError, did_you_mean
 if TYPE_CHECKING:
     from xcalving.model.weights import ModelSpec
 
-__all__ = ["BAND_DIM_NAMES", "CO_POLARISATIONS", "CROSS_POLARISATIONS", "check_values_in_memory",
-           "choose_polarisation", "polarisation_of", "prepare_input"]
+__all__ = ["BAND_DIM_NAMES", "CO_POLARISATIONS", "CROSS_POLARISATIONS", "SCENE_DIM_NAMES",
+           "check_values_in_memory", "choose_polarisation", "polarisation_of", "prepare_input"]
 
 #: Sentinel-1 and other SAR polarisations: the co-polarised ones the network can use, HH first.
 CO_POLARISATIONS = ("hh", "vv")
@@ -40,6 +45,10 @@ CROSS_POLARISATIONS = ("hv", "vh")
 BAND_DIM_NAMES = ("band", "bands", "pol", "pols", "polarisation", "polarisations",
                   "polarization", "polarizations", "polarisation_mode", "polarization_mode")
 _BAND_ATTRS = ("band", "polarisation", "polarization")
+#: Dim names (lower case) that hold scenes, each run on its own; so does a dim labelled by dates.
+SCENE_DIM_NAMES = ("time", "times", "date", "dates", "datetime", "scene", "scenes",
+                   "acquisition", "acquisitions", "sample", "samples", "frame", "frames",
+                   "image", "images")
 
 _SPATIAL_HINTS = {"lat": "y", "latitude": "y", "lon": "x", "longitude": "x", "row": "y",
                   "rows": "y", "col": "x", "cols": "x", "northing": "y", "easting": "x"}
@@ -54,9 +63,14 @@ def prepare_input(da: Any, band: Any) -> Any:
                          "one variable, e.g. predict(ds['sar'], ...).")
     if not isinstance(da, xr.DataArray):
         raise InputError(f"da must be an xarray.DataArray; got {type(da).__name__}.")
+    from xcalving.grid import check_monotonic
+
     _check_dims(da)
+    for dim in ("y", "x"):  # scrambled rows would reach the network as they are
+        check_monotonic(da, dim, what="predict")
     _check_crs(da)
     da = _select_band(da, band)
+    _check_scene_dims(da)
     return da.transpose(*lead_dims(da), "y", "x")
 
 
@@ -74,6 +88,23 @@ def _check_dims(da: Any) -> None:
     raise InputError(
         f"da must have spatial dims 'y' and 'x'; it has {tuple(da.dims)}. Rename them: {fix}."
     )
+
+
+def _check_scene_dims(da: Any) -> None:
+    """Refuse a dim (of more than one entry) that names neither scenes nor dates."""
+    for dim in lead_dims(da):
+        labelled = dim in da.coords and np.issubdtype(da[dim].dtype, np.datetime64)
+        if da.sizes[dim] == 1 or labelled or str(dim).lower() in SCENE_DIM_NAMES:
+            continue
+        labels = da[dim].values.tolist()[:4] if dim in da.coords else None
+        shown = f" {labels}" if labels is not None else ""
+        raise InputError(
+            f"da has a dim {dim!r} ({da.sizes[dim]} entries{shown}) that is neither a band dim "
+            f"(band, pol, polarisation, ...) nor a scene dim (time, date, scene, ... or dates "
+            f"as labels), and predict would run each entry as a scene of its own. If it holds "
+            f"bands, choose one: da.sel({dim}=...) / da.isel({dim}=0), or name it "
+            f"da.rename({{{dim!r}: 'band'}}) and pass band=...; if it holds scenes, name it "
+            f"da.rename({{{dim!r}: 'time'}}) (several such dims: da.stack(scene=[...])).")
 
 
 def _check_crs(da: Any) -> None:

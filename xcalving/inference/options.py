@@ -10,16 +10,23 @@ kept float32 on disk) and ``outputs`` (which variables the Dataset holds).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from xcalving.budget import (
+    DEFAULT_MAX_PIXELS,
+    check_budget,
+    check_max_pixels,
+    check_refinement,
+    window_pixels,
+)
 from xcalving.errors import InputError, InputTypeError, did_you_mean
 from xcalving.runtime import check_precision
 
-__all__ = ["DTYPES", "OUTPUTS", "PredictOptions", "check_tile"]
+__all__ = ["DTYPES", "OUTPUTS", "PredictOptions", "check_tile", "check_work"]
 
 #: The variables predict can return, in the Dataset's order; ``zones`` is always computed from
 #: the blended zone probabilities, whether or not ``zone_probability`` is returned.
@@ -61,11 +68,14 @@ class PredictOptions:
     dtype: str = "uint8"
     #: The variables returned: any of :data:`OUTPUTS`, or ``"all"``.
     outputs: Sequence[str] = ("front_probability", "zones")
+    #: Pixels the windows may feed the network (:mod:`xcalving.budget`); None: no budget.
+    max_pixels: float | None = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         _check_whole_numbers(tile=self.tile, overlap=self.overlap, batch_size=self.batch_size)
         check_precision(self.precision)
         _check_resolution(self.resolution)
+        object.__setattr__(self, "max_pixels", check_max_pixels(self.max_pixels))
         # frozen: the checked, normalised forms replace what was given
         object.__setattr__(self, "dtype", _check_dtype(self.dtype))
         object.__setattr__(self, "outputs", _check_outputs(self.outputs))
@@ -88,6 +98,29 @@ def check_tile(tile: int, overlap: int, stride: int, batch_size: int) -> None:
         )
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1; got {batch_size}.")
+
+
+def check_work(sizes: Mapping[Any, int], spacings: tuple[float, float] | None,
+               options: PredictOptions) -> None:
+    """Refuse a prediction whose windows would feed the network more than ``max_pixels``.
+
+    ``sizes`` are the input's dim sizes and ``spacings`` the (network, input) pixel spacings
+    where the input is resampled; counted from metadata, before anything is built or computed.
+    """
+    scale = 1.0
+    if spacings is not None:
+        check_refinement(spacings[0], spacings[1], options.max_pixels)
+        scale = spacings[1] / spacings[0]
+    scenes = math.prod(n for d, n in sizes.items() if d not in ("y", "x"))
+    ny, nx = (max(1, round(sizes[d] * scale)) for d in ("y", "x"))
+    pixels = scenes * window_pixels(ny, options.tile, options.overlap) * \
+        window_pixels(nx, options.tile, options.overlap)
+    where = "" if spacings is None else f" at resolution={spacings[0]:g} m"
+    check_budget(pixels, options.max_pixels, what="predict",
+                 detail=f"{scenes} scene(s) of {ny} x {nx} px{where}, in windows of "
+                        f"{options.tile} px overlapping by {options.overlap}",
+                 fix="Select fewer scenes or a smaller area first (da.isel(time=..., "
+                     "y=slice(...), x=slice(...))), or check resolution=.")
 
 
 def _check_whole_numbers(**values: Any) -> None:

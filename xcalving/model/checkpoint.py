@@ -12,12 +12,11 @@ spacing) in :mod:`xcalving.model.header`. Their public names are re-exported her
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from xcalving.errors import DeviceError, InputError, InputTypeError
@@ -126,20 +125,17 @@ def save_model(
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, header: dict[str, str]) -> None:
-    """Write ``tensors`` to a temporary file next to ``path`` and rename it into place."""
+    """Write ``tensors`` beside ``path``, check size and sha256, then move it into place.
+
+    :func:`xcalving.atomic.write_bytes`: a second run writing ``path`` is refused, and a write
+    that stops short (a full disk) never replaces a good file.
+    """
+    from safetensors.torch import save
+
+    from xcalving.atomic import write_bytes
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    # Creating the file ourselves (rather than with tempfile) gives it umask-based permissions
-    # instead of 0600, so the renamed file looks like any other file the user writes.
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    try:
-        save_file(tensors, tmp, metadata=header)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_bytes(path, save(tensors, metadata=header), what="save_model")
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -158,9 +158,12 @@ def _file_kind(mode: int) -> str:
 
 def _refuse_irregular(info: os.stat_result, path: str | os.PathLike[str], caller: str) -> None:
     if not stat.S_ISREG(info.st_mode):
+        inside = sorted(Path(path).glob("*.safetensors")) if stat.S_ISDIR(info.st_mode) else []
+        hint = (f" It holds {[p.name for p in inside[:3]]}: pass one of them, e.g. "
+                f"{os.fspath(inside[0])!r}." if inside else "")
         raise InputError(
             f"{caller}: {os.fspath(path)!r} is {_file_kind(info.st_mode)}, not a regular file; "
-            f"pass the path of a .safetensors weights file."
+            f"pass the path of a .safetensors weights file.{hint}"
         )
 
 

@@ -36,7 +36,8 @@ def _check_patch_args(window: int, stride: int, chunk_samples: int, mode: str) -
         raise InputError(f"mode must be 'w-' (never overwrite) or 'w' (replace); got {mode!r}.")
 
 
-def _as_catalog(root_or_catalog: Any, pixel_spacing: Literal["name"] | None) -> pd.DataFrame:
+def _as_catalog(root_or_catalog: Any,
+                pixel_spacing: Literal["name", "caffe256"] | None) -> pd.DataFrame:
     if not isinstance(root_or_catalog, pd.DataFrame):
         return open_caffe(root_or_catalog, pixel_spacing=pixel_spacing)
     missing = [c for c in CATALOG_COLUMNS if c not in root_or_catalog.columns]
