@@ -78,22 +78,36 @@ def score(weights: str, sar: Any, labels: Any, resolution: str | None) -> dict[s
             "n_scenes": int(sar.sizes["time"])}
 
 
+def _holds(row: dict[str, Any], base: float) -> bool:
+    """Within :data:`TOLERANCE` of the weights' own MDE, with few dates without a front."""
+    return bool(row["mde_m"] <= TOLERANCE * base
+                and row["n_no_front"] <= MAX_NO_FRONT * row["n_scenes"])
+
+
 def holds(rows: list[dict[str, Any]], trained: float) -> tuple[list[float] | None, str]:
-    """(spacing range on the own grid, whether resolution='model' helps outside it)."""
+    """(spacing range where the own grid holds, whether resolution='model' helps outside it).
+
+    ``resolution="model"`` "helps" where it holds (by the same rule) at every measured spacing
+    outside the range, "hurts" where it fails at one of them.
+    """
     own = {r["spacing"]: r for r in rows if r["resolution"] == "own grid"}
     model = {r["spacing"]: r for r in rows if r["resolution"] == "model"}
     base = own[trained]["mde_m"]
-    good = sorted(s for s, r in own.items() if r["mde_m"] <= TOLERANCE * base
-                  and r["n_no_front"] <= MAX_NO_FRONT * r["n_scenes"])
+    good = sorted(s for s, r in own.items() if _holds(r, base))
     span = [good[0], good[-1]] if good else None
-    outside = [s for s in own if span is None or not span[0] <= s <= span[1]]
+    outside = [s for s in own if s in model and (span is None or not span[0] <= s <= span[1])]
     if not outside:
         return span, "unmeasured"
-    better = [model[s]["mde_m"] < own[s]["mde_m"] and model[s]["n_no_front"]
-              <= own[s]["n_no_front"] for s in outside if s in model]
-    if not better:
-        return span, "unmeasured"
-    return span, "helps" if all(better) else "hurts"
+    return span, "helps" if all(_holds(model[s], base) for s in outside) else "hurts"
+
+
+def reapply(path: Path) -> tuple[list[float] | None, str]:
+    """:func:`holds` on the rows of an earlier ``--out`` (the trained spacing: the one row of a
+    spacing without a ``resolution="model"`` twin)."""
+    rows = json.loads(path.read_text())["rows"]
+    modelled = {r["spacing"] for r in rows if r["resolution"] == "model"}
+    trained = next(r["spacing"] for r in rows if r["spacing"] not in modelled)
+    return holds(rows, trained)
 
 
 def main() -> None:
@@ -105,7 +119,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/caffe256"))
     parser.add_argument("--spacings", type=float, nargs="+", default=[37.5, 50, 75, 150])
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--rows", type=Path, default=None,
+                        help="re-apply the rule to the rows of an earlier --out, measuring nothing")
     args = parser.parse_args()
+    if args.rows is not None:
+        print(reapply(args.rows))
+        return
     from xcalving.model.weights import model_spec
 
     has_spacing = model_spec(args.weights).pixel_spacing is not None

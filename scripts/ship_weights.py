@@ -89,9 +89,9 @@ def _scene_counts(config: dict[str, object]) -> tuple[dict[str, int], dict[str, 
     import xcalving
 
     store = xcalving.open_cube(str(config["store"]))
-    stems = store.stem.values.astype(str)
-    glaciers = store.glacier.values.astype(str)
-    sensors = store.satellite.values.astype(str)
+    stems = [str(v) for v in store.stem.values]
+    glaciers = np.array([str(v) for v in store.glacier.values], dtype=object)
+    sensors = [str(v) for v in store.satellite.values]
     wanted = config.get("train_glaciers")
     keep = np.isin(glaciers, list(wanted)) if wanted else np.ones(len(stems), bool)
     first = {stem: i for i, stem in enumerate(stems) if keep[i]}

@@ -26,10 +26,14 @@ def test_each_record_matches_its_file(name):
     net = load_model(record.path)
     assert net.xcalving_scaling == record.scaling
     # best-epoch weights record their validation; last-epoch weights (nothing chose the epoch)
-    # record the held-out evaluation that chose their recipe instead
+    # record the held-out scores that chose their recipe, in pixels and metres, instead
     if "weights" in record.training:
         assert record.training["weights"].startswith("last epoch")
-        assert all(row["mde_px"] > 0 for row in record.training["evaluation"])
+        assert record.metrics and all(row["mde_px"] is None or row["mde_px"] > 0
+                                      for row in record.metrics)
+        assert all(row["mde_m"] is None or row["mde_m"] == pytest.approx(
+            row["mde_px"] * row["spacing_m"]) for row in record.metrics)
+        assert record.pixel_spacing == 75.0 and record.front_method == "probability"
     else:
         assert record.training["validation"]["val_loss"] > 0
     spec = model_spec(name)

@@ -81,13 +81,12 @@ class CalvingDatasetAccessor:
                        resolution=resolution, dtype=dtype, outputs=outputs,
                        max_pixels=max_pixels)
 
-    def fronts(self, *, method: str = "zones", min_length: float = 750.0,
-               min_length_px: float | None = None, threshold: float = 0.5) -> Any:
-        """Time-indexed front lines of a prediction Dataset; see :func:`xcalving.fronts`."""
-        from xcalving.metrics import check_threshold
+    def fronts(self, **options: Any) -> Any:
+        """Time-indexed front lines of a prediction Dataset: :func:`xcalving.fronts` on it.
+
+        ``options`` are those of :func:`xcalving.fronts` (``method``, ``region``, ``ocean``,
+        ``min_length``, ``min_length_px``, ``threshold``), with the same defaults: one home.
+        """
         from xcalving.vector import fronts
 
-        check_threshold(threshold)
-
-        return fronts(self._obj, method=method,  # type: ignore[arg-type]
-                      min_length=min_length, min_length_px=min_length_px, threshold=threshold)
+        return fronts(self._obj, **options)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from xcalving.errors import WeightsNotFoundError, did_you_mean
 from xcalving.model.weights import DEFAULT_WEIGHTS, REGISTRY, WEIGHTS_DIR, WeightsRecord
 
-__all__ = ["CARDS_DIR", "card", "metrics_table", "weights_table"]
+__all__ = ["CARDS_DIR", "card", "metrics_table", "spacing_table", "weights_table"]
 
 CARDS_DIR = WEIGHTS_DIR / "cards"
 #: What a card says where the training scenes had no common pixel spacing.
@@ -61,10 +61,20 @@ def metrics_table(record: WeightsRecord) -> str:
         metres = [f"{m[k]:.0f}" if isinstance(m.get(k), int | float) else "–"
                   for k in ("mde_m", "pred_to_label_m", "label_to_pred_m", "median_m")]
         chose = "yes" if m.get("chose_recipe") else "no"
+        pixels = f"{m['mde_px']:.1f}" if isinstance(m.get("mde_px"), int | float) else "–"
         rows.append(f"| {m.get('recipe', '')} | {m.get('held_out', '')} | {chose} | "
-                    f"{m.get('mde_px', float('nan')):.1f} | {' | '.join(metres)} | "
+                    f"{pixels} | {' | '.join(metres)} | "
                     f"{m.get('n_no_front', '?')}/{m.get('n_scenes', '?')} | "
                     f"{m.get('zone_iou', float('nan')):.3f} |")
+    return "\n".join(rows) + "\n"
+
+
+def spacing_table(record: WeightsRecord) -> str:
+    """The measurement behind "Holds on": MDE (m) and dates without a front per spacing."""
+    rows = ["| cube spacing (m) | run on | MDE m | no front |", "| ---: | --- | ---: | ---: |"]
+    for m in record.spacing_check:
+        rows.append(f"| {m['spacing']:g} | {m['resolution']} | {m['mde_m']:.0f} | "
+                    f"{m['n_no_front']}/{m['n_scenes']} |")
     return "\n".join(rows) + "\n"
 
 
@@ -108,6 +118,8 @@ def card(name: str) -> str:
     body = written.read_text().strip() if written.exists() else "(no written card yet)"
     table = metrics_table(record)
     scores = ["## Held-out scores", "", table] if table else []
+    if record.spacing_check:
+        scores += ["## Spacing check", "", spacing_table(record)]
     return "\n".join([f"# {name}", "", record.description, "", *_facts(record), "", *scores,
                       body, ""])
 

@@ -70,6 +70,9 @@ class WeightsRecord:
     #: Measured on held-out data: "helps" when ``resolution="model"`` beats the cube's own grid
     #: outside ``spacing_range``, "hurts" when it is worse, "unmeasured".
     resolution_model: str = "unmeasured"
+    #: The measurement behind the two: one row a (spacing, resolution) pair on a held-out
+    #: glacier (spacing, resolution, mde_m, n_no_front, n_scenes).
+    spacing_check: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -84,7 +87,9 @@ class WeightsRecord:
         facts = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                  if f.name != "training"}
         facts.update(scaling=self.scaling.to_dict(), bands=list(self.bands),
-                     metrics=[dict(m) for m in self.metrics], default=self.name == DEFAULT_WEIGHTS,
+                     metrics=[dict(m) for m in self.metrics],
+                     spacing_check=[dict(m) for m in self.spacing_check],
+                     default=self.name == DEFAULT_WEIGHTS,
                      spacing_range=list(self.spacing_range) if self.spacing_range else None)
         return facts
 
@@ -109,7 +114,7 @@ def _record(name: str, entry: dict[str, Any]) -> WeightsRecord:
     """One registry entry as a record (lists of the JSON file become tuples)."""
     entry = dict(entry)
     scaling = Scaling.from_dict(entry.pop("scaling"))
-    for key in ("bands", "metrics", "spacing_range"):
+    for key in ("bands", "metrics", "spacing_range", "spacing_check"):
         if entry.get(key) is not None:
             entry[key] = tuple(entry[key])
     return WeightsRecord(name=name, scaling=scaling, **entry)
