@@ -145,7 +145,9 @@ def measure_step(store: str) -> dict[str, float]:
             "contiguous_bare_s": contiguous, "channels_last_gain": contiguous / bare}
 
 
-class StreamVsMemory:
+class _OneRun:
+    """asv settings of a figure measured once per run, on one synthetic store."""
+
     timeout = 1800
     number = 1
     repeat = 1
@@ -154,6 +156,8 @@ class StreamVsMemory:
     def setup_cache(self) -> str:
         return make_store()
 
+
+class StreamVsMemory(_OneRun):
     def track_stream_over_memory(self, store: str) -> float:
         figures = measure(store)
         print(figures, file=sys.stderr)
@@ -162,15 +166,7 @@ class StreamVsMemory:
     track_stream_over_memory.unit = "ratio"  # type: ignore[attr-defined]
 
 
-class StepVsBare:
-    timeout = 1800
-    number = 1
-    repeat = 1
-    rounds = 1
-
-    def setup_cache(self) -> str:
-        return make_store()
-
+class StepVsBare(_OneRun):
     def track_step_over_bare(self, store: str) -> float:
         figures = measure_step(store)
         print(figures, file=sys.stderr)

@@ -90,13 +90,18 @@ def replay_picks(catalog: pd.DataFrame, glacier: str, per_glacier: int) -> pd.Da
 
 
 def adapt_fold(data: Path, runs: Path, out: Path, recipe: str, glacier: str, *, n_scenes: int,
-               max_minutes: float, options: dict[str, Any]) -> dict[str, Any]:
-    """Fine-tune one fold's model on ``n_scenes`` of its held-out glacier; score both."""
+               max_minutes: float, options: dict[str, Any],
+               spacing: float | None = None) -> dict[str, Any]:
+    """Fine-tune one fold's model on ``n_scenes`` of its held-out glacier; score both.
+
+    With ``spacing`` the scenes are read at the copy's per-glacier spacing (fine-tuning
+    resamples them to the base's) and scored at square pixels of ``spacing`` m, in metres.
+    """
     from xcalving.adapt import finetune
     from xcalving.data.caffe import open_caffe
 
     base = last_weights(runs / f"{recipe}-{glacier}")
-    catalog = open_caffe(data, pixel_spacing=None)
+    catalog = open_caffe(data, pixel_spacing=None if spacing is None else "caffe256")
     picked = pick_scenes(catalog[catalog["glacier"] == glacier], n_scenes)
     # the caller's options serve every fold: this fold's replay goes into a copy
     fold = {k: v for k, v in options.items() if k != "replay_per_glacier"}
@@ -105,15 +110,22 @@ def adapt_fold(data: Path, runs: Path, out: Path, recipe: str, glacier: str, *, 
     result = finetune(base, picked, out=out / f"{recipe}-{glacier}.safetensors",
                       max_minutes=max_minutes, score=False, overwrite=True, **fold)
     minutes = (time.perf_counter() - started) / 60
-    scenes = held_out_scenes(data, glacier)
+    scenes = held_out_scenes(data, glacier, spacing)
     others = scenes.isel(time=~np.isin(scenes["stem"].values, picked["stem"].to_numpy()))
     method = RECIPES[recipe]["method"]
-    zero, adapted = evaluate(base, others, method), evaluate(result.path, others, method)
+    zero = evaluate(base, others, method, spacing)
+    adapted = evaluate(result.path, others, method, spacing)
     return {"glacier": glacier, "recipe": recipe, "base": str(base),
             "labelled": picked["stem"].tolist(), "scored": int(others.sizes["time"]),
             "zero_shot": zero, "adapted": adapted, "minutes": round(minutes, 2),
             "steps": result.facts["training"]["steps"], "stopped": result.facts["training"]
-            ["stopped"], "ratio": adapted["mde_px"] / zero["mde_px"]}
+            ["stopped"], "ratio": adapted["mde_px"] / zero["mde_px"], "spacing": spacing}
+
+
+def _mde(score: dict[str, Any]) -> str:
+    """An MDE cell: pixels, and metres where the scenes had a spacing."""
+    metres = f" ({score['mde_m']:.0f} m)" if "mde_m" in score else ""
+    return f"{score['mde_px']:.1f}{metres}"
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -124,8 +136,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
     for r in rows:
         z, a = r["zero_shot"], r["adapted"]
-        lines.append(f"| {r['glacier']} | {r['recipe']} | {r['scored']} | {z['mde_px']:.1f} | "
-                     f"{a['mde_px']:.1f} | {r['ratio']:.2f} | {z['n_no_front']} | "
+        lines.append(f"| {r['glacier']} | {r['recipe']} | {r['scored']} | {_mde(z)} | "
+                     f"{_mde(a)} | {r['ratio']:.2f} | {z['n_no_front']} | "
                      f"{a['n_no_front']} | {z['zone_iou']:.3f} → {a['zone_iou']:.3f} | "
                      f"{r['steps']} | {r['minutes']:.1f} |")
     if rows:
@@ -217,6 +229,8 @@ def main() -> None:
                         help="replay this many scenes of each of the base's glaciers")
     parser.add_argument("--replay-share", type=float, default=0.25)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--spacing", type=float, default=None,
+                        help="score at square pixels of this many metres (the copy un-squashed)")
     parser.add_argument("--choose", type=Path, nargs="+", metavar="OUT",
                         help="only compare earlier runs' OUT folders by nested leave-one-out")
     args = parser.parse_args()
@@ -236,7 +250,7 @@ def main() -> None:
             continue
         rows.append(adapt_fold(args.data, args.runs, args.out, args.recipe, glacier,
                                n_scenes=args.n_scenes, max_minutes=args.max_minutes,
-                               options=options))
+                               options=options, spacing=args.spacing))
         print(json.dumps(rows[-1]), flush=True)
         (args.out / "table.json").write_text(json.dumps(rows, indent=2))
         (args.out / "table.md").write_text(markdown_table(rows))

@@ -75,6 +75,13 @@ def _predict(da, **kwargs):
     return xcalving.predict(da, model, **kwargs)
 
 
+def _unspaced_file(tmp):
+    """A weights file that states no pixel spacing."""
+    from xcalving.model import save_model
+
+    return str(save_model(_net(), tmp / "unspaced.safetensors"))
+
+
 def _prediction():
     return _predict(_cube()).compute()
 
@@ -163,7 +170,7 @@ CASES = [
     Case("predict-resolution-unknown", "predict",
          "``resolution='model'`` with weights that state no pixel spacing", "InputError",
          "ValueError", r"do not state the pixel spacing.*resolution=20\.0",
-         lambda tmp: _predict(_cube(), model="caffe256", resolution="model")),
+         lambda tmp: _predict(_cube(), model=_unspaced_file(tmp), resolution="model")),
     Case("predict-resolution-geographic", "predict", "``resolution=`` on a lon/lat grid",
          "InputError", "ValueError", r"projected grid in metres.*reproject",
          lambda tmp: _predict(_cube().rio.write_crs("EPSG:4326"), resolution=20.0)),

@@ -227,22 +227,47 @@ def test_batchnorm_adapt_re_estimates_the_statistics(base, caffe_tree, tmp_path)
 def test_replay_mixes_scenes_of_other_glaciers_into_training(base, caffe_tree, tmp_path):
     from xcalving.testing import write_fixture_tree
 
-    other = write_fixture_tree(tmp_path / "other", seed=7, n_train=2)
+    # five scenes named DBE, JAC, Jorum, SI, Crane: the first three are the adapted glaciers
+    other = write_fixture_tree(tmp_path / "other", seed=7, n_train=5)
     result = _finetune(base, caffe_tree, tmp_path / "a.safetensors", caffe_spacing=None,
                        replay=other, replay_share=0.5, score=False)
     assert len(result.facts["replay"]) == 2 and len(result.facts["scenes"]) == 3
+    assert {r["name"].split("_")[0] for r in result.facts["replay"]} == {"SI", "Crane"}
     assert result.facts["recipe"]["replay_share"] == 0.5
     assert "**Replay**: 50% of the windows from 2 labelled scenes replayed" in result.card()
     from xcalving.data.caffe import shipped_scenes  # the CaFFe scenes shipped for caffe256
 
     shipped = _finetune(base, caffe_tree, tmp_path / "c.safetensors", caffe_spacing=None,
                         replay=shipped_scenes(), score=False)
-    assert len(shipped.facts["replay"]) == 21
+    # never a scene of a glacier being adapted: the fixture's scenes are named DBE, JAC, Jorum
+    assert len(shipped.facts["replay"]) == _shipped_outside(caffe_tree) > 0
     assert {tuple(r["shape"]) for r in shipped.facts["replay"]} == {(256, 256)}  # not resampled
     plain = _finetune(base, caffe_tree, tmp_path / "b.safetensors", caffe_spacing=None,
                       score=False)
     assert plain.facts["replay"] == [] and "Replay" not in plain.card()
     assert plain.facts["recipe"]["replay_share"] == 0.0
+
+
+def _shipped_outside(tree) -> int:
+    """Shipped CaFFe scenes of glaciers other than those named in ``tree``."""
+    from xcalving.adapt.api import scene_glaciers
+    from xcalving.data.caffe import open_caffe, shipped_scenes
+
+    adapted = scene_glaciers(list(open_caffe(tree)["stem"]))
+    assert adapted  # the fixture names its scenes after CaFFe glaciers
+    return int((~open_caffe(shipped_scenes(), pixel_spacing=None)["glacier"].isin(adapted)).sum())
+
+
+def test_replay_never_holds_the_glacier_being_adapted(tmp_path):
+    from xcalving.data.caffe import open_caffe, shipped_scenes
+
+    catalog = open_caffe(shipped_scenes(), pixel_spacing=None)
+    dbe = catalog[catalog["glacier"] == "DBE"].head(2)
+    result = _finetune("demo", dbe, tmp_path / "a.safetensors", score=False,
+                       replay=shipped_scenes())
+    replayed = [r["name"] for r in result.facts["replay"]]
+    assert replayed and not any(name.startswith("DBE_") for name in replayed)
+    assert len(replayed) == 21 - int((catalog["glacier"] == "DBE").sum())
 
 
 def test_replay_auto_uses_what_a_registered_base_names(caffe_tree, tmp_path):
@@ -253,7 +278,8 @@ def test_replay_auto_uses_what_a_registered_base_names(caffe_tree, tmp_path):
     auto = _finetune("caffe256", caffe_tree, tmp_path / "a.safetensors", caffe_spacing=None,
                      score=False)
     assert REGISTRY["caffe256"].replay == "shipped-caffe256"
-    assert len(auto.facts["replay"]) == 21 and auto.facts["recipe"]["replay_share"] == 0.25
+    assert len(auto.facts["replay"]) == _shipped_outside(caffe_tree)
+    assert auto.facts["recipe"]["replay_share"] == 0.25
     off = _finetune("caffe256", caffe_tree, tmp_path / "b.safetensors", caffe_spacing=None,
                     score=False, replay=None)
     assert off.facts["replay"] == []

@@ -144,14 +144,21 @@ def test_resolution_equal_to_the_input_changes_nothing(truth_db):
 @pytest.mark.parametrize(("change", "resolution", "match"), [
     (lambda da: da, "model-ish", "None, 'model' or a number"),
     (lambda da: da, -5.0, "positive"),
-    (lambda da: da, "model", "do not state the pixel spacing"),  # caffe256: unknown spacing
+    (lambda da: da, "model", "do not state the pixel spacing"),  # a file without a spacing
     (lambda da: da.drop_vars("spatial_ref").assign_coords(y=np.arange(da.sizes["y"]),
                                                           x=np.arange(da.sizes["x"])),
      20.0, "no CRS"),
     (lambda da: da.rio.write_crs("EPSG:4326"), 20.0, "projected grid"),
 ])
-def test_bad_resolution(truth_db, change, resolution, match):
-    model = "caffe256" if resolution == "model" else "demo"
+def test_bad_resolution(truth_db, change, resolution, match, tmp_path):
+    model = "demo"
+    if resolution == "model":  # weights that state no spacing cannot run "at their spacing"
+        import torch
+
+        from xcalving.model import ASPPUNet, save_model
+
+        torch.manual_seed(0)
+        model = str(save_model(ASPPUNet(width=4).eval(), tmp_path / "unspaced.safetensors"))
     with pytest.raises(InputError, match=match):
         change(truth_db).calving.predict(model, tile=64, overlap=16, resolution=resolution)
 

@@ -17,13 +17,31 @@ from xcalving.adapt.prepare import LabelledScene, Windows, prepare_scenes, windo
 from xcalving.errors import InputError, InputTypeError, WeightsNotFoundError, did_you_mean
 from xcalving.scaling import Scaling
 
-__all__ = ["REPLAY_SETS", "FinetuneResult", "finetune"]
+__all__ = ["REPLAY_SETS", "FinetuneResult", "finetune", "scene_glaciers"]
 
 
-def _shipped_caffe256() -> Path:
-    from xcalving.data.caffe import shipped_scenes
+def _shipped_caffe256() -> Any:
+    """The 21 shipped CaFFe scenes, with the copy's per-glacier spacing (un-squashed on read)."""
+    from xcalving.data.caffe import open_caffe, shipped_scenes
 
-    return shipped_scenes()
+    return open_caffe(shipped_scenes(), pixel_spacing="caffe256")
+
+
+def scene_glaciers(names: list[str]) -> set[str]:
+    """The glacier codes of CaFFe-named scenes (other names give none).
+
+    >>> sorted(scene_glaciers(["DBE_2011-07-05_TSX_7_1_110", "my_scene"]))
+    ['DBE']
+    """
+    from xcalving.data.caffe.names import parse_name
+
+    found = set()
+    for name in names:
+        try:
+            found.add(parse_name(name).glacier)
+        except InputError:
+            continue
+    return found
 
 
 #: Labelled scene sets a registered base may name as its ``replay`` (``replay="auto"``).
@@ -149,8 +167,13 @@ def refuse_package_target(path: str | os.PathLike[str], *, what: str = "out") ->
             "e.g. mine.safetensors in your project folder.")
 
 
-def _replay_scenes(replay: Any, share: Any, scaling: str, base: _Base) -> list[LabelledScene]:
-    """The replayed scenes at the training spacing (none without ``replay``)."""
+def _replay_scenes(replay: Any, share: Any, scaling: str, base: _Base,
+                   adapted: set[str] | None = None) -> list[LabelledScene]:
+    """The replayed scenes at the training spacing (none without ``replay``).
+
+    Scenes of a glacier being adapted (``adapted``: glacier codes of the data's scene names)
+    are never replayed: the replay keeps what the base knew of *other* glaciers.
+    """
     from xcalving.adapt.sources import read_scenes
 
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
@@ -167,6 +190,9 @@ def _replay_scenes(replay: Any, share: Any, scaling: str, base: _Base) -> list[L
     # read as the base learnt: at its spacing where it records one, else as they come (caffe256)
     raw = read_scenes(replay, scaling=scaling, resolution=base.spacing,
                       caffe_spacing="name" if base.spacing is not None else None)
+    raw = [s for s in raw if not scene_glaciers([s.name]) & (adapted or set())]
+    if not raw:
+        return []
     if not any(s.zones is not None or s.front is not None for s in raw):
         raise InputError("replay: none of its scenes has labels (zones or a front); replay "
                          "takes labelled scenes of other glaciers, e.g. a CaFFe data_raw tree.")
@@ -295,8 +321,10 @@ def finetune(
         What the scenes' values are: ``"auto"`` (from dtype and ``units``), ``"db"``,
         ``"linear"`` or ``"uint8"``.
     caffe_spacing
-        For CaFFe trees: ``"name"`` (RESOLUTION of the file names) or ``None`` for resized
-        copies such as caffe256.
+        For CaFFe trees: ``"name"`` (RESOLUTION of the file names, with CaFFe's rounding
+        rules: scenes of several sensors get each its own spacing), ``"caffe256"`` (the
+        256 × 256 copy: each glacier's x and y spacing, un-squashed on read) or ``None``
+        (unknown). Scenes are then resampled to the base's spacing where it states one.
     date_column, class_column
         Columns of ``labels`` holding the date and the zone class (found by name otherwise).
     score
@@ -337,7 +365,8 @@ def finetune(
     if labels is not None:
         raw = apply_labels(raw, labels, date_column=date_column, class_column=class_column)
     scenes, spacing = prepare_scenes(raw, target=spec.spacing)
-    kept = _replay_scenes(replay, replay_share, scaling, spec)
+    kept = _replay_scenes(replay, replay_share, scaling, spec,
+                          adapted=scene_glaciers([s.name for s in raw]))
     dev = resolve_device(device)
     torch.manual_seed(seed)
     net = load_model(spec.path, device=dev)

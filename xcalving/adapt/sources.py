@@ -106,9 +106,10 @@ def caffe_catalog(root: str | os.PathLike[str], pixel_spacing: str | None) -> pd
         _find_data_raw,
     )
 
-    if pixel_spacing not in ("name", None):
-        raise InputError(f"caffe_spacing must be 'name' (RESOLUTION of the file names) or None "
-                         f"(unknown: resized copies such as caffe256); got {pixel_spacing!r}.")
+    if pixel_spacing not in ("name", "caffe256", None):
+        raise InputError(f"caffe_spacing must be 'name' (RESOLUTION of the file names, with "
+                         f"CaFFe's rounding rules), 'caffe256' (the 256 x 256 copy's per-glacier "
+                         f"spacing) or None (unknown); got {pixel_spacing!r}.")
     data_raw = _find_data_raw(root)
     bboxes = _bbox_index(data_raw)
     splits = sorted(p.name for p in (data_raw / "sar_images").iterdir() if p.is_dir())
@@ -126,22 +127,36 @@ def caffe_catalog(root: str | os.PathLike[str], pixel_spacing: str | None) -> pd
 
 def _caffe_scenes(catalog: pd.DataFrame) -> list[RawScene]:
     from xcalving.data.caffe.catalog import CATALOG_COLUMNS
-    from xcalving.data.caffe.png import _read_scene_arrays
 
     missing = [c for c in CATALOG_COLUMNS if c not in catalog.columns]
     if missing or catalog.empty:
         raise InputError(f"data: a DataFrame must be rows of open_caffe's catalog (missing "
                          f"columns {missing}, {len(catalog)} rows); no labelled scene to train "
                          "on. Pass open_caffe(root) filtered to the scenes you labelled.")
-    scenes = []
-    for row in catalog.to_dict("records"):
+    return [_caffe_scene(row) for row in catalog.to_dict("records")]
+
+
+def _caffe_scene(row: dict[str, Any]) -> RawScene:
+    """One catalog row as read.
+
+    A scene of known but unequal x/y spacing (the caffe256 copy) is un-squashed to square
+    pixels of the finer of the two first, so no detail is lost.
+    """
+    from xcalving.data.caffe.catalog import load_scene
+    from xcalving.data.caffe.png import _read_scene_arrays
+
+    along = (float(row.get("spacing_x", np.nan)), float(row.get("spacing_y", np.nan)))
+    if all(np.isfinite(along)) and along[0] != along[1]:
+        scene = load_scene(row, spacing=min(along))
+        sar, zones, front = (scene[k].to_numpy() for k in ("sar", "zones", "front"))
+        spacing: float | None = min(along)
+    else:
         sar, zones, front = _read_scene_arrays(row)
-        spacing = float(row["pixel_spacing"])
-        scenes.append(RawScene(
-            name=str(row["stem"]), date=pd.Timestamp(row["date"]).date().isoformat(),
-            values=sar, kind="uint8", spacing=spacing if np.isfinite(spacing) else None,
-            source="caffe", zones=zones, front=front))
-    return scenes
+        square = float(row["pixel_spacing"])
+        spacing = square if np.isfinite(square) else None
+    return RawScene(name=str(row["stem"]), date=pd.Timestamp(row["date"]).date().isoformat(),
+                    values=sar, kind="uint8", spacing=spacing, source="caffe", zones=zones,
+                    front=front)
 
 
 # --- Zarr cubes and xarray objects ---------------------------------------------------------------

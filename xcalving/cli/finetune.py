@@ -51,8 +51,9 @@ def add_finetune(sub: Any) -> None:
     ft.add_argument("--window", type=int, default=256, help="training window side (px)")
     ft.add_argument("--scaling", default="auto",
                     help="what the scenes hold: auto, db, linear or uint8")
-    ft.add_argument("--caffe-spacing", choices=["name", "unknown"], default="name",
-                    help="CaFFe trees: pixel spacing from the file names, or unknown (caffe256)")
+    ft.add_argument("--caffe-spacing", choices=["name", "caffe256", "unknown"], default="name",
+                    help="CaFFe trees: pixel spacing from the file names (full resolution), the "
+                         "caffe256 copy's per-glacier table, or unknown")
     ft.add_argument("--date-column", default=None, help="date column of --labels")
     ft.add_argument("--class-column", default=None, help="zone class column of --labels")
     ft.add_argument("--no-score", action="store_true",
@@ -75,7 +76,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes, max_steps=args.max_steps,
         device=args.device, trainable=args.trainable, batchnorm=args.batchnorm, lr=args.lr,
         batch_size=args.batch_size, window=args.window, scaling=args.scaling,
-        caffe_spacing=None if args.caffe_spacing == "unknown" else "name",
+        caffe_spacing=None if args.caffe_spacing == "unknown" else args.caffe_spacing,
         date_column=args.date_column, class_column=args.class_column,
         score=not args.no_score, seed=args.seed, overwrite=args.overwrite)
     print(result.card(), flush=True)
