@@ -19,7 +19,8 @@ from xcalving.data.caffe.scale import copy_spacing, name_spacing, unsquash
 from xcalving.errors import InputError, InputTypeError, did_you_mean
 from xcalving.zones import zone_attrs
 
-__all__ = ["CATALOG_COLUMNS", "REGION_PAD_PX", "SPACING_RULES", "front_region", "load_scene",
+__all__ = ["CATALOG_COLUMNS", "REGION_PAD_PX", "SPACING_RULES", "front_region", "label_region",
+           "load_scene",
            "open_caffe", "shipped_scenes", "time_series"]
 
 SPLITS = ("train", "test")
@@ -29,11 +30,14 @@ CATALOG_COLUMNS = ("stem", "split", "glacier", "date", "satellite", "resolution"
 #: How a catalog knows the pixel spacing: the file name's RESOLUTION (full resolution), the
 #: caffe256 copy's per-glacier table, or not at all.
 SPACING_RULES = ("name", "caffe256", None)
-#: Where a scene has no bounding-box file, its front region is the labelled front grown by this
-#: many pixels (the caffe256 copy lost CaFFe's boxes).
+#: ``label_region`` is the labelled front grown by this many pixels.
 REGION_PAD_PX = 3
-_REGION_ATTRS = {"long_name": "region where the front is scored (CaFFe's bounding box)",
+_REGION_ATTRS = {"long_name": "region where the front is scored (CaFFe's bounding box; the "
+                              "whole scene where the scene has no box file)",
                  "flag_values": [0, 1], "flag_meanings": "outside inside"}
+_LABEL_REGION_ATTRS = {"long_name": "the labelled front grown by a few pixels: checks the "
+                                    "extraction of label zones, never scores a model",
+                       "flag_values": [0, 1], "flag_meanings": "outside inside"}
 # Variable attributes of a loaded scene, a time series and the patch store alike.
 _SAR_ATTRS = {"long_name": "SAR amplitude, 8-bit grey", "nodata": 0}
 _ZONES_ATTRS = zone_attrs()
@@ -227,17 +231,22 @@ def _read_bbox(path: str, shape: tuple[int, int]) -> np.ndarray:
     return box
 
 
-def front_region(front: np.ndarray, bbox_path: str | None = None,
-                 pad: int = REGION_PAD_PX) -> np.ndarray:
-    """Where CaFFe scores a scene's front: its bounding-box file, else the front grown by ``pad``.
+def front_region(shape: tuple[int, int], bbox_path: str | None = None) -> np.ndarray:
+    """Where CaFFe scores a scene's front: its bounding-box file, else the whole scene."""
+    if isinstance(bbox_path, str):
+        return _read_bbox(bbox_path, shape)
+    return np.ones(shape, bool)
 
-    The caffe256 copy lost CaFFe's bounding-box files; the labelled front grown by ``pad``
-    pixels (a disk) stands in for them. A scene without a front gets the whole scene.
+
+def label_region(front: np.ndarray, pad: int = REGION_PAD_PX) -> np.ndarray:
+    """The labelled front grown by ``pad`` pixels (a disk); the whole scene without a front.
+
+    The caffe256 copy lost CaFFe's bounding boxes; this stands in for them to check that label
+    zones give the labelled front back (``fronts(ds, region="label_region")``). Derived from the
+    label itself, it would hide every false front further away: never score a model with it.
     """
     from skimage.morphology import disk
 
-    if isinstance(bbox_path, str):
-        return _read_bbox(bbox_path, front.shape)
     if not front.any():
         return np.ones(front.shape, bool)
     return ndimage.binary_dilation(front.astype(bool), structure=disk(pad))
@@ -265,8 +274,10 @@ def load_scene(scene: pd.Series | Mapping[str, Any] | str,
     -------
     xarray.Dataset
         Dims ``(y, x)``. ``sar`` uint8 (``attrs["nodata"] = 0``), ``zones`` uint8 classes
-        0..3, ``front`` uint8 0/1 and ``front_region`` uint8 0/1, where CaFFe scores the front
-        (:func:`front_region`; :func:`xcalving.fronts` reads it). Attributes: stem, split,
+        0..3, ``front`` uint8 0/1, ``front_region`` uint8 0/1, where CaFFe scores the front
+        (:func:`front_region`: the scene's bounding-box file, else the whole scene;
+        :func:`xcalving.fronts` reads it), and ``label_region`` (:func:`label_region`: the
+        labelled front grown by 3 px, to check extraction only). Attributes: stem, split,
         glacier, date (ISO), satellite, resolution, quality, orbit, pixel_spacing (metres, or
         ``"unknown"``).
 
@@ -283,13 +294,15 @@ def load_scene(scene: pd.Series | Mapping[str, Any] | str,
     """
     row = _catalog_entry(scene, catalog)
     sar, zones, front = _read_scene_arrays(row)
-    region = front_region(front, row.get("bbox_path"))
+    region = front_region(front.shape, row.get("bbox_path"))
     coords = {"y": np.arange(sar.shape[0], dtype=np.float64),
               "x": np.arange(sar.shape[1], dtype=np.float64)}
     ds = xr.Dataset({"sar": (("y", "x"), sar, _SAR_ATTRS),
                      "zones": (("y", "x"), zones, _ZONES_ATTRS),
                      "front": (("y", "x"), front, _FRONT_ATTRS),
-                     "front_region": (("y", "x"), region.astype(np.uint8), _REGION_ATTRS)},
+                     "front_region": (("y", "x"), region.astype(np.uint8), _REGION_ATTRS),
+                     "label_region": (("y", "x"), label_region(front).astype(np.uint8),
+                                      _LABEL_REGION_ATTRS)},
                     coords=coords)
     ds.attrs.update(
         stem=str(row["stem"]), split=str(row["split"]), glacier=str(row["glacier"]),
@@ -344,7 +357,8 @@ def time_series(catalog: pd.DataFrame, *, glacier: str, satellite: str | None = 
                               satellite=("time", np.array([s.attrs["satellite"] for s in scenes],
                                                           dtype=object)))
     for name, attrs in (("sar", _SAR_ATTRS), ("zones", _ZONES_ATTRS), ("front", _FRONT_ATTRS),
-                        ("front_region", _REGION_ATTRS)):
+                        ("front_region", _REGION_ATTRS),
+                        ("label_region", _LABEL_REGION_ATTRS)):
         cube[name].attrs = dict(attrs)
     cube.attrs.update(glacier=glacier, pixel_spacing=_spacing_attr(
         spacing if spacing is not None else np.nan),
