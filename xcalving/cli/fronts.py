@@ -38,9 +38,11 @@ def add_fronts(sub: Any) -> None:
     fr.add_argument("--map", default=None,
                     help="image of the fronts through time; its extension picks the format, "
                          "e.g. .png, .pdf, .svg (default: none)")
-    fr.add_argument("--method", default="zones", choices=["zones", "probability"],
+    fr.add_argument("--method", default=None, choices=["zones", "probability", "gated"],
                     help="zones: where glacier meets ocean in the predicted zones; "
-                         "probability: the ridge of the front probability")
+                         "probability: the ridge of the front probability; gated: the front "
+                         "probability kept where the zones meet (default: the method the "
+                         "weights' folds chose, recorded in the prediction)")
     fr.add_argument("--min-length", type=float, default=750.0,
                     help="drop front pieces up to this length in metres (CaFFe: 750)")
     fr.add_argument("--min-length-px", type=float, default=None,
@@ -72,7 +74,7 @@ def _run_fronts(args: argparse.Namespace) -> int:
         frame = pred.calving.fronts(method=args.method, min_length=args.min_length,
                                     min_length_px=args.min_length_px)
     found = int((~frame.geometry.is_empty).sum())
-    print(f"{found} of {len(frame)} scenes have a front ({args.method} method)")
+    print(f"{found} of {len(frame)} scenes have a front ({frame.attrs['method']} method)")
     for path in files.values():
         print(f"wrote {write_fronts(frame, path, overwrite=args.overwrite)}")
     if args.map:
