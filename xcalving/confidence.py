@@ -36,7 +36,7 @@ from scipy import ndimage
 
 from xcalving.errors import InputError
 from xcalving.qc import WINDOW, front_pairs, neighbour_distances, outlier_flags, sinuosity
-from xcalving.zones import NO_DATA, OCEAN, drop_short_pieces, front_from_zones
+from xcalving.zones import NO_DATA, OCEAN, drop_short_pieces, front_from_zones, main_ocean
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -61,7 +61,6 @@ SERIES_COLUMNS = ("sinuosity", "neighbour_distance_px", "grid_id", "confidence",
 HEAD_CAP_PX = 64.0
 #: Width of the band on either side of a front that ``side_margin`` reads, in pixels.
 BAND_PX = 5.0
-_EIGHT = np.ones((3, 3), bool)
 
 
 @dataclass(frozen=True)
@@ -144,20 +143,6 @@ def head_distance(front: np.ndarray, other: np.ndarray,
     return float(np.minimum(both, HEAD_CAP_PX).mean())
 
 
-def _main_ocean(zones: np.ndarray) -> np.ndarray:
-    """The ocean after CaFFe's clean-up (steps 1-2 of :func:`~xcalving.zones.front_from_zones`)."""
-
-    def largest(mask: np.ndarray) -> np.ndarray:
-        labels, n = ndimage.label(mask, structure=_EIGHT)
-        if n == 0:
-            return np.zeros_like(mask)
-        return labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1
-
-    ocean = zones == OCEAN
-    ocean |= ~ocean & ~largest(~ocean)
-    return largest(ocean)
-
-
 def side_margin(to_front: np.ndarray, zones: np.ndarray,
                 margin: np.ndarray | None = None) -> float:
     """How clearly ocean and land lie on their sides of the front, in [-1, 1] (see the module).
@@ -168,7 +153,7 @@ def side_margin(to_front: np.ndarray, zones: np.ndarray,
     band = (to_front >= 1) & (to_front <= BAND_PX) & (zones != NO_DATA)
     if not band.any():
         return float("nan")
-    ocean_side = _main_ocean(zones)[band]
+    ocean_side = main_ocean(zones)[band]
     if margin is not None:
         values = np.where(ocean_side, margin[band], -margin[band])
         values = values[np.isfinite(values)]

@@ -27,7 +27,7 @@ from xcalving.metrics import check_threshold
 from xcalving.qc import grid_id
 from xcalving.regions import REGION_VARIABLE, region_mask
 from xcalving.tracing import front_from_head, front_from_probability, pixel_length, trace_lines
-from xcalving.zones import OCEAN_RULES, front_from_zones
+from xcalving.zones import check_ocean_rule, front_from_zones
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -415,9 +415,7 @@ def fronts(
     threshold = check_threshold(threshold)
     chosen = _method(ds, method)
     names, lead = _check_fronts_input(ds, chosen)
-    if ocean not in OCEAN_RULES:
-        raise InputError(f"ocean must be one of {OCEAN_RULES} ('largest': CaFFe's one main "
-                         f"ocean body; 'all': every ocean body); got {ocean!r}.")
+    check_ocean_rule(ocean)  # before any work
     ds, names = _with_region(ds, names, region, lead)
     transform, spacing, why = _grid(ds)
     min_pixels = _min_pixels(spacing, min_length, min_length_px, why)

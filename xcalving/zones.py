@@ -16,8 +16,8 @@ from scipy import ndimage
 from xcalving.errors import InputError
 
 __all__ = ["FRONT_GREYS", "GLACIER", "NO_DATA", "OCEAN", "OCEAN_RULES", "ROCK", "ZONE_COLOURS",
-           "ZONE_GREYS", "ZONE_NAMES", "drop_short_pieces", "front_from_zones",
-           "ocean_next_to_glacier", "zone_attrs"]
+           "ZONE_GREYS", "ZONE_NAMES", "check_ocean_rule", "drop_short_pieces",
+           "front_from_zones", "main_ocean", "ocean_next_to_glacier", "zone_attrs"]
 
 #: Zone classes, in the order of their codes 0..3.
 ZONE_NAMES = ("no_data", "rock", "glacier", "ocean")
@@ -70,6 +70,34 @@ def ocean_next_to_glacier(ocean: np.ndarray, glacier: np.ndarray) -> np.ndarray:
     return ocean & touches
 
 
+def check_ocean_rule(ocean: object) -> str:
+    """``ocean`` checked against :data:`OCEAN_RULES`."""
+    if ocean not in OCEAN_RULES:
+        raise InputError(f"ocean must be one of {OCEAN_RULES} ('largest': CaFFe's one main "
+                         f"ocean body; 'all': every ocean body); got {ocean!r}.")
+    return str(ocean)
+
+
+def _clean_ocean(zones: np.ndarray, ocean: str) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 1-2 of CaFFe's clean-up: (the ocean with its holes filled, the ocean kept)."""
+    check_ocean_rule(ocean)
+    sea = zones == OCEAN
+    sea |= ~sea & ~_largest(~sea)  # 1: holes in the ocean (icebergs, islands) become ocean
+    return sea, _largest(sea) if ocean == "largest" else sea  # 2: detached bodies → glacier
+
+
+def main_ocean(zones: np.ndarray, ocean: str = "largest") -> np.ndarray:
+    """The ocean after CaFFe's clean-up (steps 1-2 of :func:`front_from_zones`).
+
+    Examples
+    --------
+    >>> zones = np.full((3, 6), GLACIER); zones[:, 4:] = OCEAN; zones[1, 0] = OCEAN
+    >>> main_ocean(zones).sum(axis=0).tolist()  # the puddle on the left is not the ocean
+    [0, 0, 0, 0, 3, 3]
+    """
+    return _clean_ocean(np.asarray(zones), ocean)[1]
+
+
 def front_from_zones(zones: np.ndarray, min_pixels: float = 0.0,
                      bbox: np.ndarray | None = None, ocean: str = "largest") -> np.ndarray:
     """CaFFe's post-processing: zone classes (y, x) → boolean one-pixel front.
@@ -91,15 +119,10 @@ def front_from_zones(zones: np.ndarray, min_pixels: float = 0.0,
     >>> front_from_zones(zones).sum(axis=0).tolist()
     [0, 0, 0, 4, 0, 0]
     """
-    if ocean not in OCEAN_RULES:
-        raise InputError(f"ocean must be one of {OCEAN_RULES} ('largest': CaFFe's one main "
-                         f"ocean body; 'all': every ocean body); got {ocean!r}.")
     zones = np.asarray(zones)
-    sea = zones == OCEAN
-    sea |= ~sea & ~_largest(~sea)  # 1: holes in the ocean (icebergs, islands) become ocean
-    main_ocean = _largest(sea) if ocean == "largest" else sea  # 2: detached bodies → glacier
-    glacier = ((zones == GLACIER) | sea) & ~main_ocean
-    front = ocean_next_to_glacier(main_ocean, glacier)  # 3
+    sea, kept = _clean_ocean(zones, ocean)
+    glacier = ((zones == GLACIER) | sea) & ~kept
+    front = ocean_next_to_glacier(kept, glacier)  # 3
     if bbox is not None:
         front &= np.asarray(bbox, bool)
     return drop_short_pieces(front, min_pixels)
