@@ -28,6 +28,14 @@ def _extent(da: xr.DataArray) -> list[float]:
     return [x[0] - dx / 2, x[-1] + dx / 2, y[-1] + dy / 2, y[0] - dy / 2]
 
 
+def _grey(ax: Any, da: xr.DataArray) -> Any:
+    """Draw a 2-D scene in grey, stretched to its 2nd-98th percentiles, in its coordinates."""
+    values = np.asarray(da.values, float)
+    lo, hi = np.nanpercentile(values, [2, 98]) if np.isfinite(values).any() else (0, 1)
+    return ax.imshow(values, cmap="gray", vmin=lo, vmax=hi, extent=_extent(da),
+                     interpolation="nearest")
+
+
 def _select(cube: xr.Dataset, time: int | str | Any) -> xr.Dataset:
     if "time" not in cube.dims:
         return cube
@@ -64,10 +72,7 @@ def scene(cube: xr.Dataset, *, time: int | str | Any = 0, variable: str = "sar")
     fig = Figure(figsize=(5.2 * panels, 5.0), layout="constrained")
     axes = fig.subplots(1, panels, squeeze=False)[0]
     extent = _extent(one[variable])
-    sar = one[variable].values
-    lo, hi = np.nanpercentile(sar, [2, 98]) if np.isfinite(sar).any() else (0, 1)
-    image = axes[0].imshow(sar, cmap="gray", vmin=lo, vmax=hi, extent=extent,
-                           interpolation="nearest")
+    image = _grey(axes[0], one[variable])
     fig.colorbar(image, ax=axes[0], shrink=0.8, label=one[variable].attrs.get("units", ""))
     axes[0].set_title(f"{variable}" + (f" — {np.datetime_as_string(one.time.values, 'D')}"
                                        if "time" in one.coords else ""))
@@ -144,25 +149,21 @@ def front_map(fronts: Any, background: xr.DataArray | None = None, *, ax: Any = 
     if ax is None:
         ax = Figure(figsize=(7.5, 6.5), layout="constrained").add_subplot()
     if background is not None:
-        values = np.asarray(background.values, float)
-        lo, hi = np.nanpercentile(values, [2, 98]) if np.isfinite(values).any() else (0, 1)
-        ax.imshow(values, cmap="gray", vmin=lo, vmax=hi, extent=_extent(background),
-                  interpolation="nearest")
+        _grey(ax, background)
     times = mdates.date2num(fronts.index.to_pydatetime())
     norm = Normalize(times.min(), max(times.max(), times.min() + 1))
     colours = ScalarMappable(norm=norm, cmap=cmap)
     flagged = _flagged(fronts)
     labelled = False
     for t, geom, bad in zip(times, fronts.geometry, flagged, strict=True):
-        if geom is not None and not geom.is_empty:
-            for part in getattr(geom, "geoms", [geom]):
-                xs, ys = part.xy
-                if bad:
-                    ax.plot(xs, ys, color="0.55", lw=1.0, ls="--",
-                            label="_" if labelled else "flagged (QC)")
-                    labelled = True
-                else:
-                    ax.plot(xs, ys, color=colours.to_rgba(t), lw=1.6)
+        for part in _parts(geom):
+            xs, ys = part.xy
+            if bad:
+                ax.plot(xs, ys, color="0.55", lw=1.0, ls="--",
+                        label="_" if labelled else "flagged (QC)")
+                labelled = True
+            else:
+                ax.plot(xs, ys, color=colours.to_rgba(t), lw=1.6)
     if labels is not None:
         labelled = _draw_labels(ax, labels) or labelled
     if labelled:
@@ -216,9 +217,7 @@ def _panel(ax: Any, sar: xr.DataArray, front: Any, label: Any, resolution: float
     """One date of :func:`front_panels`."""
     from xcalving.metrics import mean_distance_error
 
-    values = np.asarray(sar.values, float)
-    lo, hi = np.nanpercentile(values, [2, 98]) if np.isfinite(values).any() else (0, 1)
-    ax.imshow(values, cmap="gray", vmin=lo, vmax=hi, extent=_extent(sar))
+    _grey(ax, sar)
     if label is not None:
         _draw_labels(ax, label)
         if resolution is not None:
