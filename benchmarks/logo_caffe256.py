@@ -205,7 +205,7 @@ def front_halves(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     ``pred`` and ``true`` are (scene, y, x) front rasters; scenes without a predicted front are
     counted, not scored (CaFFe's rule).
     """
-    from scipy import ndimage
+    from xcalving.metrics import front_distance_halves
 
     to_label, to_pred, per_scene, no_front = [], [], [], 0
     for p, t in zip(pred.astype(bool), true.astype(bool), strict=True):
@@ -214,8 +214,7 @@ def front_halves(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
         if not p.any():
             no_front += 1
             continue
-        a = ndimage.distance_transform_edt(~t)[p]
-        b = ndimage.distance_transform_edt(~p)[t]
+        a, b = front_distance_halves(p, t)
         to_label.append(a)
         to_pred.append(b)
         per_scene.append(float(np.concatenate([a, b]).mean()))

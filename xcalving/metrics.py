@@ -19,8 +19,8 @@ from xcalving.errors import InputError
 from xcalving.grid import check_same_grid
 from xcalving.zones import ZONE_NAMES
 
-__all__ = ["MDE", "ZoneIoU", "bbox_accuracy", "check_threshold", "dice", "mean_distance_error",
-           "zone_iou"]
+__all__ = ["MDE", "ZoneIoU", "bbox_accuracy", "check_threshold", "dice",
+           "front_distance_halves", "mean_distance_error", "zone_iou"]
 
 
 class MDE(NamedTuple):
@@ -117,11 +117,26 @@ def _pair(pred: Any, true: Any) -> tuple[np.ndarray, np.ndarray]:
     return p, t
 
 
-def _front_distances(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """Distances (pixels) from each predicted to the nearest true pixel and back."""
+def front_distance_halves(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two halves of one scene's MDE (pixels): predicted → label, label → predicted.
+
+    ``pred`` and ``true`` are boolean front rasters of one scene.
+
+    Examples
+    --------
+    >>> true = np.zeros((5, 5), bool); true[:, 2] = True
+    >>> pred = np.zeros((5, 5), bool); pred[0, 4] = True
+    >>> [round(float(half.mean()), 2) for half in front_distance_halves(pred, true)]
+    [2.0, 3.03]
+    """
     to_true = ndimage.distance_transform_edt(~true)
     to_pred = ndimage.distance_transform_edt(~pred)
-    return np.concatenate([to_true[pred], to_pred[true]])
+    return to_true[pred], to_pred[true]
+
+
+def _front_distances(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Distances (pixels) from each predicted to the nearest true pixel and back."""
+    return np.concatenate(front_distance_halves(pred, true))
 
 
 def mean_distance_error(pred: Any, true: Any, resolution: float | None = None) -> MDE:
