@@ -110,7 +110,7 @@ def _scaling(net: Any) -> Any:
 
 def _network_input(values: np.ndarray, scaling: Any) -> np.ndarray:
     """What predict feeds the network: dB converted to the net's scaling, no data filled."""
-    from xcalving.io import fill_value, to_network_input
+    from xcalving.scaling import fill_value, to_network_input
 
     x = to_network_input(values, "db", scaling)
     return np.where(np.isnan(x), np.float32(fill_value(scaling)), x).astype(np.float32)
@@ -182,7 +182,7 @@ def _bare_batches(values: np.ndarray, net: Any) -> list[Any]:
     """
     import torch
 
-    from xcalving.inference import plan_windows
+    from xcalving.windows import plan_windows
 
     plan = plan_windows(values.shape[-2:], TILE, OVERLAP, net.stride)
     batches, scaling = [], _scaling(net)
@@ -260,7 +260,7 @@ class Redundancy:
     rounds = 1
 
     def track_redundancy(self, scene: int, chunk: int, rechunked: bool) -> float:
-        from xcalving.inference import redundancy
+        from xcalving.windows import redundancy
 
         chunks = _chunks(scene, chunk, rechunked)
         return redundancy((scene, scene), (chunks, chunks), TILE, OVERLAP)

@@ -6,7 +6,7 @@ fed by ``PatchStream`` through a DataLoader (decoding Zarr chunks, normalising, 
 front, augmenting) against steps fed from tensors prepared in memory beforehand. The figure is
 stream throughput ÷ in-memory throughput; goal >= 0.95.
 
-``StepVsBare.track_step_over_bare``: :func:`xcalving.train.train_step` (learning-rate
+``StepVsBare.track_step_over_bare``: :func:`xcalving.train.loop.train_step` (learning-rate
 schedule, the recipe's loss — Dice, class-balanced BCE and the distance penalty of the front,
 cross-entropy of the zones — backward and Adam's update) against a bare forward and backward
 pass of the same network on the same batch (the sum of the outputs as the loss, no optimizer),
@@ -30,7 +30,8 @@ STEPS, BATCH, WIDTH, WORKERS = 14, 16, 8, 0
 
 def make_store(directory: str = ".") -> str:
     """A patch store of synthetic scenes in CaFFe layout (256 x 256 patches)."""
-    from xcalving.data.caffe import caffe_to_zarr, write_synthetic_tree
+    from xcalving.data.caffe import caffe_to_zarr
+    from xcalving.testing import write_synthetic_tree
 
     root = os.path.join(directory, "synthetic")
     data_raw = write_synthetic_tree(root, train_seeds=range(40), test_seeds=(), n_times=6,
@@ -55,7 +56,7 @@ def _setup(channels_last: bool = True) -> tuple[Any, Any, Any]:
 
 
 def _config(store: str) -> Any:
-    from xcalving.train import TrainConfig
+    from xcalving.train.loop import TrainConfig
 
     return TrainConfig(store=store, out=".", width=WIDTH, front_dilation=3, lr=5e-4,
                        zone_weight=0.5, schedule="cosine", front_loss="dice+bce+distance")
@@ -82,7 +83,7 @@ def _batches(store: str) -> list[dict[str, Any]]:
 def time_steps(batches: list[dict[str, Any]], net: Any, optimizer: Any, config: Any) -> float:
     import torch
 
-    from xcalving.train import train_step
+    from xcalving.train.loop import train_step
 
     started = time.perf_counter()
     for batch in batches:
@@ -107,7 +108,7 @@ def time_bare(batches: list[dict[str, Any]], net: Any, channels_last: bool = Tru
 def time_stream(store: str, net: Any, optimizer: Any, config: Any) -> float:
     import torch
 
-    from xcalving.train import train_step
+    from xcalving.train.loop import train_step
 
     started = time.perf_counter()
     for k, batch in enumerate(_stream(store)):

@@ -9,13 +9,13 @@ no CRS, so everything is in pixels of the 256 × 256 grid). A front's error is i
 against the label front, from the same raster front that :func:`xcalving.fronts` traces.
 
 Confidence is **cross-fitted**: the fronts of a run held out on glacier A are scored by a model
-fit (:func:`xcalving.confidence.fit_calibration`) on the runs held out on the other glaciers,
+fit (:func:`xcalving.vector.confidence.fit_calibration`) on the runs held out on the other glaciers,
 never on A. The selective-prediction curve gives the pooled MDE (CaFFe pooling: all distances of
 all kept scenes, one mean) of the x % most confident fronts ÷ that of all fronts; the oracle row
 ranks by the true error (the best any confidence could do) and ``mean_probability`` is the
 previous baseline. The QC rows compare the mean per-front error of flagged and unflagged fronts.
 Finally the model is fit on all runs and printed as the constants of
-:data:`xcalving.confidence.CALIBRATION`.
+:data:`xcalving.vector.confidence.CALIBRATION`.
 
     python benchmarks/confidence_caffe256.py --data ../shared/data/caffe256 \\
         --runs runs/logo runs/logo12 --cache /tmp/confidence \\
@@ -78,7 +78,7 @@ def run_table(run: Path, data: Path, cache: Path | None,
               epoch: int | None = None) -> pd.DataFrame:
     """One row per held-out scene: the front's signals, confidence columns and error."""
     import xcalving
-    from xcalving.tracing import front_from_probability
+    from xcalving.vector.tracing import front_from_probability
     from xcalving.zones import front_from_zones
 
     weights = run_weights(run, epoch)
@@ -125,7 +125,7 @@ def curve(rows: pd.DataFrame, score: np.ndarray, shares: tuple[float, ...] = SHA
 def cross_fitted(table: pd.DataFrame) -> tuple[pd.Series, list[str]]:
     """Each front's confidence from a model fit on the runs held out on the other glaciers,
     and a line per model saying what it kept."""
-    from xcalving.confidence import fit_calibration
+    from xcalving.vector.confidence import fit_calibration
 
     out, models = pd.Series(np.nan, index=table.index), []
     for (held_out, method), rows in table.groupby(["held_out", "method"]):
@@ -192,7 +192,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 def constants(table: pd.DataFrame) -> str:
     """The shipped models: fit on every run's held-out fronts, as Python for CALIBRATION."""
-    from xcalving.confidence import fit_calibration
+    from xcalving.vector.confidence import fit_calibration
 
     out = []
     for method, rows in table.groupby("method"):

@@ -115,7 +115,7 @@ def recipe_config(recipe: str, augment: str | None = None) -> dict[str, Any]:
 def train_fold(store: Path, runs: Path, recipe: str, held_out: str, epochs: int,
                max_minutes: float | None = None, augment: str | None = None) -> Path:
     """Train ``recipe`` on the glaciers other than ``held_out``; return the run folder."""
-    from xcalving.train import TrainConfig, train
+    from xcalving.train.loop import TrainConfig, train
 
     out = runs / f"{recipe}-{held_out}"
     if trained_epochs(out) >= epochs:
@@ -231,7 +231,7 @@ def front_halves(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
 
 def _fronts(pred: xr.Dataset, method: str, min_pixels: float) -> np.ndarray:
     """Front rasters (scene, y, x) of a prediction read by one front method."""
-    from xcalving.tracing import front_from_head, front_from_probability
+    from xcalving.vector.tracing import front_from_head, front_from_probability
     from xcalving.zones import front_from_zones
 
     if method == "zones":
@@ -346,7 +346,7 @@ def train_final(store: Path, runs: Path, recipe: str, epochs: int,
     Jorum is the validation stream only because training needs one: it is a training glacier
     here, its numbers are a training-set monitor, and the last epoch's weights are kept.
     """
-    from xcalving.train import TrainConfig, train
+    from xcalving.train.loop import TrainConfig, train
 
     out = runs / f"final-{recipe}"
     config = TrainConfig(store=str(store), out=str(out), train_glaciers=list(GLACIERS),

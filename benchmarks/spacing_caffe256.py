@@ -54,7 +54,7 @@ def sar_at(data: Path, glacier: str, spacing: float) -> Any:
 def labelled(data: Path, glacier: str) -> Any:
     """The labelled fronts of the glacier as lines, traced on the 75 m grid."""
     from xcalving.data.caffe import open_caffe, time_series
-    from xcalving.vector import label_fronts
+    from xcalving.vector.api import label_fronts
 
     catalog = open_caffe(data, pixel_spacing="caffe256")
     return label_fronts(time_series(catalog, glacier=glacier, spacing=BASE).front)

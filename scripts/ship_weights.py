@@ -5,7 +5,7 @@
         [--evaluation TABLE.json] [--metrics ROWS.json] [--front-method gated]
         [--spacing-record SPACING.json]
 
-The structured card (:attr:`xcalving.model.weights.WeightsRecord.meta`) is filled from the run:
+The structured card (:attr:`xcalving.model.registry.WeightsRecord.meta`) is filled from the run:
 scenes per sensor and per glacier from the patch store the run trained on, the front method,
 held-out metrics (``--metrics``: rows of ``benchmarks/logo_caffe256.py``'s table) and the
 spacing range measured by ``benchmarks/spacing_caffe256.py`` (``--spacing-record``).
@@ -23,7 +23,8 @@ import json
 from pathlib import Path
 
 from xcalving.model import load_model, save_model
-from xcalving.model.weights import REGISTRY_FILE, WEIGHTS_DIR, sha256_file
+from xcalving.model.files import sha256_file
+from xcalving.model.registry import REGISTRY_FILE, WEIGHTS_DIR
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ def _fronts(days: list[str | None]):
 def _change(days: list[str | None]):
     import shapely
 
-    from xcalving.change import terminus_change
+    from xcalving.vector import terminus_change
 
     box = shapely.Polygon([(0, 0), (1000, 0), (1000, 5000), (0, 5000)])
     return terminus_change(_fronts(days), box, ocean=shapely.Point(500, 6000))

@@ -32,7 +32,7 @@ def _store(tmp: Path) -> str:
 
 
 def _export(tmp: Path, pred, out, **kwargs):
-    from xcalving.export import export_geotiffs
+    from xcalving.io.export import export_geotiffs
 
     return export_geotiffs(pred, out, **kwargs)
 

@@ -69,7 +69,7 @@ def _retreat():
 def _change(box=None, **kwargs):
     import shapely
 
-    from xcalving.change import terminus_change
+    from xcalving.vector import terminus_change
 
     box = box or shapely.Polygon([(0, 5000), (1000, 5000), (1000, 0), (0, 0)])
     return terminus_change(_retreat(), box, **kwargs)
@@ -78,7 +78,7 @@ def _change(box=None, **kwargs):
 def _centreline(coords, width=500.0):
     import shapely
 
-    from xcalving.change import box_from_centreline
+    from xcalving.vector import box_from_centreline
 
     return box_from_centreline(shapely.LineString(coords), width)
 
@@ -86,7 +86,7 @@ def _centreline(coords, width=500.0):
 def _orient():
     import shapely
 
-    from xcalving.change import orient_box
+    from xcalving.vector import orient_box
 
     return orient_box(shapely.box(0, 0, 1000, 5000))
 
@@ -131,7 +131,7 @@ def cases(Case) -> list:  # noqa: N803  (the row class of the matrix)
              lambda t: _write(_folder(t).parent, "fronts.parquet", overwrite=True)),
         Case("fronts-export-frame", "fronts", "``write_fronts`` of a plain DataFrame",
              "InputTypeError", "TypeError", r"frame must be a GeoDataFrame",
-             lambda t: __import__("xcalving.vector").vector.write_fronts(
+             lambda t: __import__("xcalving.vector.api").vector.write_fronts(
                  __import__("pandas").DataFrame({"a": [1]}), t / "f.parquet")),
         Case("change-wrong-way", "change", "a box whose first edge is at the ocean end "
              "(``ocean=`` given)", "InputError", "ValueError",

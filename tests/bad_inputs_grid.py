@@ -24,7 +24,7 @@ def _prediction(n: int = 16, crs: str | None = "EPSG:32624") -> xr.Dataset:
 
 
 def _fronts(ds: xr.Dataset):
-    from xcalving.vector import fronts
+    from xcalving.vector.api import fronts
 
     return fronts(ds)
 

@@ -38,7 +38,7 @@ def write_scene(path: Path, values: np.ndarray | None = None, *, crs: str | None
 
 
 def _open(*args, **kwargs):
-    from xcalving.scenes import open_scenes
+    from xcalving.io.scenes import open_scenes
 
     return open_scenes(*args, **kwargs)
 

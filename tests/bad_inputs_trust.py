@@ -62,7 +62,7 @@ def _iou(pred, true):
 
 
 def _change(fronts, box):
-    from xcalving.change import terminus_change
+    from xcalving.vector import terminus_change
 
     return terminus_change(fronts, box)
 

@@ -129,7 +129,7 @@ def stopping_short(path: str) -> None:
 
 # --- data loss and races -------------------------------------------------------------------------
 def _fronts_disk_full(tmp: Path, suffix: str) -> None:
-    from xcalving import fronts_io
+    from xcalving.vector import files as fronts_io
 
     frame = fronts_frame()
     path = fronts_io.write_fronts(frame, tmp / f"fronts{suffix}")
@@ -155,7 +155,7 @@ def _weights_disk_full(tmp: Path) -> None:
 
 
 def _gpkg_open_elsewhere(tmp: Path) -> None:
-    from xcalving.fronts_io import write_fronts
+    from xcalving.vector import write_fronts
 
     path = write_fronts(fronts_frame(), tmp / "fronts.gpkg")
     Path(f"{path}-wal").write_bytes(b"unsaved edits")  # QGIS holds it open in WAL mode
@@ -163,7 +163,7 @@ def _gpkg_open_elsewhere(tmp: Path) -> None:
 
 
 def _fronts_held(tmp: Path) -> None:
-    from xcalving.fronts_io import write_fronts
+    from xcalving.vector import write_fronts
 
     with held_elsewhere(tmp / "fronts.parquet"):
         write_fronts(fronts_frame(), tmp / "fronts.parquet")

@@ -150,7 +150,8 @@ def _caffe_into_folder(tmp: Path) -> None:
 
 
 def _caffe_api_into_folder(tmp: Path) -> None:
-    from xcalving.data.caffe import caffe_to_zarr, open_caffe, write_fixture_tree
+    from xcalving.data.caffe import caffe_to_zarr, open_caffe
+    from xcalving.testing import write_fixture_tree
 
     root = write_fixture_tree(tmp / "caffe", n_train=1, n_test=0)
     caffe_to_zarr(open_caffe(root), _folder_of_files(tmp), window=64, mode="w", progress=False)

@@ -99,7 +99,8 @@ def _grey_png(path: Path, values: np.ndarray) -> Path:
 
 
 def _train_store(tmp: Path) -> str:
-    from xcalving.data.caffe import caffe_to_zarr, open_caffe, write_fixture_tree
+    from xcalving.data.caffe import caffe_to_zarr, open_caffe
+    from xcalving.testing import write_fixture_tree
 
     root = write_fixture_tree(tmp / "caffe", n_train=2, n_test=1)
     return str(caffe_to_zarr(open_caffe(root), tmp / "train.zarr", window=64, progress=False))
@@ -234,10 +235,10 @@ CASES = [
     # training
     Case("train-lr", "training", "``TrainConfig(lr=0)``", "InputError", "ValueError",
          r"lr must be a positive learning rate such as 1e-4",
-         lambda tmp: __import__("xcalving.train").train.TrainConfig(store="s", out="o", lr=0.0)),
+         lambda tmp: __import__("xcalving.train.loop").train.TrainConfig(store="s", out="o", lr=0.0)),
     Case("train-batch", "training", "``TrainConfig(batch_size=0)``", "InputError",
          "ValueError", r"batch_size must be a whole number >= 1",
-         lambda tmp: __import__("xcalving.train").train.TrainConfig(store="s", out="o",
+         lambda tmp: __import__("xcalving.train.loop").train.TrainConfig(store="s", out="o",
                                                                     batch_size=0)),
     Case("train-glacier", "training", "a validation glacier the store does not hold",
          "InputError", "ValueError", r"Jorumm",
@@ -347,7 +348,7 @@ def _vector_mde_without_resolution() -> None:
 
 
 def _train_unknown_glacier(tmp: Path) -> None:
-    from xcalving.train import TrainConfig, train
+    from xcalving.train.loop import TrainConfig, train
 
     store = _train_store(tmp)
     train(TrainConfig(store=store, out=str(tmp / "run"), val_glaciers=["Jorumm"], width=4,
@@ -355,7 +356,7 @@ def _train_unknown_glacier(tmp: Path) -> None:
 
 
 def _train_twice(tmp: Path) -> None:
-    from xcalving.train import TrainConfig, train
+    from xcalving.train.loop import TrainConfig, train
 
     store = _train_store(tmp)
     config = TrainConfig(store=store, out=str(tmp / "run"), train_split="train",

@@ -28,10 +28,10 @@ from xcalving.data.caffe import (
     parse_name,
     read_label,
     shipped_scenes,
-    window_starts,
-    write_fixture_tree,
 )
 from xcalving.errors import InputError, UnsafeFileError
+from xcalving.testing import write_fixture_tree
+from xcalving.windows import window_starts
 
 
 @pytest.fixture(scope="module")

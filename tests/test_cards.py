@@ -10,7 +10,7 @@ import pytest
 
 from xcalving.errors import WeightsNotFoundError, XcalvingWarning
 from xcalving.model.cards import UNKNOWN_SPACING, card, weights_table
-from xcalving.model.weights import REGISTRY
+from xcalving.model.registry import REGISTRY
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 SECTIONS = ("## In short", "## Recipe", "## Evaluation", "## Known failure modes", "## Licence")

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 import shapely
 
-from xcalving.change import box_from_centreline, orient_box, terminus_change, terminus_position
 from xcalving.errors import InputError, XcalvingWarning
+from xcalving.vector import box_from_centreline, orient_box, terminus_change, terminus_position
 
 # a box 1000 m wide (x) and 5000 m long (y), upstream edge at y = 0
 BOX = shapely.Polygon([(0, 0), (1000, 0), (1000, 5000), (0, 5000)])
@@ -62,7 +62,7 @@ def test_box_as_geoseries_in_the_fronts_crs_gives_the_same_positions():
     import pandas as pd
     import shapely
 
-    from xcalving.change import terminus_change
+    from xcalving.vector import terminus_change
 
     box = shapely.Polygon([(0, -50), (0, 50), (200, 50), (200, -50)])
     fronts = gpd.GeoDataFrame(

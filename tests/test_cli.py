@@ -159,7 +159,7 @@ def test_fronts_checks_every_output_before_opening_anything(small_cube, tmp_path
                                                             capsys, option, path, match):
     import re
 
-    import xcalving.vector
+    import xcalving.vector.api
 
     cube, _ = small_cube
     store = _truth_prediction(cube, tmp_path)
@@ -168,7 +168,7 @@ def test_fronts_checks_every_output_before_opening_anything(small_cube, tmp_path
         raise AssertionError("opened or computed before the outputs were checked")
 
     monkeypatch.setattr(xcalving, "open_cube", never)
-    monkeypatch.setattr(xcalving.vector, "fronts", never)
+    monkeypatch.setattr(xcalving.vector.api, "fronts", never)
     assert main(["fronts", store, option, str(tmp_path / path)]) == 1
     err = capsys.readouterr().err
     assert re.search(match, err) and len(err.strip().splitlines()) == 1, err
@@ -460,7 +460,7 @@ def test_tune_closes_its_local_cluster_when_tuning_fails(tmp_path, monkeypatch, 
     """The CLI starts a LocalCluster for `tune`; an error inside tuning must not leak it."""
     import distributed
 
-    import xcalving.tune
+    import xcalving.train.tune
 
     started = []
 
@@ -473,7 +473,7 @@ def test_tune_closes_its_local_cluster_when_tuning_fails(tmp_path, monkeypatch, 
         raise RuntimeError("tuning failed")
 
     monkeypatch.setattr(distributed, "LocalCluster", Recorded)
-    monkeypatch.setattr(xcalving.tune, "tune", fail)
+    monkeypatch.setattr(xcalving.train.tune, "tune", fail)
     (tmp_path / "patches.zarr").mkdir()
     args = ["tune", str(tmp_path / "patches.zarr"), "--out", str(tmp_path / "t"), "--workers", "1"]
     assert main(args) == 1

@@ -10,20 +10,20 @@ from counting import CountingNet, network_calls
 from scipy import ndimage
 
 import xcalving
-from xcalving.confidence import (
+from xcalving.data.synthetic import glacier_cube
+from xcalving.errors import InputError
+from xcalving.vector import assess_fronts
+from xcalving.vector.confidence import (
     CALIBRATION,
     HEAD_CAP_PX,
     SIGNALS,
     Calibration,
-    assess_fronts,
     confidence,
     fit_calibration,
     head_distance,
     scene_signals,
     side_margin,
 )
-from xcalving.data.synthetic import glacier_cube
-from xcalving.errors import InputError
 from xcalving.zones import GLACIER, OCEAN, front_from_zones
 
 BAD = 4

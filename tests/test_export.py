@@ -12,8 +12,8 @@ import xarray as xr
 
 import xcalving
 from xcalving.cli import main
-from xcalving.export import scene_labels
 from xcalving.inference.execute import probability_encoding
+from xcalving.io.export import scene_labels
 from xcalving.zones import ZONE_NAMES
 
 

@@ -92,7 +92,7 @@ def _predicts(path: Path) -> None:
 
 # --- every data kind -----------------------------------------------------------------------------
 def test_caffe_tree(base, caffe_tree, tmp_path):
-    from xcalving.model.weights import sha256_file
+    from xcalving.model.files import sha256_file
 
     result = _finetune(base, caffe_tree, tmp_path / "a.safetensors", caffe_spacing=None)
     assert load_model(result.path).get_config()["width"] == 4
@@ -273,7 +273,7 @@ def test_replay_never_holds_the_glacier_being_adapted(tmp_path):
 def test_replay_auto_uses_what_a_registered_base_names(caffe_tree, tmp_path):
     import shutil
 
-    from xcalving.model.weights import REGISTRY
+    from xcalving.model.registry import REGISTRY
 
     auto = _finetune("caffe256", caffe_tree, tmp_path / "a.safetensors", caffe_spacing=None,
                      score=False)
@@ -629,7 +629,7 @@ class _nothing:  # noqa: N801  (a context manager used like a function)
 def test_card_of_plain_weights_is_refused():
     from xcalving.adapt import finetune_card
     from xcalving.errors import InputError
-    from xcalving.model.weights import REGISTRY
+    from xcalving.model.registry import REGISTRY
 
     with pytest.raises(InputError, match="not a fine-tuned weights file"):
         finetune_card(REGISTRY["demo"].path)

@@ -9,7 +9,8 @@ import pytest
 import xcalving
 from xcalving.data.synthetic import glacier_cube
 from xcalving.errors import InputError
-from xcalving.vector import FRONT_FORMATS, check_fronts_path, read_fronts, write_fronts
+from xcalving.vector import check_fronts_path, read_fronts, write_fronts
+from xcalving.vector.files import FRONT_FORMATS
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,7 @@ def test_overwrite_replaces_front_files_only(frame, tmp_path, suffix):
 
 def test_a_failed_write_leaves_the_old_file_and_nothing_beside_it(frame, tmp_path,
                                                                   monkeypatch):
-    from xcalving import fronts_io
+    from xcalving.vector import files as fronts_io
 
     path = write_fronts(frame, tmp_path / "fronts.parquet")
     before = (tmp_path / "fronts.parquet").read_bytes()

@@ -20,8 +20,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from xcalving.data.caffe import ZONE_GREYS, read_label
+from xcalving.data.caffe import read_label
 from xcalving.errors import InputError
+from xcalving.zones import ZONE_GREYS
 
 _SETTINGS = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 60)), deadline=None,
                      suppress_health_check=[HealthCheck.too_slow])

@@ -211,7 +211,7 @@ def test_float32_coordinates_are_regular_despite_rounding():
 
 
 def test_pixel_spacing_lives_in_grid_and_io_reexports_it(synthetic):
-    from xcalving.io import pixel_spacing
+    from xcalving.grid import pixel_spacing
 
     prediction, _ = synthetic
     assert pixel_spacing is grid.pixel_spacing

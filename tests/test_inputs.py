@@ -10,8 +10,8 @@ import pytest
 import xarray as xr
 
 import xcalving
+from xcalving.bands import choose_polarisation, polarisation_of
 from xcalving.errors import InputError
-from xcalving.inference.inputs import choose_polarisation, polarisation_of
 from xcalving.scaling import check_values, db_to_grey
 
 OPTS = {"tile": 64, "overlap": 16}

@@ -59,7 +59,7 @@ def test_import_is_light():
 
 # --- pixel spacing: the one rule --------------------------------------------------------------
 def test_pixel_spacing_comes_from_the_coordinates(small_cube):
-    from xcalving.io import pixel_spacing
+    from xcalving.grid import pixel_spacing
 
     cube, _ = small_cube
     assert pixel_spacing(cube) == 25.0 and pixel_spacing(cube.sar) == 25.0
@@ -79,7 +79,7 @@ def test_pixel_spacing_comes_from_the_coordinates(small_cube):
 )
 def test_pixel_spacing_says_why_it_is_unknown(small_cube, change, match):
     from xcalving.errors import InputError
-    from xcalving.io import pixel_spacing
+    from xcalving.grid import pixel_spacing
 
     cube, _ = small_cube
     with pytest.raises(InputError, match=match):
@@ -105,7 +105,7 @@ def _lazy_pair(store, zarr_format=3):
 def test_missing_blocks_finds_the_blocks_with_a_chunk_missing(tmp_path, zarr_format):
     import zarr
 
-    from xcalving.io import missing_blocks
+    from xcalving.io.cube import missing_blocks
 
     store = tmp_path / "pred.zarr"
     ds = _lazy_pair(store, zarr_format)
@@ -123,7 +123,7 @@ def test_missing_blocks_finds_the_blocks_with_a_chunk_missing(tmp_path, zarr_for
 def test_missing_blocks_of_metadata_only_and_of_another_store(tmp_path):
     import xarray as xr
 
-    from xcalving.io import missing_blocks
+    from xcalving.io.cube import missing_blocks
 
     ds = xr.Dataset({"v": (("y", "x"), da.zeros((4, 4), chunks=2))})
     store = xcalving.write_cube(ds, tmp_path / "v.zarr", compute=False)
@@ -137,7 +137,7 @@ def test_missing_blocks_of_metadata_only_and_of_another_store(tmp_path):
 def test_default_write_chunks_are_what_predict_wants_with_its_defaults():
     from xcalving.inference.execute import spatial_chunks
     from xcalving.inference.options import PredictOptions
-    from xcalving.io import DEFAULT_WRITE_CHUNKS
+    from xcalving.io.write import DEFAULT_WRITE_CHUNKS
 
     d = PredictOptions()
     for n in (3000, 4096, 10_000):

@@ -28,7 +28,8 @@ from torch import nn
 import xcalving
 from xcalving.errors import InputError, WeightsNotFoundError, XcalvingWarning
 from xcalving.model import ASPPUNet, load_model, read_metadata, save_model
-from xcalving.model.weights import model_spec, sha256_file
+from xcalving.model.files import sha256_file
+from xcalving.model.weights import model_spec
 
 
 # --- inputs --------------------------------------------------------------------------------------
@@ -433,7 +434,7 @@ def test_a_header_whose_shapes_disagree_with_its_config_is_refused(tmp_path, cha
 
 
 def test_a_large_header_is_refused_unread(tmp_path):
-    from xcalving.model.checkpoint import MAX_HEADER_BYTES
+    from xcalving.model.safetensors_file import MAX_HEADER_BYTES
 
     path = fake_weights(tmp_path / "big.safetensors", {"width": 4}, pad=MAX_HEADER_BYTES)
     with pytest.raises(InputError, match=r"header of [\d,]+ bytes; xcalving reads headers of at "

@@ -20,8 +20,8 @@ from xcalving.errors import (
     UnsafeFileError,
     WeightsNotFoundError,
 )
-from xcalving.inference import plan_windows, redundancy
 from xcalving.model import ASPPUNet, save_model
+from xcalving.windows import plan_windows, redundancy
 
 
 class Pointwise(nn.Module):
@@ -242,7 +242,7 @@ def test_callers_module_keeps_its_mode(small_cube):
 
 
 def test_checkpoint_path_is_hashed_and_recorded(net, tmp_path, small_cube):
-    from xcalving.model.weights import sha256_file
+    from xcalving.model.files import sha256_file
 
     cube, _ = small_cube
     path = save_model(net, tmp_path / "net.safetensors")
@@ -254,8 +254,8 @@ def test_checkpoint_path_is_hashed_and_recorded(net, tmp_path, small_cube):
 
 
 def test_registered_name_needs_a_matching_sha256(net, tmp_path, monkeypatch, small_cube):
-    from xcalving.io import CAFFE_SCALING
     from xcalving.model import weights
+    from xcalving.scaling import CAFFE_SCALING
 
     cube, _ = small_cube
     path = save_model(net, tmp_path / "toy.safetensors")
@@ -310,7 +310,7 @@ def test_same_numbers_on_a_local_cluster_of_two_processes(net, small_cube, tmp_p
 def test_threads_follow_the_rule():
     from dask.system import CPU_COUNT
 
-    from xcalving.inference import torch_threads_for_process
+    from xcalving.runtime import torch_threads_for_process
 
     with dask.config.set(scheduler="threads", num_workers=2):
         assert torch_threads_for_process() == max(1, CPU_COUNT // 2)
@@ -322,7 +322,7 @@ def test_thread_override_and_the_workers_omp_cap(monkeypatch):
     """XCALVING_TORCH_THREADS overrides; a distributed worker keeps to its OMP_NUM_THREADS."""
     from distributed import Client, LocalCluster
 
-    from xcalving.inference import torch_threads_for_process
+    from xcalving.runtime import torch_threads_for_process
 
     monkeypatch.setenv("XCALVING_TORCH_THREADS", "3")
     assert torch_threads_for_process() == 3
@@ -409,7 +409,8 @@ def test_blending_on_the_device_matches_the_numpy_path(rows, cols, tile_steps, f
     Random block geometry (a core that is part of the array, so windows straddle its edges),
     scenes shorter than a tile (edge padding), NaNs, batch sizes that split the lead dim.
     """
-    from xcalving.inference import get_runner, predict_block, predict_block_on_device
+    from xcalving.inference.blend import predict_block, predict_block_on_device
+    from xcalving.inference.runner import get_runner
     from xcalving.model.weights import model_spec
 
     torch.manual_seed(seed % 3)
@@ -430,7 +431,7 @@ def test_blending_on_the_device_matches_the_numpy_path(rows, cols, tile_steps, f
 
 
 def test_zones_are_the_arg_max_with_ties_to_the_first_zone():
-    from xcalving.inference import _zones_of_block
+    from xcalving.inference.execute import _zones_of_block
 
     rng = np.random.default_rng(0)
     block = rng.integers(0, 3, (2, 5, 7, 9)).astype(np.float32) / 2  # many ties

@@ -21,10 +21,11 @@ from torch import nn
 
 import xcalving
 from xcalving.errors import PerformanceWarning
-from xcalving.inference import get_runner, plan_windows, predict_block
+from xcalving.inference.blend import predict_block
+from xcalving.inference.runner import get_runner
 from xcalving.model.weights import model_spec
 from xcalving.scaling import to_network_input
-from xcalving.windows import blend_weights, placements
+from xcalving.windows import blend_weights, placements, plan_windows
 
 FILL = -0.5
 

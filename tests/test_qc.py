@@ -10,11 +10,17 @@ import shapely
 from scipy import ndimage
 
 import xcalving
-from xcalving.change import box_from_centreline, terminus_change
 from xcalving.data.synthetic import glacier_cube
 from xcalving.errors import InputError, XcalvingWarning
-from xcalving.qc import flag_outliers, grid_id, sinuosity
-from xcalving.vector import FRONT_FORMATS, read_fronts, write_fronts
+from xcalving.vector import (
+    box_from_centreline,
+    flag_outliers,
+    read_fronts,
+    terminus_change,
+    write_fronts,
+)
+from xcalving.vector.files import FRONT_FORMATS
+from xcalving.vector.qc import grid_id, sinuosity
 from xcalving.zones import GLACIER, OCEAN, front_from_zones
 
 BAD = 4  # the corrupted date

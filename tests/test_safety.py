@@ -1,5 +1,5 @@
 """The safe-write rules: a write never destroys what xcalving did not make, and a failed or
-interrupted command leaves nothing in the way of its re-run (xcalving.safety, xcalving.lineage)."""
+interrupted command leaves nothing in the way of its re-run (xcalving.safety, xcalving.io.lineage)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ import test_bad_inputs as matrix
 import xarray as xr
 
 import xcalving
+from xcalving import UnsafeTargetError
 from xcalving.cli import main
 from xcalving.errors import InputError
-from xcalving.lineage import input_fingerprint, input_paths
-from xcalving.safety import MARKER, UnsafeTargetError, check_replaceable, mark_folder
+from xcalving.io import input_fingerprint, input_paths
+from xcalving.safety import MARKER, check_replaceable, mark_folder
 
 
 def _cube(seed: int = 3) -> xr.Dataset:
@@ -214,7 +215,7 @@ def test_demo_never_adopts_a_folder_it_did_not_create(tmp_path, capsys):
 
 
 def test_an_interrupted_demo_leaves_the_earlier_run(tmp_path, monkeypatch, capsys):
-    import xcalving.demo
+    import xcalving.cli.demo
 
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), *_DEMO]) == 0
@@ -223,7 +224,7 @@ def test_an_interrupted_demo_leaves_the_earlier_run(tmp_path, monkeypatch, capsy
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(xcalving.demo, "synthetic_part", interrupt)
+    monkeypatch.setattr(xcalving.cli.demo, "synthetic_part", interrupt)
     assert main(["demo", "--out", str(out), *_DEMO]) == 130
     assert _listing(out) == before and _listing(tmp_path) == ["demo"]
 
@@ -365,7 +366,8 @@ def test_an_interrupted_overwrite_resumes_only_when_asked_to_replace(store, weig
 
 def test_ctrl_c_in_write_cube_and_caffe_to_zarr_removes_the_temporary_store(tmp_path,
                                                                             monkeypatch):
-    from xcalving.data.caffe import caffe_to_zarr, open_caffe, patches, write_fixture_tree
+    from xcalving.data.caffe import caffe_to_zarr, open_caffe, patches
+    from xcalving.testing import write_fixture_tree
 
     catalog = open_caffe(write_fixture_tree(tmp_path / "caffe", n_train=1, n_test=0))
     original = xr.Dataset.to_zarr

@@ -12,7 +12,7 @@ from bad_inputs_scenes import cases, write_scene
 import xcalving
 from xcalving.errors import InputError
 from xcalving.grid import pixel_spacing, transform
-from xcalving.scenes import is_scene_path, open_scenes
+from xcalving.io.scenes import is_scene_path, open_scenes
 
 ORIGIN = (500_000.0, 7_000_000.0)
 

@@ -11,10 +11,11 @@ from PIL import Image
 from skimage.morphology import disk
 
 import xcalving
-from xcalving.data.caffe import caffe_to_zarr, shipped_scenes, write_fixture_tree
+from xcalving.data.caffe import caffe_to_zarr, shipped_scenes
 from xcalving.data.stream import PatchStream, epoch_order, shard, thicken_front
 from xcalving.errors import InputError, InputTypeError
-from xcalving.io import CAFFE_SCALING, fill_value, to_network_input
+from xcalving.scaling import CAFFE_SCALING, fill_value, to_network_input
+from xcalving.testing import write_fixture_tree
 
 
 @pytest.fixture(scope="module")

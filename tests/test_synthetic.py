@@ -4,8 +4,9 @@ import pytest
 import shapely
 from scipy.spatial import cKDTree
 
-from xcalving.data.synthetic import ZONE_NAMES, glacier_cube
+from xcalving.data.synthetic import glacier_cube
 from xcalving.errors import InputError
+from xcalving.zones import ZONE_NAMES
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,12 @@ import pytest
 import torch
 
 import xcalving
-from xcalving.data.caffe import caffe_to_zarr, shipped_scenes, write_fixture_tree
+from xcalving.data.caffe import caffe_to_zarr, shipped_scenes
 from xcalving.errors import InputError
 from xcalving.model import load_model, read_metadata
-from xcalving.train import TrainConfig, dice_loss, train
+from xcalving.testing import write_fixture_tree
+from xcalving.train.loop import TrainConfig, train
+from xcalving.train.losses import dice_loss
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,8 @@ import xcalving
 from xcalving.atomic import lock_path, staged_file, staging_name, target_lock
 from xcalving.cli import main
 from xcalving.errors import TargetBusyError, WorkBudgetError, WriteVerificationError
-from xcalving.fronts_io import read_fronts, write_fronts
-from xcalving.lineage import input_fingerprint
+from xcalving.io import input_fingerprint
+from xcalving.vector import read_fronts, write_fronts
 
 
 # --- front files: nothing lost ------------------------------------------------------------------
@@ -51,7 +51,7 @@ def test_rewriting_a_geopackage_keeps_the_layers_the_user_added(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".parquet", ".gpkg", ".geojson", ".fgb"])
 def test_a_write_that_stops_short_leaves_the_old_file(tmp_path, monkeypatch, suffix):
-    from xcalving import fronts_io
+    from xcalving.vector import files as fronts_io
 
     path = write_fronts(t2.fronts_frame(), tmp_path / f"fronts{suffix}")
     before = Path(path).read_bytes()
@@ -172,7 +172,7 @@ def test_two_predict_overwrite_runs_on_one_out_the_second_is_refused(tmp_path, m
 
 # --- resume: every input byte ------------------------------------------------------------------
 def test_an_edit_outside_the_sampled_windows_changes_the_fingerprint(tmp_path):
-    from xcalving.lineage import _windows
+    from xcalving.io.lineage import _windows
 
     paths = []
     for scene in t2.sar():

@@ -5,9 +5,10 @@ import json
 import pandas as pd
 import pytest
 
-from xcalving.data.caffe import caffe_to_zarr, write_fixture_tree
+from xcalving.data.caffe import caffe_to_zarr
 from xcalving.errors import InputError
-from xcalving.train import TrainConfig
+from xcalving.testing import write_fixture_tree
+from xcalving.train.loop import TrainConfig
 
 optuna = pytest.importorskip("optuna", reason="pip install 'xcalving[tune]'")
 
@@ -23,7 +24,7 @@ def store(tmp_path_factory):
 def test_parallel_trials_pruning_best_and_resume(store, tmp_path):
     from distributed import Client, LocalCluster
 
-    from xcalving.tune import tune
+    from xcalving.train import tune
 
     base = TrainConfig(store=store, out=str(tmp_path / "tune"), train_glaciers=["DBE", "JAC"],
                        val_glaciers=["Jorum"], width=2, aspp_rates=(2,), epochs=2,
@@ -50,7 +51,7 @@ def test_parallel_trials_pruning_best_and_resume(store, tmp_path):
 
 
 def test_tune_needs_a_cluster_and_a_valid_space(store, tmp_path):
-    from xcalving.tune import tune
+    from xcalving.train import tune
 
     base = TrainConfig(store=store, out=str(tmp_path / "t"), width=2, epochs=1)
     with pytest.raises(InputError, match="space"):

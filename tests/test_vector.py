@@ -11,7 +11,8 @@ import xcalving
 from xcalving.data.synthetic import glacier_cube
 from xcalving.errors import InputError, XcalvingWarning
 from xcalving.metrics import mean_distance_error
-from xcalving.vector import front_from_probability, front_from_zones, trace_lines
+from xcalving.vector.tracing import front_from_probability, trace_lines
+from xcalving.zones import front_from_zones
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,9 @@ import xarray as xr
 
 import xcalving
 from xcalving.model import load_model, read_metadata
-from xcalving.model.weights import DEFAULT_WEIGHTS, REGISTRY, model_spec, sha256_file
+from xcalving.model.files import sha256_file
+from xcalving.model.registry import DEFAULT_WEIGHTS, REGISTRY
+from xcalving.model.weights import model_spec
 
 LIMITS_MB = {"caffe256": 20, "caffe256-nodbe": 10, "demo": 10}
 

@@ -8,14 +8,12 @@ The public API fits on one screen:
 - :func:`predict` and ``da.calving.predict()`` — lazy, chunk-invariant front probability and
   zones; :func:`progress` shows a bar while computing.
 - :func:`fronts` and ``ds.calving.fronts()`` — time-indexed front lines (GeoDataFrame);
-  :mod:`xcalving.metrics`, :mod:`xcalving.change`, :mod:`xcalving.plot`.
+  :mod:`xcalving.metrics`, :mod:`xcalving.vector.change`, :mod:`xcalving.plot`.
 - :mod:`xcalving.model` — the ASPP U-Net and its self-describing safetensors checkpoints.
 - :mod:`xcalving.data.synthetic` — synthetic SAR glacier cubes with exact truth.
 
 Importing xcalving stays light: matplotlib, geopandas and the CLI load only when used.
 """
-
-from importlib.metadata import PackageNotFoundError, version
 
 from xcalving import accessor as _accessor  # noqa: F401  (registers .calving)
 from xcalving.errors import (
@@ -35,12 +33,11 @@ from xcalving.errors import (
     XcalvingError,
     XcalvingWarning,
 )
-from xcalving.io import open_cube, write_cube
+from xcalving.io.cube import open_cube
+from xcalving.io.write import write_cube
+from xcalving.runtime import VERSION
 
-try:
-    __version__ = version("xcalving")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+__version__ = VERSION
 
 __all__ = [
     "DamagedFileError",
@@ -72,8 +69,8 @@ __all__ = [
 
 #: Names that load their module on first use (torch, training code, rasterio and odc-geo, tqdm).
 _LAZY = {"predict": "xcalving.inference", "fronts": "xcalving.vector",
-         "finetune": "xcalving.adapt", "open_scenes": "xcalving.scenes",
-         "progress": "xcalving._progress", "export_geotiffs": "xcalving.export"}
+         "finetune": "xcalving.adapt", "open_scenes": "xcalving.io",
+         "progress": "xcalving._progress", "export_geotiffs": "xcalving.io"}
 
 
 def __getattr__(name: str):  # torch loads on first use, not with the package

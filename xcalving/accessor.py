@@ -28,7 +28,7 @@ class CalvingDataArrayAccessor:
                 outputs: str | Sequence[str] = _D.outputs,
                 max_pixels: float | None = _D.max_pixels) -> xr.Dataset:
         """Lazy front probability and zones; see :func:`xcalving.predict`."""
-        from xcalving.inference import predict
+        from xcalving.inference.api import predict
 
         return predict(self._obj, model, tile=tile, overlap=overlap, batch_size=batch_size,
                        device=device, precision=precision, band=band, scaling=scaling,
@@ -55,8 +55,8 @@ class CalvingDatasetAccessor:
         name polarisations (as ``odc.stac.load`` names the bands of a Sentinel-1 item: ``hh``,
         ``hv``, ``vv``, ``vh``), HH, else VV; else the only variable.
         """
-        from xcalving.inference import choose_polarisation, predict
-        from xcalving.inference.inputs import polarisation_of
+        from xcalving.bands import choose_polarisation, polarisation_of
+        from xcalving.inference.api import predict
 
         names = [str(v) for v in self._obj.data_vars]
         if variable is None:
@@ -87,6 +87,6 @@ class CalvingDatasetAccessor:
         ``options`` are those of :func:`xcalving.fronts` (``method``, ``region``, ``ocean``,
         ``min_length``, ``min_length_px``, ``threshold``), with the same defaults: one home.
         """
-        from xcalving.vector import fronts
+        from xcalving.vector.api import fronts
 
         return fronts(self._obj, **options)

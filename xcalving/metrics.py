@@ -61,7 +61,7 @@ def _front_mask(a: Any, name: str) -> np.ndarray:
                          f"front mask: threshold it first, e.g. {name} > 0.5.")
     raise InputError(f"{name} must be a front mask (bool or 0/1); got values "
                      f"{odd.tolist()[:5]}. CaFFe's front PNGs use 255 for front: read them with "
-                     f"xcalving.data.caffe.read_label, or pass {name} == 255.")
+                     f"xcalving.data.caffe.png.read_label, or pass {name} == 255.")
 
 
 def check_threshold(threshold: Any, *, what: str = "threshold") -> float:

@@ -123,7 +123,7 @@ def front_map(fronts: Any, background: xr.DataArray | None = None, *, ax: Any = 
     ----------
     fronts
         GeoDataFrame indexed by time (from :func:`xcalving.fronts`). Fronts flagged by the QC
-        (an ``outlier`` column, :mod:`xcalving.qc`) are drawn dashed in grey, labelled
+        (an ``outlier`` column, :mod:`xcalving.vector.qc`) are drawn dashed in grey, labelled
         "flagged (QC)".
     background
         A 2-D scene (y, x) to draw underneath in grey, e.g. ``cube.sar.isel(time=-1)``.
@@ -135,7 +135,7 @@ def front_map(fronts: Any, background: xr.DataArray | None = None, *, ax: Any = 
         Axes title (default: the number of dates).
     labels
         Labelled fronts to draw beside the predicted ones (a GeoDataFrame of lines, e.g.
-        :func:`xcalving.vector.label_fronts`), cyan and dotted, labelled "labelled front".
+        :func:`xcalving.vector.api.label_fronts`), cyan and dotted, labelled "labelled front".
 
     Returns
     -------
@@ -194,7 +194,7 @@ def front_panels(sar: xr.DataArray, fronts: Any, labels: Any = None, *, ncols: i
     sar
         The scenes (time, y, x), on the fronts' grid.
     fronts, labels
-        GeoDataFrames indexed by time (labels: e.g. :func:`xcalving.vector.label_fronts`).
+        GeoDataFrames indexed by time (labels: e.g. :func:`xcalving.vector.api.label_fronts`).
     ncols, max_panels
         Panels a row; the first ``max_panels`` dates are drawn.
     resolution
@@ -268,7 +268,7 @@ def terminus_plot(change: Any, *, column: str = "position_m", title: str | None 
     Parameters
     ----------
     change
-        The table of :func:`xcalving.change.terminus_change`, indexed by date.
+        The table of :func:`xcalving.vector.change.terminus_change`, indexed by date.
     column
         ``"position_m"`` (default) or ``"change_m"``.
     title

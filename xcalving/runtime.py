@@ -9,14 +9,26 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from importlib import metadata
 from typing import Any
 
 from xcalving.errors import DeviceError, InputError
 
 __all__ = [
-    "PRECISIONS", "client_active", "dask_threads_here", "planned_runtime", "resolve_device",
+    "PRECISIONS", "VERSION", "client_active", "dask_threads_here", "planned_runtime", "resolve_device",
     "resolve_precision", "torch_threads_for_process",
 ]
+
+def _installed_version() -> str:
+    """The installed xcalving version, or ``"0+unknown"`` when run from a bare checkout."""
+    try:
+        return metadata.version("xcalving")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
+#: The package version (``xcalving.__version__``), recorded in every output and weights file.
+VERSION = _installed_version()
 
 #: The precisions a network can run at; ``"auto"`` resolves to one of them.
 PRECISIONS = ("fp32", "bf16", "fp16")

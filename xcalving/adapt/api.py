@@ -15,6 +15,7 @@ from xcalving.adapt.card import FACTS_KEY, render_card, score_scenes
 from xcalving.adapt.loop import BATCHNORM, TRAINABLE, LoopResult, Recipe, run_loop
 from xcalving.adapt.prepare import LabelledScene, Windows, prepare_scenes, window_size
 from xcalving.errors import InputError, InputTypeError, WeightsNotFoundError, did_you_mean
+from xcalving.runtime import VERSION
 from xcalving.scaling import Scaling
 
 __all__ = ["REPLAY_SETS", "FinetuneResult", "finetune", "scene_glaciers"]
@@ -22,7 +23,7 @@ __all__ = ["REPLAY_SETS", "FinetuneResult", "finetune", "scene_glaciers"]
 
 def _shipped_caffe256() -> Any:
     """The 21 shipped CaFFe scenes, with the copy's per-glacier spacing (un-squashed on read)."""
-    from xcalving.data.caffe import open_caffe, shipped_scenes
+    from xcalving.data.caffe.catalog import open_caffe, shipped_scenes
 
     return open_caffe(shipped_scenes(), pixel_spacing="caffe256")
 
@@ -76,9 +77,10 @@ class _Base:
 
 
 def _load_base(base: Any) -> _Base:
-    from xcalving.model import read_metadata
+    from xcalving.model.checkpoint import read_metadata
     from xcalving.model.header import weights_facts
-    from xcalving.model.weights import REGISTRY, model_spec
+    from xcalving.model.registry import REGISTRY
+    from xcalving.model.weights import model_spec
 
     if not isinstance(base, str | os.PathLike):
         raise InputTypeError(f"base must be a registered weights name ({', '.join(REGISTRY)}) or "
@@ -180,7 +182,7 @@ def _replay_scenes(replay: Any, share: Any, scaling: str, base: _Base,
         raise InputError(f"replay_share must be a share of the training windows between 0 and "
                          f"1 (exclusive), e.g. 0.25; got {share!r}.")
     if isinstance(replay, str) and replay == "auto":
-        from xcalving.model.weights import REGISTRY
+        from xcalving.model.registry import REGISTRY
 
         record = REGISTRY.get(base.name)  # the registered file itself, not a namesake
         named = record.replay if record is not None and record.sha256 == base.sha256 else ""
@@ -219,7 +221,6 @@ def _notes(scenes: list[LabelledScene], recipe: Recipe, run: LoopResult) -> list
 
 def _facts(base: _Base, scenes: list[LabelledScene], spacing: float | None, recipe: Recipe,
            run: LoopResult, device: str, scores: dict[str, Any]) -> dict[str, Any]:
-    from xcalving.model.header import _package_version
 
     kinds = {s.labels for s in scenes}
     return {
@@ -235,7 +236,7 @@ def _facts(base: _Base, scenes: list[LabelledScene], spacing: float | None, reci
                      "interrupted": run.interrupted, "device": device},
         "scores": scores,
         "notes": _notes(scenes, recipe, run),
-        "xcalving_version": _package_version(),
+        "xcalving_version": VERSION,
     }
 
 
@@ -296,7 +297,7 @@ def finetune(
         Labelled scenes drawn for ``replay_share`` of the training windows, so that the network
         keeps what it knew while it learns the new glacier. ``"auto"`` (default): those a
         registered base names from its own training data (for ``caffe256``, the 21 CaFFe
-        scenes of :func:`~xcalving.data.caffe.shipped_scenes`), else none; ``None``: no
+        scenes of :func:`~xcalving.data.caffe.catalog.shipped_scenes`), else none; ``None``: no
         replay; or labelled scenes of other glaciers in any form ``data`` takes. They are read
         as the base learnt them (a CaFFe tree at the base's pixel spacing where it records one,
         from the file names, else as the files come) and listed in the card.
@@ -353,7 +354,7 @@ def finetune(
 
     from xcalving.adapt.labels import apply_labels
     from xcalving.adapt.sources import read_scenes
-    from xcalving.model import load_model
+    from xcalving.model.checkpoint import load_model
     from xcalving.runtime import resolve_device
 
     started = time.perf_counter()
@@ -411,7 +412,7 @@ def _scores(before: dict[str, Any] | None, net: Any, scenes: list[LabelledScene]
 
 def _save(net: Any, path: Path, base: _Base, facts: dict[str, Any],
           spacing: float | None) -> None:
-    from xcalving.model import save_model
+    from xcalving.model.checkpoint import save_model
 
     names = ", ".join(s["name"] for s in facts["scenes"][:5])
     metadata = {

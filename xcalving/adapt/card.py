@@ -58,7 +58,7 @@ def score_scenes(net: Any, scenes: list[LabelledScene], *, device: str = "cpu",
                  min_length_px: float = 10.0) -> dict[str, Any]:
     """MDE (front from zones and from probability, pooled) and zone IoU on labelled pixels."""
     from xcalving.metrics import mean_distance_error, zone_iou
-    from xcalving.vector import front_from_probability
+    from xcalving.vector.tracing import front_from_probability
     from xcalving.zones import front_from_zones
 
     from_zones, from_prob, truth, zones_pred, zones_true = [], [], [], [], []
@@ -97,7 +97,7 @@ def _pad_stack(arrays: list[np.ndarray]) -> np.ndarray:
 # --- the card ------------------------------------------------------------------------------------
 def read_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The fine-tuning facts recorded in a weights file."""
-    from xcalving.model import read_metadata
+    from xcalving.model.checkpoint import read_metadata
 
     meta = read_metadata(path)
     if FACTS_KEY not in meta:

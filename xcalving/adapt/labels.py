@@ -275,7 +275,7 @@ def _raster_labels(scenes: list[RawScene], labels: Any) -> list[RawScene]:
     from xcalving.zones import front_from_zones
 
     if not isinstance(labels, xr.Dataset | xr.DataArray):
-        from xcalving.io import open_cube
+        from xcalving.io.cube import open_cube
 
         labels = open_cube(labels)
     zones = labels if isinstance(labels, xr.DataArray) else labels.get("zones")

@@ -102,7 +102,7 @@ def _distillation(logits: torch.Tensor, base_logits: torch.Tensor,
 def loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
          base_out: dict[str, torch.Tensor] | None, recipe: Recipe) -> torch.Tensor:
     """Front Dice + zone loss on labelled pixels + zone distillation on unlabelled ones."""
-    from xcalving.losses import dice_loss
+    from xcalving.train.losses import dice_loss
 
     total = torch.zeros((), device=out["front"].device)
     if recipe.front_weight > 0:

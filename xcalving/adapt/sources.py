@@ -77,7 +77,7 @@ def read_scenes(data: Any, *, scaling: str = "auto", caffe_spacing: str | None =
 
 def _path_scenes(path: str, scaling: str, caffe_spacing: str | None,
                  resolution: float | None) -> list[RawScene]:
-    from xcalving.scenes import is_scene_path
+    from xcalving.io.scenes import is_scene_path
 
     if is_scene_path(path):
         return _geotiff_scenes([path], scaling, resolution)
@@ -88,7 +88,7 @@ def _path_scenes(path: str, scaling: str, caffe_spacing: str | None,
         return _caffe_scenes(caffe_catalog(folder, caffe_spacing))
     if folder.suffix == ".zarr" or (folder / "zarr.json").is_file() \
             or (folder / ".zgroup").is_file():
-        from xcalving.io import open_cube
+        from xcalving.io.cube import open_cube
 
         return _cube_scenes(open_cube(folder), scaling)
     raise InputError(f"data: {path!r} is neither a CaFFe tree (no sar_images folder) nor a Zarr "
@@ -97,7 +97,7 @@ def _path_scenes(path: str, scaling: str, caffe_spacing: str | None,
 
 # --- CaFFe ---------------------------------------------------------------------------------------
 def caffe_catalog(root: str | os.PathLike[str], pixel_spacing: str | None) -> pd.DataFrame:
-    """:func:`~xcalving.data.caffe.open_caffe`'s catalog, of every split folder (any name)."""
+    """:func:`~xcalving.data.caffe.catalog.open_caffe`'s catalog, of every split folder (any name)."""
     from xcalving.data.caffe.catalog import (
         CATALOG_COLUMNS,
         _bbox_index,
@@ -234,7 +234,7 @@ def check_label_values(values: np.ndarray, what: str, where: str) -> np.ndarray:
     if odd.size:
         meaning = ("the zone classes 0 no data, 1 rock, 2 glacier, 3 ocean (NaN: not labelled)"
                    if what == "zones" else "0 background, 1 front")
-        grey = " CaFFe's grey values? Read PNGs with xcalving.data.caffe.read_label." \
+        grey = " CaFFe's grey values? Read PNGs with xcalving.data.caffe.png.read_label." \
             if what == "zones" and set(odd.tolist()) & {64, 127, 254} else ""
         raise InputError(f"{where} has label values {odd.tolist()[:6]} outside {meaning}."
                          + grey + " Map them onto the classes first.")
@@ -246,9 +246,9 @@ def check_label_values(values: np.ndarray, what: str, where: str) -> np.ndarray:
 
 # --- GeoTIFF scenes ------------------------------------------------------------------------------
 def _geotiff_scenes(paths: list[Any], scaling: str, resolution: float | None) -> list[RawScene]:
+    from xcalving.io.scene_files import expand_paths, read_header
+    from xcalving.io.scenes import open_scenes
     from xcalving.scaling import input_kind
-    from xcalving.scene_files import expand_paths, read_header
-    from xcalving.scenes import open_scenes
 
     scenes = []
     for path in expand_paths(paths, patterns_allowed=True):

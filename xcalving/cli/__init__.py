@@ -130,9 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.version:
-        from xcalving import __version__
-
-        print(__version__)
+        print(VERSION)
         return 0
     if args.command is None:
         parser.print_help()

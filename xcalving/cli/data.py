@@ -32,7 +32,7 @@ def add_synth(sub: Any) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from xcalving.data.caffe import write_synthetic_tree
+    from xcalving.testing import write_synthetic_tree
 
     data_raw = write_synthetic_tree(args.out, train_seeds=range(args.train_seeds),
                                     test_seeds=range(1000, 1000 + args.test_seeds),
@@ -70,7 +70,7 @@ def add_caffe(sub: Any) -> None:
 
 
 def _run_caffe(args: argparse.Namespace) -> int:
-    from xcalving.data.caffe import caffe_to_zarr
+    from xcalving.data.caffe.patches import caffe_to_zarr
     from xcalving.errors import InputError
     from xcalving.safety import check_target
 

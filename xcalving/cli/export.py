@@ -38,7 +38,7 @@ def add_export(sub: Any) -> None:
 
 def _run_export(args: argparse.Namespace) -> int:
     from xcalving._progress import progress
-    from xcalving.export import CLI_NAMES, write_export
+    from xcalving.io.export import CLI_NAMES, write_export
 
     with progress(desc="export"):
         files = write_export(args.store, args.out, variables=args.variables,

@@ -57,7 +57,7 @@ def _run_fronts(args: argparse.Namespace) -> int:
     import xcalving
     from xcalving._progress import progress
     from xcalving.safety import refuse_inputs
-    from xcalving.vector import write_fronts
+    from xcalving.vector.files import write_fronts
 
     targets = {opt: p for opt, p in (("--out", args.out), ("--gpkg", args.gpkg),
                                      ("--map", args.map)) if p}
@@ -90,11 +90,11 @@ _NO_SHAPEFILE = ("Shapefile truncates field names to 10 characters (mean_probabi
 
 
 def _check_front_file(option: str, path: str, overwrite: bool) -> str:
-    """:func:`xcalving.fronts_io.check_fronts_path`, its message naming the option.
+    """:func:`xcalving.vector.files.check_fronts_path`, its message naming the option.
 
     ``--gpkg`` takes a ``.gpkg`` path only; a ``.shp`` path is refused with the reason.
     """
-    from xcalving.fronts_io import check_fronts_path
+    from xcalving.vector.files import check_fronts_path
 
     suffix = Path(path).suffix.lower()
     if suffix == ".shp":
@@ -144,7 +144,7 @@ def _recorded_inputs(attrs: Any) -> list[str]:
 
 def _refuse_fronts_targets(targets: dict[str, str], pred: Any, store: str) -> None:
     """Each output is a file that is not, does not hold and does not lie inside an input."""
-    from xcalving.lineage import input_paths
+    from xcalving.io.lineage import input_paths
     from xcalving.safety import refuse_inputs
 
     inputs = [store, *input_paths(pred), *_recorded_inputs(pred.attrs)]
@@ -185,8 +185,8 @@ def _input_scene(pred: Any) -> Any:
     import numpy as np
 
     import xcalving
+    from xcalving.io.scenes import is_scene_path
     from xcalving.safety import is_zarr_store
-    from xcalving.scenes import is_scene_path
 
     paths = _recorded_inputs(pred.attrs)
     try:

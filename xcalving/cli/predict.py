@@ -24,12 +24,12 @@ from xcalving.budget import DEFAULT_MAX_PIXELS
 from xcalving.cli import _dask
 from xcalving.errors import InputError
 from xcalving.inference.options import DTYPES, OUTPUTS, PredictOptions
+from xcalving.io.resume import Flags, resumable_store, resume, write_partial
 from xcalving.runtime import PRECISIONS
+from xcalving.safety import partial_path
 
-#: Attributes that must match for --resume to add to an existing prediction: each changes values.
-#: The input's path is not one of them (a moved cube keeps its fingerprint): ``input_fingerprint``
-#: is compared instead, and the variables and their stored dtypes by :func:`_check_same_layout`.
-_SAME_RUN = ("model_sha256", "tile", "overlap", "precision", "input_scaling", "resolution")
+#: How resuming's messages name --out, --resume and --overwrite.
+_FLAGS = Flags(out="--out", resume="--resume", overwrite="--overwrite")
 #: What predict reads, for the messages that refuse anything else.
 _ACCEPTED = ("a Zarr cube (a folder written by xcalving.write_cube or to_zarr) or GeoTIFF/COG "
              "scenes (.tif/.tiff files or quoted globs such as 's1/*.tif', one date each)")
@@ -140,7 +140,7 @@ def _max_pixels_arg(value: str) -> float | None:
 
 def _run_predict(args: argparse.Namespace) -> int:
     from xcalving.atomic import target_lock
-    from xcalving.lineage import input_paths
+    from xcalving.io.lineage import input_paths
     from xcalving.safety import refuse_inputs
 
     out = Path(args.out)
@@ -163,10 +163,25 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 def _write_or_resume(out: Path, pred: Any, client: Any, *, resuming: bool,
                      overwrite: bool) -> None:
+    def run(job: Any, what: str) -> None:
+        compute_with_progress(job, client, "predict" if what == "write" else "predict --resume")
+
+    store = resumable_store(out) if resuming else partial_path(out)
+    try:
+        if resuming:
+            store, written, n_blocks = resume(out, pred, overwrite=overwrite, run=run, flags=_FLAGS)
+        else:
+            write_partial(out, pred, overwrite=overwrite, run=run, flags=_FLAGS)
+    except KeyboardInterrupt:
+        if store is not None and store.exists():
+            _interrupted(store)
+        raise
     if resuming:
-        _resume(out, pred, client, overwrite=overwrite)
-    else:
-        _write_new(out, pred, client, overwrite=overwrite)
+        print(f"resumed {out}: wrote {written} of {n_blocks} blocks")
+        return
+    sizes = ", ".join(f"{k}: {v}" for k, v in pred.sizes.items())
+    print(f"wrote {out} ({sizes}; crs {pred.rio.crs or 'none (pixel coordinates)'}; "
+          f"model {pred.attrs['model']} sha256 {pred.attrs['model_sha256'][:12]}…)")
 
 
 def _open_input(values: list[str], args: argparse.Namespace) -> Any:
@@ -177,7 +192,7 @@ def _open_input(values: list[str], args: argparse.Namespace) -> Any:
     refused in one line naming what is accepted, before Zarr can answer "no group found".
     """
     import xcalving
-    from xcalving.scenes import is_scene_path
+    from xcalving.io.scenes import is_scene_path
 
     if all(is_scene_path(v) for v in values):
         bounds = tuple(args.bounds) if args.bounds is not None else None
@@ -198,7 +213,8 @@ def _open_input(values: list[str], args: argparse.Namespace) -> Any:
 
 def _check_zarr_input(path: str) -> None:
     """Refuse a local ``path`` that is not a Zarr store, saying what it is and what is read."""
-    from xcalving.safety import is_url, is_zarr_store
+    from xcalving.atomic import is_url
+    from xcalving.safety import is_zarr_store
 
     if is_url(path) or is_zarr_store(path):
         return
@@ -245,7 +261,7 @@ def _check_out(out: Path, args: argparse.Namespace) -> bool:
 
 def _prediction(cube: Any, args: argparse.Namespace) -> Any:
     """The lazy prediction of ``cube``; its attrs name the input and its data fingerprint."""
-    from xcalving.lineage import input_fingerprint
+    from xcalving.io.lineage import input_fingerprint
     from xcalving.safety import check_names
 
     pred = cube.calving.predict(
@@ -279,29 +295,6 @@ def _interrupted(store: Path) -> None:
           file=sys.stderr)
 
 
-def _write_new(out: Path, pred: Any, client: Any, *, overwrite: bool) -> None:
-    """Write ``pred`` into the partial store beside ``out``, then move it to ``out``."""
-    from xcalving.safety import partial_path, remove_tree, staged
-
-    partial = partial_path(out)
-    if partial.exists():  # --overwrite: an interrupted run is started over
-        remove_tree(partial)
-    try:
-        with staged(out, mode="w" if overwrite else "w-", what="--out", flag="--overwrite",
-                    scratch=partial, keep_on=(KeyboardInterrupt,),
-                    verify=lambda store: _check_complete(store, pred)) as scratch:
-            job = pred.to_zarr(scratch, mode="w-", consolidated=False, zarr_format=3,
-                               compute=False, write_empty_chunks=True)
-            compute_with_progress(job, client, "predict")
-    except KeyboardInterrupt:
-        if partial.exists():
-            _interrupted(partial)
-        raise
-    sizes = ", ".join(f"{k}: {v}" for k, v in pred.sizes.items())
-    print(f"wrote {out} ({sizes}; crs {pred.rio.crs or 'none (pixel coordinates)'}; "
-          f"model {pred.attrs['model']} sha256 {pred.attrs['model_sha256'][:12]}…)")
-
-
 def _resolution_arg(value: str | None) -> float | str | None:
     if value is None or value == "model":
         return value
@@ -310,97 +303,3 @@ def _resolution_arg(value: str | None) -> float | str | None:
     except ValueError:
         message = f"--resolution must be 'model' or metres per pixel; got {value!r}."
         raise InputError(message) from None
-
-
-def _check_same_run(store: Path, pred: Any) -> None:
-    """Refuse to resume ``store`` with another input or other settings."""
-    import xcalving
-
-    done = xcalving.open_cube(store)
-    if "input_fingerprint" not in done.attrs:
-        raise InputError(f"--resume: {store} records no fingerprint of its input (not written "
-                         "by this version of `xcalving predict`), so nothing shows the input is "
-                         "the same. Pass --overwrite instead of --resume to start over, or "
-                         "choose a new --out.")
-    if not str(done.attrs["input_fingerprint"]).startswith("sha256:"):
-        raise InputError(f"--resume: {store} was started on an input xcalving cannot read in "
-                         "full (a remote store), so nothing shows its every byte is the same; "
-                         "pass --overwrite instead of --resume to start over.")
-    if done.attrs["input_fingerprint"] != pred.attrs["input_fingerprint"]:
-        raise InputError(
-            f"--resume: the input cube holds other data than when {store} was started (its "
-            "fingerprint, a hash of every input byte, differs: regenerated or edited since, or "
-            "started by another xcalving version?), and mixing blocks of two inputs would "
-            "corrupt the prediction. Pass --overwrite instead of --resume to start over, or "
-            "choose a new --out."
-        )
-    _check_same_layout(store, done, pred)
-    same = all(done.attrs.get(k) == pred.attrs.get(k) for k in _SAME_RUN)
-    if not same or dict(done.sizes) != dict(pred.sizes):
-        raise InputError(f"--resume: {store} holds another prediction (model, tile, overlap, "
-                         "precision, scaling, resolution or shape differ); pass --overwrite to "
-                         "replace it or choose a new --out.")
-
-
-def _check_same_layout(store: Path, done: Any, pred: Any) -> None:
-    """Refuse to resume ``store`` with other variables or another stored probability dtype."""
-    have, want = sorted(map(str, done.data_vars)), sorted(map(str, pred.data_vars))
-    if have != want:
-        raise InputError(f"--resume: {store} holds the variables {have} and this run writes "
-                         f"{want}; pass --outputs {' '.join(have)} to continue it, or "
-                         "--overwrite instead of --resume to start over.")
-    for name in want:
-        if not name.endswith("_probability"):
-            continue
-        stored = str(done[name].encoding.get("dtype", done[name].dtype))
-        wanted = str(pred[name].encoding.get("dtype", pred[name].dtype))
-        if stored != wanted:
-            raise InputError(f"--resume: {store} stores {name} as {stored} and this run as "
-                             f"{wanted}; pass --dtype {stored} to continue it, or --overwrite "
-                             "instead of --resume to start over.")
-
-
-def _resume(out: Path, pred: Any, client: Any, *, overwrite: bool) -> None:
-    """Finish the partial store beside ``out`` (then move it there), or fill ``out`` itself."""
-    from xcalving.safety import partial_path, staged
-
-    partial = partial_path(out)
-    store = partial if partial.exists() else out
-    _check_same_run(store, pred)
-    try:
-        if store == out:
-            written = _fill(out, pred, client)
-        else:
-            with staged(out, mode="w" if overwrite else "w-", what="--out", flag="--overwrite",
-                        scratch=partial, keep_on=(BaseException,),
-                        verify=lambda store: _check_complete(store, pred)) as scratch:
-                written = _fill(scratch, pred, client)
-    except KeyboardInterrupt:
-        _interrupted(store)
-        raise
-    n_blocks = math.prod(len(c) for c in pred.chunksizes.values())
-    print(f"resumed {out}: wrote {written} of {n_blocks} blocks")
-
-
-def _check_complete(store: Path, pred: Any) -> None:
-    """Refuse to move ``store`` into place while any block of ``pred`` is missing from it."""
-    from xcalving.io import missing_blocks
-
-    missing = missing_blocks(store, pred)
-    if missing:
-        raise OSError(f"{len(missing)} blocks are missing from it")
-
-
-def _fill(store: Path, pred: Any, client: Any) -> int:
-    """Write only the blocks ``store`` lacks (predict is chunk-invariant); return how many."""
-    import dask
-
-    from xcalving.io import missing_blocks
-
-    regions = missing_blocks(store, pred)
-    writable = pred.drop_vars([c for c in pred.coords if not pred[c].dims])
-    jobs = [writable.isel(region).to_zarr(store, region="auto", consolidated=False,
-                                          write_empty_chunks=True, compute=False)
-            for region in regions]
-    compute_with_progress(dask.delayed(jobs), client, "predict --resume")
-    return len(regions)

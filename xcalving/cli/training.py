@@ -12,7 +12,7 @@ from xcalving.cli._dask import connect
 from xcalving.errors import InputError
 
 if TYPE_CHECKING:
-    from xcalving.train import TrainConfig
+    from xcalving.train.loop import TrainConfig
 
 
 def _add_run_options(parser: Any, *, width: int, epochs: int) -> None:
@@ -47,7 +47,7 @@ def _add_run_options(parser: Any, *, width: int, epochs: int) -> None:
 
 def _train_config(args: argparse.Namespace, **options: Any) -> TrainConfig:
     """The TrainConfig of the run options (:func:`_add_run_options`), plus ``options``."""
-    from xcalving.train import TrainConfig
+    from xcalving.train.loop import TrainConfig
 
     return TrainConfig(
         store=args.store, out=args.out, train_glaciers=args.train_glaciers,
@@ -104,7 +104,7 @@ def add_train(sub: Any) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from xcalving.train import train
+    from xcalving.train.loop import train
 
     config = _train_config(
         args, batch_size=args.batch_size, lr=args.lr, zone_weight=args.zone_weight,
@@ -154,7 +154,7 @@ def add_tune(sub: Any) -> None:
 
 
 def _run_tune(args: argparse.Namespace) -> int:
-    from xcalving.tune import tune
+    from xcalving.train.tune import tune
 
     if args.scheduler is not None and args.workers:
         raise InputError("--scheduler and --workers: pass one — a running cluster's address, "

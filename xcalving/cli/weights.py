@@ -31,7 +31,7 @@ def add_weights(sub: Any) -> None:
 def _run_weights(args: argparse.Namespace) -> int:
     import os
 
-    from xcalving.adapt import finetune_card
+    from xcalving.adapt.card import finetune_card
     from xcalving.model.cards import card, weights_table
 
     if args.name is None:

@@ -1,6 +1,6 @@
 """Stream training patches from a Zarr patch store into PyTorch, one chunk at a time.
 
-The store is the one :func:`xcalving.data.caffe.caffe_to_zarr` writes: ``sar``, ``zones`` and
+The store is the one :func:`xcalving.data.caffe.patches.caffe_to_zarr` writes: ``sar``, ``zones`` and
 ``front`` uint8 (sample, y, x) with per-sample coordinates. :class:`PatchStream` never reads the
 whole store: every epoch it shuffles the *chunks*, then the samples inside each chunk, shards
 that order over distributed ranks and DataLoader workers, and mixes neighbouring chunks with a
@@ -30,7 +30,7 @@ from scipy import ndimage
 from torch.utils.data import IterableDataset
 
 from xcalving.errors import InputError, InputTypeError, did_you_mean
-from xcalving.io import CAFFE_SCALING, Scaling, fill_value, to_network_input
+from xcalving.scaling import CAFFE_SCALING, Scaling, fill_value, to_network_input
 
 __all__ = ["PatchStream", "epoch_order", "shard", "thicken_front"]
 
@@ -144,7 +144,7 @@ def _matching(values: np.ndarray, wanted: Sequence[str] | None, arg: str) -> np.
 
 def _check_options(scaling: Any, front_dilation: Any, shuffle_buffer: Any, seed: Any) -> None:
     if not isinstance(scaling, Scaling):
-        raise InputTypeError(f"scaling must be an xcalving.io.Scaling (e.g. CAFFE_SCALING); "
+        raise InputTypeError(f"scaling must be an xcalving.scaling.Scaling (e.g. CAFFE_SCALING); "
                              f"got {type(scaling).__name__}.")
     for name, value in (("front_dilation", front_dilation), ("shuffle_buffer", shuffle_buffer),
                         ("seed", seed)):
@@ -237,14 +237,14 @@ class PatchStream(IterableDataset):
     ----------
     store
         Local path or fsspec URL of a store written by
-        :func:`~xcalving.data.caffe.caffe_to_zarr`. Opened lazily; one chunk is read at a time.
+        :func:`~xcalving.data.caffe.patches.caffe_to_zarr`. Opened lazily; one chunk is read at a time.
     glaciers
         Keep only samples of these glaciers, e.g. train on ``["DBE", "JAC", "SI"]`` and
         validate on ``"Jorum"``.
     split
         Keep only samples of this split (``"train"``, ``"test"``) or splits.
     scaling
-        The network's input normalisation; see :func:`xcalving.io.to_network_input`.
+        The network's input normalisation; see :func:`xcalving.scaling.to_network_input`.
     augment
         Random flips, quarter turns (square patches), Gamma speckle on intensity and
         contrast/brightness jitter; geometry is applied to image and labels alike.
@@ -334,7 +334,7 @@ class PatchStream(IterableDataset):
             if isinstance(self.store, str) and "://" not in self.store \
                     and not os.path.exists(self.store):
                 raise FileNotFoundError(f"store: no patch store at {self.store!r}; write one "
-                                        "with xcalving.data.caffe.caffe_to_zarr.")
+                                        "with xcalving.data.caffe.patches.caffe_to_zarr.")
             self._group = zarr.open_group(self.store, mode="r",
                                           storage_options=self.storage_options)
             self._pid = os.getpid()
@@ -346,7 +346,7 @@ class PatchStream(IterableDataset):
         if missing or group["sar"].ndim != 3:
             raise InputError(f"store {self.store!r} is not a patch store (sample, y, x) with "
                              f"{list(_REQUIRED)}; missing {missing}. Write it with "
-                             "xcalving.data.caffe.caffe_to_zarr.")
+                             "xcalving.data.caffe.patches.caffe_to_zarr.")
         keep = _matching(np.asarray(group["glacier"][:]).astype(object), glaciers, "glaciers")
         keep &= _matching(np.asarray(group["split"][:]).astype(object), split, "split")
         if not keep.any():

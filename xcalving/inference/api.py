@@ -79,7 +79,7 @@ def predict(
         spacing over the same extent — block mean then bilinear when coarsening, bilinear when
         refining — and the probabilities are interpolated back onto the input grid, so the
         output has the input's coordinates either way. Needs a projected grid in metres
-        (:func:`xcalving.io.pixel_spacing`).
+        (:func:`xcalving.grid.pixel_spacing`).
     dtype
         How the probabilities are stored when the Dataset is written (``to_zarr``,
         ``to_netcdf``): ``"uint8"`` (default) packs them CF-style (``scale_factor`` 1/254,

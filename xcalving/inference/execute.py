@@ -19,7 +19,7 @@ from xcalving.errors import PerformanceWarning
 from xcalving.inference.blend import predict_block, predict_block_on_device
 from xcalving.inference.inputs import dask_data, lead_dims, network_input
 from xcalving.inference.runner import N_CHANNELS, get_runner
-from xcalving.runtime import resolve_device, resolve_precision
+from xcalving.runtime import VERSION, resolve_device, resolve_precision
 from xcalving.scaling import fill_value
 from xcalving.windows import WindowPlan, plan_windows
 
@@ -244,9 +244,7 @@ def _split_channels(out: Any, n: int) -> tuple[Any, Any, Any]:
 def _provenance(da: Any, spec: ModelSpec, options: PredictOptions, runtime: tuple[str, str],
                 spacings: tuple[float, float] | None) -> dict[str, Any]:
     """CF global attributes and the resolved options, as strings and numbers (JSON within)."""
-    import xcalving
-
-    version = xcalving.__version__
+    version = VERSION
     band = str(da.attrs["band"]) if "band" in da.attrs else None
     resolved: dict[str, Any] = {
         "model": spec.name, "tile": options.tile, "overlap": options.overlap,

@@ -9,7 +9,7 @@ computes anything.
 
 The polarisation rule: a dim other than y and x is a *band dim* when it is named ``band`` (or
 ``pol``, ``polarisation``, ...) or when one of its labels names a polarisation (``HH``, ``hv``,
-``sigma0_vv``, ...: :func:`polarisation_of`). ``band=`` picks an entry of it; without ``band=``
+``sigma0_vv``, ...: :func:`xcalving.bands.polarisation_of`). ``band=`` picks an entry of it; without ``band=``
 HH is taken, else VV, and a cube whose polarisations are all cross-polarised (HV, VH: any
 number of them, one included) is refused, since the network was trained on co-polarised
 backscatter. An array with no band dim whose metadata (a scalar ``band`` coordinate, a ``band``
@@ -24,23 +24,19 @@ y/x coordinates that repeat or turn back (rows or columns in a scrambled order).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xcalving.bands import choose_polarisation, polarisation_of
 from xcalving.errors import InputError, did_you_mean
 
 if TYPE_CHECKING:
     from xcalving.model.weights import ModelSpec
 
-__all__ = ["BAND_DIM_NAMES", "CO_POLARISATIONS", "CROSS_POLARISATIONS", "SCENE_DIM_NAMES",
-           "check_values_in_memory", "choose_polarisation", "polarisation_of", "prepare_input"]
+__all__ = ["BAND_DIM_NAMES", "SCENE_DIM_NAMES", "check_values_in_memory", "prepare_input"]
 
 #: Sentinel-1 and other SAR polarisations: the co-polarised ones the network can use, HH first.
-CO_POLARISATIONS = ("hh", "vv")
-CROSS_POLARISATIONS = ("hv", "vh")
 #: Dim names (lower case) that hold bands or polarisations whatever their labels.
 BAND_DIM_NAMES = ("band", "bands", "pol", "pols", "polarisation", "polarisations",
                   "polarization", "polarizations", "polarisation_mode", "polarization_mode")
@@ -122,53 +118,6 @@ def _check_crs(da: Any) -> None:
         "Reproject first, e.g. da.rio.reproject(da.rio.estimate_utm_crs()) or, near the poles, "
         "da.rio.reproject('EPSG:3413') (Arctic) / 'EPSG:3031' (Antarctic); or load the scenes "
         "projected, e.g. odc.stac.load(..., crs='EPSG:3413', resolution=20)."
-    )
-    raise InputError(message)
-
-
-# --- the polarisation rule -----------------------------------------------------------------------
-def polarisation_of(label: Any) -> str | None:
-    """``"hh"``, ``"hv"``, ``"vh"`` or ``"vv"`` when ``label`` names one polarisation, else None.
-
-    Any case, alone or as one word of a longer name (words split at anything but letters and
-    digits); a name with two polarisations in it (a ratio, ``"vv_vh"``) names none.
-
-    Examples
-    --------
-    >>> [polarisation_of(s) for s in ("VV", "sigma0_vh", "Gamma0-HH-dB", "vv_vh", "B04", 3)]
-    ['vv', 'vh', 'hh', None, None, None]
-    """
-    words = set(re.split(r"[^0-9a-z]+", str(label).lower()))
-    found = words & {*CO_POLARISATIONS, *CROSS_POLARISATIONS}
-    return found.pop() if len(found) == 1 else None
-
-
-def choose_polarisation(labels: Sequence[Any]) -> Any | None:
-    """The label to use among ``labels`` when some name polarisations: HH, else VV.
-
-    Returns None when none of them names a polarisation (then nothing is guessed). Raises when
-    the only polarisations there are cross-polarised (HV, VH), however many.
-
-    Examples
-    --------
-    >>> choose_polarisation(["VH", "VV"]), choose_polarisation(["B04", "B08"])
-    ('VV', None)
-    >>> choose_polarisation(["sigma0_vh", "sigma0_hh", "angle"])
-    'sigma0_hh'
-    """
-    pols = [polarisation_of(label) for label in labels]
-    if not any(pols):
-        return None
-    for pol in CO_POLARISATIONS:
-        if pol in pols:
-            return labels[pols.index(pol)]
-    cross = [label for label, pol in zip(labels, pols, strict=True) if pol]
-    message = (
-        f"only cross-polarised bands {cross} are there; the network was trained on "
-        "co-polarised (HH or VV) backscatter, and HV/VH scenes are darker with other contrasts "
-        "between ice, rock and water. Load HH or VV, or, if you accept the mismatch, name the "
-        f"band explicitly: band={cross[0]!r} (a Dataset's variable: "
-        f"xcalving.predict(ds[{cross[0]!r}], band={cross[0]!r}))."
     )
     raise InputError(message)
 

@@ -1,6 +1,6 @@
 """Model cards: what each registered weights file is, how it was made and scored, where it fails.
 
-The card's facts are data: :attr:`WeightsRecord.meta <xcalving.model.weights.WeightsRecord.meta>`
+The card's facts are data: :attr:`WeightsRecord.meta <xcalving.model.registry.WeightsRecord.meta>`
 (sensors and scene counts, pixel spacing and the range it holds in, bands, input scaling, the
 front method, held-out metrics in pixels and metres, licence, citation), read from
 ``weights/registry.json``. :func:`card` renders them as Markdown — the facts, then the metrics
@@ -12,7 +12,7 @@ records.
 from __future__ import annotations
 
 from xcalving.errors import WeightsNotFoundError, did_you_mean
-from xcalving.model.weights import DEFAULT_WEIGHTS, REGISTRY, WEIGHTS_DIR, WeightsRecord
+from xcalving.model.registry import DEFAULT_WEIGHTS, REGISTRY, WEIGHTS_DIR, WeightsRecord
 
 __all__ = ["CARDS_DIR", "card", "metrics_table", "spacing_table", "weights_table"]
 

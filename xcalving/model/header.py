@@ -14,7 +14,6 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from torch import nn
 from xcalving.errors import InputError, InputTypeError
 from xcalving.model.safetensors_file import read_header
 from xcalving.model.unet import ASPPUNet
+from xcalving.runtime import VERSION
 from xcalving.scaling import Scaling
 
 __all__ = ["CONFIG_LIMITS", "FORMAT_VERSION", "MAX_ASPP_RATE", "MAX_ASPP_RATES",
@@ -36,14 +36,6 @@ _MODEL_CLASSES: dict[str, type[ASPPUNet]] = {"ASPPUNet": ASPPUNet}
 #: header is refused above them before anything, even a memory-free skeleton, is built.
 CONFIG_LIMITS = {"in_channels": 64, "width": 1024, "n_zones": 256, "depth": 10}
 MAX_ASPP_RATES, MAX_ASPP_RATE = 16, 128
-
-
-def _package_version() -> str:
-    """Return the installed xcalving version, or ``"0+unknown"`` when run from a bare checkout."""
-    try:
-        return importlib_metadata.version("xcalving")
-    except importlib_metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def _check_user_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
@@ -100,7 +92,7 @@ def header_entries(model: nn.Module, config: Mapping[str, Any], *,
         f"{_PREFIX}format": FORMAT_VERSION,
         f"{_PREFIX}class": type(model).__name__,
         f"{_PREFIX}config": json.dumps(config),
-        f"{_PREFIX}version": _package_version(),
+        f"{_PREFIX}version": VERSION,
         **_check_user_metadata(metadata),
     }
     scaling = scaling or getattr(model, "xcalving_scaling", None)
@@ -128,7 +120,7 @@ def _network_class(meta: Mapping[str, str], path: Path, caller: str) -> type[ASP
     if fmt != FORMAT_VERSION:
         raise InputError(
             f"{caller}: {str(path)!r} has xcalving.format {fmt!r}; this xcalving "
-            f"({_package_version()}) reads format {FORMAT_VERSION!r}. Upgrade xcalving."
+            f"({VERSION}) reads format {FORMAT_VERSION!r}. Upgrade xcalving."
         )
     cls = _MODEL_CLASSES.get(meta[f"{_PREFIX}class"])
     if cls is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 
 from xcalving.errors import InputError, UnsafeFileError
-from xcalving.model.weights import check_regular_file
+from xcalving.model.files import check_regular_file
 
 __all__ = ["MAX_HEADER_BYTES", "read_header"]
 

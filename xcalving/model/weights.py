@@ -1,12 +1,10 @@
-"""The registry of named weights, and turning a ``model=`` argument into something workers load.
+"""Turning a ``model=`` argument into something workers load, and building it there.
 
-One table, :data:`REGISTRY`, lists every weights file the package ships: name, file, sha256 and
-metadata. Everything else (names, paths, lookups) is derived from it. A name loads only with a
-matching sha256; a user's file is hashed and the hash recorded in the output's attributes.
-
-:func:`model_spec` turns ``model=`` into a small :class:`ModelSpec` on the client (a weights
-file's stride comes from its metadata: no network is built there); :func:`build_module` builds
-the network from the spec where it runs.
+:func:`model_spec` turns ``model=`` (a name of :data:`~xcalving.model.registry.REGISTRY`, a path,
+a module) into a small :class:`ModelSpec` on the client (a weights file's stride comes from its
+metadata: no network is built there); :func:`build_module` builds the network from the spec
+where it runs. A name loads only with a matching sha256; a user's file is hashed and the hash
+recorded in the output's attributes.
 """
 
 from __future__ import annotations
@@ -14,9 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import json
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,107 +24,11 @@ from xcalving.errors import (
     WeightsNotFoundError,
     did_you_mean,
 )
+from xcalving.model.files import sha256_file
+from xcalving.model.registry import DEFAULT_WEIGHTS, REGISTRY, WeightsRecord
 from xcalving.scaling import CAFFE_SCALING, Scaling
 
-__all__ = ["REGISTRY", "WeightsRecord", "ModelSpec", "build_module", "check_regular_file",
-           "list_weights", "model_spec", "sha256_file"]
-
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-
-
-@dataclass(frozen=True)
-class WeightsRecord:
-    """One shipped weights file and what it was trained on."""
-
-    name: str
-    filename: str
-    sha256: str
-    description: str
-    scaling: Scaling
-    pixel_spacing: float | None = None  # metres; None where the training data had none
-    licence: str = "Apache-2.0"
-    citation: str = ""
-    data: str = ""
-    training: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    #: Labelled scenes of its own training data that ``finetune(replay="auto")`` mixes in: a
-    #: key of :data:`xcalving.adapt.api.REPLAY_SETS`, or "" for none.
-    replay: str = ""
-    #: The front method the leave-one-glacier-out folds chose for these weights: ``fronts()``
-    #: uses it by default on their predictions ("zones", "probability" or "gated").
-    front_method: str = "zones"
-    #: Training scenes per sensor and per glacier (or synthetic source).
-    sensors: dict[str, int] = field(default_factory=dict, compare=False)
-    scenes: dict[str, int] = field(default_factory=dict, compare=False)
-    #: What the one input band is.
-    bands: tuple[str, ...] = ("SAR amplitude, one polarisation",)
-    #: Held-out scores, one dict a row: recipe, held_out, chose_recipe, mde_px, mde_m,
-    #: pred_to_label_m, label_to_pred_m, median_m, n_no_front, n_scenes, zone_iou.
-    metrics: tuple[dict[str, Any], ...] = field(default=(), compare=False)
-    #: (lowest, highest) pixel spacing in metres of cubes on whose own grid the weights were
-    #: measured to hold on held-out data; None where unmeasured.
-    spacing_range: tuple[float, float] | None = None
-    #: Measured on held-out data: "helps" when ``resolution="model"`` beats the cube's own grid
-    #: outside ``spacing_range``, "hurts" when it is worse, "unmeasured".
-    resolution_model: str = "unmeasured"
-    #: The measurement behind the two: one row a (spacing, resolution) pair on a held-out
-    #: glacier (spacing, resolution, mde_m, n_no_front, n_scenes).
-    spacing_check: tuple[dict[str, Any], ...] = field(default=(), compare=False)
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        """The structured card: every fact of the record as plain JSON-able data.
-
-        Examples
-        --------
-        >>> meta = REGISTRY["demo"].meta
-        >>> meta["name"], meta["licence"], meta["pixel_spacing"]
-        ('demo', 'Apache-2.0', 20.0)
-        """
-        facts = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                 if f.name != "training"}
-        facts.update(scaling=self.scaling.to_dict(), bands=list(self.bands),
-                     metrics=[dict(m) for m in self.metrics],
-                     spacing_check=[dict(m) for m in self.spacing_check],
-                     default=self.name == DEFAULT_WEIGHTS,
-                     spacing_range=list(self.spacing_range) if self.spacing_range else None)
-        return facts
-
-    @property
-    def path(self) -> Path:
-        """Where the file lies inside the installed package."""
-        return WEIGHTS_DIR / self.filename
-
-
-REGISTRY_FILE = WEIGHTS_DIR / "registry.json"
-
-
-def _load_registry() -> dict[str, WeightsRecord]:
-    """Read the registry file shipped next to the weights (written by scripts/ship_weights.py)."""
-    if not REGISTRY_FILE.exists():
-        return {}
-    entries = json.loads(REGISTRY_FILE.read_text())
-    return {name: _record(name, entry) for name, entry in entries.items()}
-
-
-def _record(name: str, entry: dict[str, Any]) -> WeightsRecord:
-    """One registry entry as a record (lists of the JSON file become tuples)."""
-    entry = dict(entry)
-    scaling = Scaling.from_dict(entry.pop("scaling"))
-    for key in ("bands", "metrics", "spacing_range", "spacing_check"):
-        if entry.get(key) is not None:
-            entry[key] = tuple(entry[key])
-    return WeightsRecord(name=name, scaling=scaling, **entry)
-
-
-#: Every weights file the package ships, read once from ``weights/registry.json``.
-REGISTRY: dict[str, WeightsRecord] = _load_registry()
-#: The name ``model=None`` stands for.
-DEFAULT_WEIGHTS = "caffe256"
-
-
-def list_weights() -> list[str]:
-    """Names of the registered weights."""
-    return sorted(REGISTRY)
+__all__ = ["ModelSpec", "build_module", "model_spec"]
 
 
 @dataclass(frozen=True)
@@ -151,73 +51,6 @@ class ModelSpec:
     path: str | None = None
     state: tuple[dict[str, Any], bytes] | None = field(default=None, repr=False)
     module: Any = field(default=None, repr=False)
-
-
-def _file_kind(mode: int) -> str:
-    """Name the kind of a non-regular file, for an error message."""
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-             (stat.S_ISSOCK, "a socket"))
-    return next((name for test, name in kinds if test(mode)), "not a regular file")
-
-
-def _refuse_irregular(info: os.stat_result, path: str | os.PathLike[str], caller: str) -> None:
-    if not stat.S_ISREG(info.st_mode):
-        inside = sorted(Path(path).glob("*.safetensors")) if stat.S_ISDIR(info.st_mode) else []
-        hint = (f" It holds {[p.name for p in inside[:3]]}: pass one of them, e.g. "
-                f"{os.fspath(inside[0])!r}." if inside else "")
-        raise InputError(
-            f"{caller}: {os.fspath(path)!r} is {_file_kind(info.st_mode)}, not a regular file; "
-            f"pass the path of a .safetensors weights file.{hint}"
-        )
-
-
-def check_regular_file(path: str | os.PathLike[str], caller: str = "model") -> os.stat_result:
-    """Return ``os.stat(path)`` if ``path`` is an existing regular file, else raise.
-
-    Devices (``/dev/zero`` never ends), named pipes (opening one blocks until something
-    writes) and directories are refused before anything opens them. Links are followed.
-
-    Raises
-    ------
-    WeightsNotFoundError
-        If nothing is at ``path``.
-    InputError
-        If ``path`` is a directory, device, pipe or socket.
-    """
-    try:
-        info = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError) as err:
-        raise WeightsNotFoundError(
-            f"{caller}: no weights file at {os.fspath(path)!r}. Check the path, or write one "
-            f"with xcalving.model.save_model(model, path)."
-        ) from err
-    _refuse_irregular(info, path, caller)
-    return info
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a regular file, read in 1 MiB pieces.
-
-    The file is opened without blocking and checked to be a regular file on the open handle,
-    so a device (``/dev/zero``), a named pipe or a directory is refused instead of being read
-    for ever (or waited on).
-
-    Raises
-    ------
-    WeightsNotFoundError
-        If nothing is at ``path``.
-    InputError
-        If ``path`` is a directory, device, pipe or socket.
-    """
-    check_regular_file(path, "sha256_file")
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    digest = hashlib.sha256()
-    with open(os.open(path, flags), "rb", closefd=True) as fh:
-        _refuse_irregular(os.fstat(fh.fileno()), path, "sha256_file")  # swapped since stat()?
-        for piece in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(piece)
-    return digest.hexdigest()
 
 
 def _spec_from_record(record: WeightsRecord) -> ModelSpec:

@@ -17,7 +17,8 @@ The path from files to training::
 One module per job: ``names`` (scene names), ``png`` (reading PNG files and labels),
 ``catalog`` (the tree, the catalog, one scene, a time series, the shipped scenes), ``patches``
 (the Zarr patch store) and ``download`` (fetching and unzipping CaFFe). Everything public is
-imported here; import it from ``xcalving.data.caffe``.
+named here; the label greys live in :mod:`xcalving.zones`, the window grid in
+:mod:`xcalving.windows` and the fixture trees in :mod:`xcalving.testing`.
 """
 
 from __future__ import annotations
@@ -34,19 +35,11 @@ from xcalving.data.caffe.names import NAME_PATTERN, SceneName, parse_name
 from xcalving.data.caffe.patches import caffe_to_zarr
 from xcalving.data.caffe.png import read_label
 
-# Re-exported from their homes, where they were importable before: the grey values and window
-# grid live in one module each, and the fixture writers are public in xcalving.testing.
-from xcalving.testing import write_fixture_tree, write_synthetic_tree
-from xcalving.windows import window_starts
-from xcalving.zones import FRONT_GREYS, ZONE_GREYS
-
 __all__ = [
     "CAFFE_SHA256",
     "CAFFE_URL",
     "CATALOG_COLUMNS",
-    "FRONT_GREYS",
     "NAME_PATTERN",
-    "ZONE_GREYS",
     "SceneName",
     "caffe_to_zarr",
     "download_caffe",
@@ -56,7 +49,4 @@ __all__ = [
     "read_label",
     "shipped_scenes",
     "time_series",
-    "window_starts",
-    "write_fixture_tree",
-    "write_synthetic_tree",
 ]

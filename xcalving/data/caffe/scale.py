@@ -115,7 +115,7 @@ def _redraw_front(front: np.ndarray, out: tuple[int, int], spacing_xy: tuple[flo
     """The front's traced lines scaled to the new grid and drawn one pixel wide."""
     from skimage.draw import line
 
-    from xcalving.tracing import trace_lines
+    from xcalving.vector.tracing import trace_lines
 
     drawn = np.zeros(out, bool)
     sy, sx = spacing_xy[1] / spacing, spacing_xy[0] / spacing

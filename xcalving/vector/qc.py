@@ -7,7 +7,7 @@ otherwise swallow. :func:`flag_outliers` compares every front with the fronts of
 ``window`` dates before and after it **on the same grid** (the ``grid_id`` column), never with
 itself, by interquartile-range fences:
 
-* ``distance`` -- the distance excess (:func:`~xcalving.front_series.distance_excess`: how
+* ``distance`` -- the distance excess (:func:`~xcalving.vector.series.distance_excess`: how
   much farther the front lies from the fronts of the nearest earlier, and later, dates than
   they lie from each other as many dates apart) above the same excess of the neighbours: by
   ``k/2·IQR`` above Q3 on both sides, or on its one side by ``k·IQR`` for the first and last
@@ -38,7 +38,7 @@ a date (NaT) are compared with no other; rows are put in time order, whatever th
 A front breaks a rule only where at least ``min_dates`` neighbours have a value. Flags go in
 two columns, ``outlier`` (bool) and ``qc_reason`` (the rules broken, joined by ``","``; ``""``
 when none); :func:`xcalving.fronts` adds them with the defaults, and
-:func:`xcalving.change.terminus_change` leaves flagged fronts out of the change by default.
+:func:`xcalving.vector.change.terminus_change` leaves flagged fronts out of the change by default.
 """
 
 from __future__ import annotations
@@ -49,25 +49,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from xcalving.errors import InputError
-from xcalving.front_series import (
+from xcalving.vector.box import terminus_position
+from xcalving.vector.series import (
     WINDOW,
     FrontPairs,
     distance_excess,
     front_pairs,
-    neighbour_distances,
     series_rows,
     series_times,
-    time_order,
 )
 
 if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
 
-__all__ = ["FLAG_COLUMNS", "REASONS", "WINDOW", "FrontPairs", "distance_excess", "flag_outliers",
-           "front_pairs", "grid_id", "neighbour_distances", "outlier_flags", "pixel_size_of",
-           "position_outliers", "series_rows", "series_times", "sinuosity", "time_order",
-           "window_outliers"]
+__all__ = ["FLAG_COLUMNS", "REASONS", "flag_outliers", "grid_id", "outlier_flags",
+           "pixel_size_of", "position_outliers", "sinuosity", "window_outliers"]
 
 #: The columns the flags are written to.
 FLAG_COLUMNS = ("outlier", "qc_reason")
@@ -276,8 +273,6 @@ def outlier_flags(frame: gpd.GeoDataFrame, *, box: Any = None, window: int = WIN
         broken["jaggedness"] = window_outliers(np.array([sinuosity(g) for g in geoms]), series,
                                                k=jaggedness_k, two_sided=False, **common)
     if box is not None:
-        from xcalving.change import terminus_position
-
         positions = np.array([terminus_position(g, box) for g in geoms])
         broken["position"] = position_outliers(positions, series, k=position_k, floor=min_iqr,
                                                times=series_times(frame, series), **common)
@@ -317,7 +312,7 @@ def flag_outliers(frame: gpd.GeoDataFrame, *, box: Any = None, window: int = WIN
         Fronts indexed by date (:func:`xcalving.fronts`; any GeoDataFrame of lines). Rows with
         different ``grid_id`` values are separate series; without the column, one series.
     box
-        A box along the glacier (see :func:`xcalving.change.terminus_change`): adds the
+        A box along the glacier (see :func:`xcalving.vector.change.terminus_change`): adds the
         ``position`` rule on the terminus position. Its orientation does not matter here.
     window
         Dates on each side of a front that it is compared with (default 8).

@@ -1,10 +1,10 @@
 """From zones or front probability to calving-front polylines in map coordinates.
 
-The numpy core (:func:`front_from_zones`, :func:`~xcalving.tracing.front_from_probability`,
-:func:`~xcalving.tracing.trace_lines`) works on one 2-D scene; :func:`fronts` maps it over the
+The numpy core (:func:`front_from_zones`, :func:`~xcalving.vector.tracing.front_from_probability`,
+:func:`~xcalving.vector.tracing.trace_lines`) works on one 2-D scene; :func:`fronts` maps it over the
 scenes of a prediction Dataset, in one Dask pass, and returns a GeoDataFrame indexed by scene.
 Front files (:func:`write_fronts`, :func:`read_fronts`, :func:`check_fronts_path`) live in
-:mod:`xcalving.fronts_io` and are importable from here.
+:mod:`xcalving.vector.files` and are importable from here.
 """
 
 from __future__ import annotations
@@ -14,34 +14,37 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from xcalving.confidence import (
+from xcalving.errors import InputError, XcalvingWarning
+from xcalving.metrics import check_threshold
+from xcalving.vector.confidence import (
     MARGIN,
     SERIES_COLUMNS,
     assess_fronts,
     scene_signals,
     with_margin,
 )
-from xcalving.errors import InputError, XcalvingWarning
-from xcalving.fronts_io import FRONT_FORMATS, check_fronts_path, read_fronts, write_fronts
-from xcalving.metrics import check_threshold
-from xcalving.qc import grid_id
-from xcalving.regions import REGION_VARIABLE, region_mask
-from xcalving.tracing import front_from_head, front_from_probability, pixel_length, trace_lines
+from xcalving.vector.qc import grid_id
+from xcalving.vector.regions import REGION_VARIABLE, region_mask
+from xcalving.vector.tracing import (
+    front_from_head,
+    front_from_probability,
+    pixel_length,
+    trace_lines,
+)
 from xcalving.zones import check_ocean_rule, front_from_zones
 
 if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-__all__ = ["FRONT_FORMATS", "check_fronts_path", "front_from_probability", "front_from_zones",
-           "fronts", "label_fronts", "read_fronts", "trace_lines", "write_fronts"]
+__all__ = ["COLUMNS", "DEFAULT_METHOD", "MIN_LENGTH_M", "fronts", "label_fronts"]
 
 #: CaFFe drops front pieces of at most this length.
 MIN_LENGTH_M = 750.0
 #: Prediction attributes copied into every row (where they are strings): scene and model.
 ROW_ATTRS = ("glacier", "satellite", "sensor", "platform", "model", "model_sha256")
-#: The columns computed for each scene, then over the series (:mod:`xcalving.confidence`,
-#: :mod:`xcalving.qc`); coordinates of these names are not copied.
+#: The columns computed for each scene, then over the series (:mod:`xcalving.vector.confidence`,
+#: :mod:`xcalving.vector.qc`); coordinates of these names are not copied.
 ROW_COLUMNS = ("geometry", "length_m", "length_px", "mean_probability", "n_segments", "n_pixels",
                "longest_share", "head_distance_px", "side_margin")
 COLUMNS = ROW_COLUMNS + SERIES_COLUMNS
@@ -315,11 +318,11 @@ def fronts(
         single scene.
     method
         ``"zones"``: CaFFe's post-processing of the zone map
-        (:func:`~xcalving.vector.front_from_zones`); ``"probability"``: threshold, skeletonize
+        (:func:`~xcalving.zones.front_from_zones`); ``"probability"``: threshold, skeletonize
         and keep the longest paths of the front probability
-        (:func:`~xcalving.vector.front_from_probability`); ``"gated"``: the front probability
+        (:func:`~xcalving.vector.tracing.front_from_probability`); ``"gated"``: the front probability
         with hysteresis thresholds, its pieces kept where the zones' glacier–ocean boundary
-        runs and by probability mass (:func:`~xcalving.tracing.front_from_head`). ``None``
+        runs and by probability mass (:func:`~xcalving.vector.tracing.front_from_head`). ``None``
         (default): the method the weights' folds chose, which ``predict`` records in
         ``ds.attrs["front_method"]``; ``"zones"`` where the prediction names none.
     min_length
@@ -332,7 +335,7 @@ def fronts(
     threshold
         Probability above which a pixel is front (``method="probability"``).
     region
-        Where fronts are looked for (:mod:`xcalving.regions`): a boolean DataArray on the grid
+        Where fronts are looked for (:mod:`xcalving.vector.regions`): a boolean DataArray on the grid
         (``(y, x)`` or with the scene dim), shapely geometries or a GeoDataFrame (reprojected
         to the cube's CRS), a box ``(xmin, ymin, xmax, ymax)`` in the cube's coordinates, or
         the name of a variable of ``ds``. ``None`` (default) uses ``ds["front_region"]`` where
@@ -356,8 +359,8 @@ def fronts(
         ``head_distance_px``, ``side_margin`` (per scene; ``side_margin`` reads
         ``zone_probability`` where ``ds`` has it), ``sinuosity``, ``neighbour_distance_px``
         and ``grid_id`` (over the series), ``confidence`` in [0, 1]
-        (:mod:`xcalving.confidence`) and the QC flags ``outlier`` (bool) and ``qc_reason``
-        (:func:`xcalving.qc.flag_outliers` with its defaults: flagged, never dropped); then a
+        (:mod:`xcalving.vector.confidence`) and the QC flags ``outlier`` (bool) and ``qc_reason``
+        (:func:`xcalving.vector.qc.flag_outliers` with its defaults: flagged, never dropped); then a
         column for each coordinate with one value a
         scene (along the scene dim, or scalar: e.g. ``stem``, ``platform``; numbers, dates or
         strings) and for the attributes

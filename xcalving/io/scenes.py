@@ -23,7 +23,7 @@ import numpy as np
 
 from xcalving.budget import DEFAULT_MAX_PIXELS, check_budget, check_max_pixels
 from xcalving.errors import DamagedFileError, InputError, did_you_mean
-from xcalving.scene_files import (
+from xcalving.io.scene_files import (
     Scene,
     common_labels,
     cube_attrs,
@@ -297,7 +297,7 @@ class _SceneFile:
     float32 (masked pixels -- nodata, the file's mask -- become NaN; scales and offsets
     applied), and closes it. A read that fails (a damaged block) raises
     :class:`~xcalving.errors.DamagedFileError` naming the file, never the reader's own error.
-    ``path`` is a :class:`~pathlib.Path`, which :func:`xcalving.lineage.input_paths` finds.
+    ``path`` is a :class:`~pathlib.Path`, which :func:`xcalving.io.lineage.input_paths` finds.
     """
 
     def __init__(self, path: str, shape: tuple[int, int, int]) -> None:

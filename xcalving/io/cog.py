@@ -1,4 +1,4 @@
-"""One Cloud-Optimized GeoTIFF: the numpy and rasterio core of :mod:`xcalving.export`.
+"""One Cloud-Optimized GeoTIFF: the numpy and rasterio core of :mod:`xcalving.io.export`.
 
 How a variable's values are kept on disk (:class:`Storage`: packed integers as a store keeps
 them, classes, or float32), the COG driver's profile, and the writing of one scene with its

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
-from xcalving.cog import Storage, cog_profile, is_zones, storage_of, write_geotiff, zone_colours
 from xcalving.errors import (
     InputError,
     InputTypeError,
@@ -32,6 +31,7 @@ from xcalving.errors import (
     XcalvingWarning,
     did_you_mean,
 )
+from xcalving.io.cog import Storage, cog_profile, is_zones, storage_of, write_geotiff, zone_colours
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -61,7 +61,7 @@ def export_geotiffs(
 ) -> list[str]:
     """Write each scene of each raster variable of ``pred`` as a Cloud-Optimized GeoTIFF.
 
-    The layout of ``out`` and the files are described in :mod:`xcalving.export`. One Dask
+    The layout of ``out`` and the files are described in :mod:`xcalving.io.export`. One Dask
     computation writes a file a task (wrap it in :func:`xcalving.progress` for a bar), into a
     folder beside ``out`` that is moved there when complete (:mod:`xcalving.safety`).
 
@@ -141,11 +141,12 @@ def _open_prediction(pred: Any, names: Names) -> tuple[xr.Dataset, list[str]]:
     """The Dataset to export and the paths it reads (which ``out`` must stay clear of)."""
     import xarray as xr
 
-    from xcalving.io import open_cube
-    from xcalving.lineage import input_paths
+    from xcalving.io.cube import open_cube
+    from xcalving.io.lineage import input_paths
 
     if isinstance(pred, str | os.PathLike):
-        from xcalving.safety import is_url, is_zarr_store
+        from xcalving.atomic import is_url
+        from xcalving.safety import is_zarr_store
 
         if not is_url(pred) and not is_zarr_store(pred):
             what = ("nothing is there" if not os.path.lexists(pred) else "a folder without "
@@ -313,7 +314,8 @@ def _write_block(block: np.ndarray, paths: list[str], profile: dict[str, Any],
 # --- where ---------------------------------------------------------------------------------------
 def _check_out(out: Any, mode: str, inputs: list[str], names: Names) -> None:
     """Refuse an ``out`` this export may not write, before anything is computed."""
-    from xcalving.safety import check_target, is_url
+    from xcalving.atomic import is_url
+    from xcalving.safety import check_target
 
     if not isinstance(out, str | os.PathLike):
         raise InputTypeError(f"{names.out} must be a folder path; got {type(out).__name__}.")

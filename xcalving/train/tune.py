@@ -1,7 +1,7 @@
 """Hyper-parameter search on a Dask cluster with Optuna: ``xcalving tune``.
 
 GlacierDL searched learning rates 1e-7 … 1e-2 and batch sizes 2 … 32, then trained fully with the
-best. Here each trial is one :func:`xcalving.train.train` run, executed as a task on the user's
+best. Here each trial is one :func:`xcalving.train.loop.train` run, executed as a task on the user's
 ``dask.distributed`` cluster (a LocalCluster, or one trial per GPU worker under dask-cuda); the
 trials report their validation loss every epoch, so Optuna's median pruner stops poor ones early
 (a diverging trial, whose loss is not finite or above :data:`DIVERGED_LOSS`, is pruned at once).
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from xcalving.errors import InputError
-from xcalving.train import TrainConfig
+from xcalving.train.loop import TrainConfig
 
 __all__ = ["DEFAULT_SPACE", "tune"]
 
@@ -60,7 +60,7 @@ def _study(out: Path, seed: int, n_startup_trials: int) -> Any:
 def _objective(trial: Any, base: TrainConfig, space: dict[str, tuple[float, float]]) -> float:
     """One training run with the trial's lr and batch size, reporting every epoch."""
     optuna = _optuna()
-    from xcalving.train import train
+    from xcalving.train.loop import train
 
     lr = trial.suggest_float("lr", *space["lr"], log=True)
     batch = trial.suggest_int("batch_size", int(space["batch_size"][0]),
@@ -123,7 +123,7 @@ def _client() -> Any:
 def tune(base: TrainConfig, *, n_trials: int = 20, space: dict[str, tuple[float, float]] | None
          = None, seed: int = 0, n_startup_trials: int = 2, enqueue: list[dict[str, Any]] | None
          = None, then_train: bool = False) -> dict[str, Any]:
-    """Search lr and batch size with Optuna, one :func:`~xcalving.train.train` run per trial.
+    """Search lr and batch size with Optuna, one :func:`~xcalving.train.loop.train` run per trial.
 
     Parameters
     ----------
@@ -172,7 +172,7 @@ def tune(base: TrainConfig, *, n_trials: int = 20, space: dict[str, tuple[float,
     study = _study(out, seed, n_startup_trials)
     result = _write_results(study, out, optuna)
     if then_train:
-        from xcalving.train import train
+        from xcalving.train.loop import train
 
         best = replace(base, out=str(out / "best-run"), **result["params"])
         result["best_run"] = train(best)

@@ -1,4 +1,5 @@
-"""Opening and writing SAR cubes as Zarr, with their CRS and transform."""
+"""Opening SAR cubes and predictions stored as Zarr, with their CRS and transform; the blocks a
+store holds (:func:`missing_blocks`, for resuming)."""
 
 from __future__ import annotations
 
@@ -12,27 +13,8 @@ import xarray as xr
 
 from xcalving.errors import DamagedFileError, InputError, InputTypeError, XcalvingError
 
-# the grid's one rule lives in xcalving.grid; the name stays importable from here
-from xcalving.grid import pixel_spacing  # noqa: F401
+__all__ = ["decoded_as_float32", "missing_blocks", "open_cube"]
 
-# the scaling concept lives in xcalving.scaling; these names stay importable from here
-from xcalving.scaling import (  # noqa: F401
-    CAFFE_SCALING,
-    DB_RANGE,
-    INPUT_KINDS,
-    Scaling,
-    fill_value,
-    input_kind,
-    to_network_input,
-)
-
-__all__ = ["CAFFE_SCALING", "DB_RANGE", "Scaling", "decoded_as_float32", "input_kind",
-           "missing_blocks", "open_cube", "pixel_spacing", "to_network_input", "write_cube"]
-
-#: Chunks for writing a numpy-backed cube: one scene a chunk along time, tiles of 2048 pixels,
-#: what predict wants with its default tile and overlap (a block of at least four window steps,
-#: 4 × 384 + 128 = 1664 px), so that reading the store back never merges chunks.
-DEFAULT_WRITE_CHUNKS = {"time": 1, "band": 1, "y": 2048, "x": 2048}
 _CONSOLIDATED_FALLBACK = "Failed to open Zarr store with consolidated metadata"
 
 
@@ -89,7 +71,7 @@ def open_cube(
             raise FileNotFoundError(f"path: no Zarr store at {os.fspath(path)!r}.")
     import rioxarray  # noqa: F401  (registers .rio, for callers who never imported it)
 
-    from xcalving.safety import is_url
+    from xcalving.atomic import is_url
 
     ds = _open_zarr(path, {} if chunks is None else chunks, storage_options)
     if not is_url(path):  # a remote read can fail for the network's sake: its error stands
@@ -106,7 +88,8 @@ def _open_zarr(path: Any, chunks: Any, storage_options: Any) -> xr.Dataset:
             return xr.open_zarr(path, chunks=chunks, decode_coords="all", consolidated=None,
                                 storage_options=storage_options)
     except Exception as err:
-        from xcalving.safety import is_url, is_zarr_store
+        from xcalving.atomic import is_url
+        from xcalving.safety import is_zarr_store
 
         if is_url(path) or isinstance(err, XcalvingError):
             raise
@@ -187,99 +170,6 @@ def decoded_as_float32(ds: xr.Dataset) -> xr.Dataset:
             packed[name] = var.astype(np.float32)
             packed[name].encoding = dict(var.encoding)
     return ds.assign(packed) if packed else ds
-
-
-def write_cube(
-    ds: xr.Dataset | xr.DataArray,
-    path: str | os.PathLike[str],
-    *,
-    mode: Literal["w-", "w"] = "w-",
-    compute: bool = True,
-) -> str:
-    """Write a cube to a Zarr v3 store, keeping its CRS, and return the path.
-
-    Numpy-backed variables are chunked by :data:`DEFAULT_WRITE_CHUNKS`; dask-backed ones keep their
-    chunks. Metadata is not consolidated (Zarr v3 has no standard for it yet, and zarr warns).
-
-    The store is written beside ``path`` (a hidden ``.NAME.xcalving-tmp-XXXX`` sibling) and moved
-    there only when complete: a failure removes the sibling and leaves ``path`` as it was. See
-    :mod:`xcalving.safety` for the rules.
-
-    Parameters
-    ----------
-    ds
-        Dataset (or DataArray, written as a one-variable Dataset).
-    path
-        Where to write. Never a path ``ds`` is read from: to update a store in place, load the
-        data first (``ds.load()``), then write with ``mode="w"``.
-    mode
-        ``"w-"`` (default) refuses to touch an existing path; ``"w"`` replaces an existing Zarr
-        store (or a folder xcalving created), never another folder, a file or ``"."``.
-    compute
-        ``False`` writes metadata only (and eager coordinates); the data are written later, e.g.
-        region by region; see :meth:`xarray.Dataset.to_zarr`.
-
-    Raises
-    ------
-    FileExistsError
-        ``path`` exists and ``mode="w-"``.
-    xcalving.safety.UnsafeTargetError
-        ``mode="w"`` and ``path`` is not a Zarr store xcalving may replace (a FileExistsError).
-    InputError
-        ``path`` is, holds or lies inside an input of ``ds``; a variable name Zarr cannot store.
-
-    Examples
-    --------
-    >>> import tempfile, xcalving
-    >>> from xcalving.data.synthetic import glacier_cube
-    >>> cube, _ = glacier_cube(2, shape=(64, 64), seed=0)
-    >>> path = xcalving.write_cube(cube, tempfile.mkdtemp() + "/cube.zarr")
-    >>> lazy = xcalving.open_cube(path)
-    >>> try:
-    ...     xcalving.write_cube(lazy.sar * 2, path, mode="w")  # it would delete what it reads
-    ... except ValueError as err:
-    ...     print("refused:", "is the input" in str(err))
-    refused: True
-    >>> _ = xcalving.write_cube((lazy.sar * 2).load(), path, mode="w")  # loaded first: fine
-    """
-    from xcalving.lineage import input_paths
-    from xcalving.safety import check_names, check_target, staged
-
-    if mode not in ("w-", "w"):
-        raise InputError(f"mode must be 'w-' (never overwrite) or 'w' (replace); got {mode!r}.")
-    if not isinstance(ds, xr.Dataset | xr.DataArray):
-        raise InputTypeError(f"ds must be an xarray Dataset or DataArray; got {type(ds).__name__}.")
-    if isinstance(ds, xr.DataArray):
-        ds = ds.to_dataset(name=ds.name or "sar")
-    check_names(ds)
-    check_target(path, mode=mode, inputs=input_paths(ds))
-    ds = _write_ready(ds)
-    with staged(path, mode=mode) as scratch:
-        ds.to_zarr(scratch, mode="w-", consolidated=False,  # type: ignore[call-overload]
-                   zarr_format=3, compute=compute)
-    return os.fspath(path)
-
-
-def _write_ready(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` chunked for writing, without chunk encodings from a store it was read from.
-
-    Its GeoTransform is derived again from the coordinates (a coarsened or sliced cube keeps
-    its source's otherwise).
-    """
-    from xcalving.grid import refresh_transform
-
-    ds = refresh_transform(ds)
-    if all(v.chunks is None for v in ds.data_vars.values()):
-        # data variables only: small coordinates (e.g. scene names) stay in memory
-        ds = ds.assign({
-            name: var.chunk({d: n for d, n in DEFAULT_WRITE_CHUNKS.items() if d in var.dims})
-            for name, var in ds.data_vars.items()
-        })
-    ds = ds.copy(deep=False)
-    for var in ds.variables.values():  # chunk encodings of a store it was read from would clash
-        var.encoding = {k: v for k, v in var.encoding.items()
-                        if k not in ("chunks", "preferred_chunks", "shards")}
-    return ds
 
 
 def missing_blocks(

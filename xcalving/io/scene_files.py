@@ -182,7 +182,7 @@ def _block_end(src: Any, band: int, row: int, col: int) -> int:
 
 def _labels(src: Any) -> tuple[Any, ...]:
     """Band labels: polarisations (``"VV"``), else descriptions, else band numbers."""
-    from xcalving.inference.inputs import polarisation_of
+    from xcalving.bands import polarisation_of
 
     descriptions = [d or "" for d in src.descriptions]
     if src.count == 1:  # only a polarisation matters (predict's rule); other names may hold dates

@@ -14,7 +14,7 @@
 * ``longest_share`` -- the share of the front's length in its longest piece (fragmentation);
 
 and, over the series, ``neighbour_distance_px`` -- the median distance (pixels) to the fronts
-of up to 8 dates either side on the same grid (:func:`xcalving.qc.neighbour_distances`).
+of up to 8 dates either side on the same grid (:func:`xcalving.vector.series.neighbour_distances`).
 
 ``confidence`` = σ(b₀ + Σ bᵢ·zᵢ), zᵢ the signal (log1p of the distances) standardised with the
 calibration set's mean and standard deviation (0 where a signal is missing, e.g. a single
@@ -35,7 +35,8 @@ import numpy as np
 from scipy import ndimage
 
 from xcalving.errors import InputError
-from xcalving.qc import WINDOW, front_pairs, neighbour_distances, outlier_flags, sinuosity
+from xcalving.vector.qc import outlier_flags, sinuosity
+from xcalving.vector.series import WINDOW, front_pairs, neighbour_distances
 from xcalving.zones import NO_DATA, OCEAN, drop_short_pieces, front_from_zones, main_ocean
 
 if TYPE_CHECKING:
@@ -368,7 +369,7 @@ def assess_fronts(frame: gpd.GeoDataFrame, *, method: str | None = None,
     -------
     geopandas.GeoDataFrame
         A copy with :data:`SERIES_COLUMNS` set (``grid_id`` left as it is, if present);
-        the flags are :func:`xcalving.qc.flag_outliers`' with its defaults.
+        the flags are :func:`xcalving.vector.qc.flag_outliers`' with its defaults.
     """
     method = method or str(frame.attrs.get("method", "zones"))
     pixel_size = float(pixel_size or frame.attrs.get("pixel_size", 1.0))

@@ -26,11 +26,12 @@ import torch
 from safetensors.torch import load_file
 
 from xcalving.errors import InputError
-from xcalving.io import CAFFE_SCALING, Scaling
-from xcalving.losses import FRONT_LOSSES, ZONE_LOSSES, dice_loss, recipe_loss
 from xcalving.metrics import bbox_accuracy, mean_distance_error, zone_iou
-from xcalving.model import ASPPUNet, save_model
-from xcalving.vector import front_from_zones
+from xcalving.model.checkpoint import save_model
+from xcalving.model.unet import ASPPUNet
+from xcalving.scaling import CAFFE_SCALING, Scaling
+from xcalving.train.losses import FRONT_LOSSES, ZONE_LOSSES, dice_loss, recipe_loss
+from xcalving.zones import front_from_zones
 
 __all__ = ["TrainConfig", "dice_loss", "learning_rate", "train", "train_step"]
 
@@ -69,7 +70,7 @@ class TrainConfig:
     keep_last: int = 3
     #: "constant" learning rate, or "cosine": annealed from ``lr`` to 0 over the epoch budget
     schedule: Literal["constant", "cosine"] = "constant"
-    #: the front head's loss (:data:`xcalving.losses.FRONT_LOSSES`)
+    #: the front head's loss (:data:`xcalving.train.losses.FRONT_LOSSES`)
     front_loss: Literal["dice", "dice+bce+distance"] = "dice"
     #: weights to start from instead of a random initialisation (a registered name or a
     #: .safetensors path of the same width); its input scaling replaces ``scaling``
@@ -258,7 +259,7 @@ def _validate(model: Any, loader: Any, config: TrainConfig,
 def _scores(val_loss: float, probs: np.ndarray, zones_pred: np.ndarray, zones_true: np.ndarray,
             fronts_true: np.ndarray, config: TrainConfig) -> dict[str, float]:
     """Validation numbers: loss, bbox accuracy, zone IoU and MDE (pixels) both ways."""
-    from xcalving.vector import front_from_probability
+    from xcalving.vector.tracing import front_from_probability
 
     from_zones = np.stack([front_from_zones(z, config.min_length_px) for z in zones_pred])
     from_prob = np.stack([front_from_probability(p, 0.5, config.min_length_px) for p in probs])
@@ -350,7 +351,7 @@ def _initial_net(config: TrainConfig) -> ASPPUNet:
     object.__setattr__(net, "xcalving_scaling", Scaling.from_dict(config.scaling))
     if config.init is None:
         return net
-    from xcalving.model import load_model
+    from xcalving.model.checkpoint import load_model
     from xcalving.model.weights import model_spec
 
     spec = model_spec(config.init)
