@@ -460,7 +460,7 @@ def test_tune_closes_its_local_cluster_when_tuning_fails(tmp_path, monkeypatch, 
     """The CLI starts a LocalCluster for `tune`; an error inside tuning must not leak it."""
     import distributed
 
-    import xcalving.train.tune
+    import xcalving.train.search
 
     started = []
 
@@ -473,7 +473,7 @@ def test_tune_closes_its_local_cluster_when_tuning_fails(tmp_path, monkeypatch, 
         raise RuntimeError("tuning failed")
 
     monkeypatch.setattr(distributed, "LocalCluster", Recorded)
-    monkeypatch.setattr(xcalving.train.tune, "tune", fail)
+    monkeypatch.setattr(xcalving.train.search, "tune", fail)
     (tmp_path / "patches.zarr").mkdir()
     args = ["tune", str(tmp_path / "patches.zarr"), "--out", str(tmp_path / "t"), "--workers", "1"]
     assert main(args) == 1

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import os
 import secrets
 import shutil
@@ -37,7 +38,7 @@ except ImportError:  # not POSIX: no advisory locks, writes are still staged and
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["expect_bytes", "file_digest", "is_url", "local_path", "lock_path", "staged_file",
-           "staging_name", "target_lock", "write_bytes"]
+           "staging_name", "target_lock", "write_bytes", "write_figure", "write_text"]
 
 TMP_TAG = ".xcalving-tmp-"
 LOCK_TAG = ".xcalving-lock"
@@ -285,3 +286,27 @@ def write_bytes(target: str | os.PathLike[str], data: bytes, *, what: str = "pat
 def _put(path: Path, data: bytes) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
+
+
+def write_text(target: str | os.PathLike[str], text: str, *, what: str = "path") -> None:
+    """Write ``text`` (UTF-8) to ``target`` through :func:`write_bytes`."""
+    write_bytes(target, text.encode(), what=what)
+
+
+def write_figure(target: str | os.PathLike[str], figure: Any, *, what: str = "path",
+                 **savefig: Any) -> None:
+    """Save a matplotlib ``figure`` to ``target`` through :func:`write_bytes` (format by suffix).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from matplotlib.figure import Figure
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "empty.png"
+    >>> write_figure(out, Figure(figsize=(1, 1)))
+    >>> out.read_bytes()[:4]
+    b'\x89PNG'
+    """
+    buffer = io.BytesIO()
+    savefig.setdefault("format", Path(os.fspath(target)).suffix.lstrip(".") or "png")
+    figure.savefig(buffer, **savefig)
+    write_bytes(target, buffer.getvalue(), what=what)

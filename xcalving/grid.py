@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import xarray as xr
     from affine import Affine
 
-__all__ = ["Axis", "axis", "check_monotonic", "check_same_grid", "metric_crs", "pixel_spacing",
+__all__ = ["Axis", "attrs_spacing", "axis", "check_monotonic", "check_same_grid", "metric_crs", "pixel_spacing",
            "refresh_transform", "same_grid", "transform"]
 
 #: Steps may differ from the mean step by this share of it (plus the coordinates' rounding).
@@ -261,6 +261,21 @@ def pixel_spacing(da: xr.DataArray | xr.Dataset, *, what: str = "pixel_spacing(d
 
 
 # --- comparing grids -----------------------------------------------------------------------------
+def attrs_spacing(obj: Any) -> float | None:
+    """The spacing of a cube without a CRS: its ``pixel_spacing`` attribute in metres, or None.
+
+    The one fallback where coordinates are pixels (CaFFe scenes, synthetic cubes): fronts,
+    fine-tuning and their lengths use it; a cube with a CRS uses :func:`pixel_spacing`.
+
+    Examples
+    --------
+    >>> attrs_spacing(xr.Dataset(attrs={"pixel_spacing": 6})), attrs_spacing(xr.Dataset())
+    (6.0, None)
+    """
+    spacing = obj.attrs.get("pixel_spacing")
+    return float(spacing) if isinstance(spacing, int | float) else None
+
+
 def _grid_of(a: Any) -> tuple[np.ndarray, np.ndarray, str | None] | None:
     """(y, x, CRS WKT) of an xarray object with y/x coordinates; None for plain arrays."""
     coords = getattr(a, "coords", None)

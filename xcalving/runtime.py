@@ -15,7 +15,7 @@ from typing import Any
 from xcalving.errors import DeviceError, InputError
 
 __all__ = [
-    "PRECISIONS", "VERSION", "client_active", "dask_threads_here", "planned_runtime", "resolve_device",
+    "PRECISIONS", "VERSION", "autocast", "client_active", "dask_threads_here", "planned_runtime", "resolve_device",
     "resolve_precision", "torch_threads_for_process",
 ]
 
@@ -68,6 +68,19 @@ def resolve_precision(precision: str, device: str) -> str:
     import torch
 
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def autocast(device: Any) -> Any:
+    """Mixed precision for training on ``device``: bf16 where the GPU has it, else fp16; off on CPU.
+
+    One home for training and fine-tuning (predict picks its precision with
+    :func:`resolve_precision`).
+    """
+    import torch  # torch loads on first use, not with the package
+
+    enabled = device.type == "cuda"
+    dtype = torch.bfloat16 if enabled and torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
 
 
 def planned_runtime(device: str, precision: str) -> tuple[str, str]:

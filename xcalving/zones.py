@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from xcalving.errors import InputError
 
-__all__ = ["FRONT_GREYS", "GLACIER", "NO_DATA", "OCEAN", "OCEAN_RULES", "ROCK", "ZONE_COLOURS",
+__all__ = ["FRONT_GREYS", "GLACIER", "MIN_LENGTH_M", "NO_DATA", "OCEAN", "OCEAN_RULES", "ROCK", "ZONE_COLOURS",
            "ZONE_GREYS", "ZONE_NAMES", "check_ocean_rule", "drop_short_pieces",
            "front_from_zones", "main_ocean", "ocean_next_to_glacier", "zone_attrs"]
 
@@ -33,6 +33,9 @@ ZONE_COLOURS = ("#000000", "#8c6d46", "#dff3ff", "#1d4e89")
 _EIGHT = np.ones((3, 3), bool)
 #: Which ocean bodies give fronts: CaFFe's one main body, or every body (several glaciers).
 OCEAN_RULES = ("largest", "all")
+#: CaFFe drops front pieces of at most this length in metres: the default of ``fronts()`` and
+#: ``xcalving fronts --min-length``.
+MIN_LENGTH_M = 750.0
 
 
 def zone_attrs(long_name: str = "zones") -> dict[str, Any]:

@@ -21,6 +21,7 @@ from torch import nn
 
 from xcalving.adapt.sources import UNKNOWN
 from xcalving.errors import InputError
+from xcalving.runtime import autocast
 
 __all__ = ["BATCHNORM", "TRAINABLE", "LoopResult", "Recipe", "expected_steps", "run_loop",
            "set_trainable"]
@@ -182,12 +183,6 @@ def _set_total(bar: Any, total: int | None) -> None:
         container.children[1].max = total
 
 
-def _autocast(device: torch.device) -> Any:
-    enabled = device.type == "cuda"
-    dtype = torch.bfloat16 if enabled and torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
-
-
 @dataclass
 class _Progress:
     step: int = 0
@@ -264,7 +259,7 @@ def _step(net: nn.Module, base: nn.Module | None, optimizer: Any, windows: Any, 
                 module.eval()
     base_out = None
     needs_base = recipe.zone_weight > 0 and bool((batch["zones"] == UNKNOWN).any())
-    with _autocast(device):
+    with autocast(device):
         if base is not None and needs_base:
             with torch.no_grad():
                 base_out = base(batch["image"])

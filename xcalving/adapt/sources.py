@@ -199,11 +199,10 @@ def _grid_facts(sar: Any) -> tuple[float | None, Any, Any]:
     """Pixel spacing, transform and CRS of a georeferenced cube; (attrs spacing, None, None)."""
     import rioxarray  # noqa: F401  (registers .rio)
 
-    from xcalving.grid import pixel_spacing, transform
+    from xcalving.grid import attrs_spacing, pixel_spacing, transform
 
     if sar.rio.crs is None:
-        spacing = sar.attrs.get("pixel_spacing")
-        return (float(spacing) if isinstance(spacing, int | float) else None), None, None
+        return attrs_spacing(sar), None, None
     return pixel_spacing(sar, what="data"), transform(sar, what="data"), sar.rio.crs
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from xcalving.errors import InputError
+from xcalving.zones import MIN_LENGTH_M
 
 _FRONTS_EPILOG = """examples:
   xcalving fronts pred.zarr --out fronts.gpkg --map fronts.png
@@ -43,7 +44,7 @@ def add_fronts(sub: Any) -> None:
                          "probability: the ridge of the front probability; gated: the front "
                          "probability kept where the zones meet (default: the method the "
                          "weights' folds chose, recorded in the prediction)")
-    fr.add_argument("--min-length", type=float, default=750.0,
+    fr.add_argument("--min-length", type=float, default=MIN_LENGTH_M,
                     help="drop front pieces up to this length in metres (CaFFe: 750)")
     fr.add_argument("--min-length-px", type=float, default=None,
                     help="the same rule in pixels, for cubes without pixel spacing "

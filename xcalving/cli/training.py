@@ -154,7 +154,7 @@ def add_tune(sub: Any) -> None:
 
 
 def _run_tune(args: argparse.Namespace) -> int:
-    from xcalving.train.tune import tune
+    from xcalving.train.search import tune
 
     if args.scheduler is not None and args.workers:
         raise InputError("--scheduler and --workers: pass one — a running cluster's address, "

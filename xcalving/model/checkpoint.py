@@ -120,11 +120,11 @@ def save_model(
     header = header_entries(model, get_config(), metadata=metadata, scaling=scaling,
                             pixel_spacing=pixel_spacing)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    _atomic_save(tensors, path, header)
+    save_tensors(tensors, path, header)
     return path
 
 
-def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, header: dict[str, str]) -> None:
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path, header: dict[str, str]) -> None:
     """Write ``tensors`` beside ``path``, check size and sha256, then move it into place.
 
     :func:`xcalving.atomic.write_bytes`: a second run writing ``path`` is refused, and a write

@@ -2,10 +2,10 @@
 
 One module per job: ``loop`` (:class:`TrainConfig` and :func:`train`: epochs, validation,
 early stopping, DDP), ``state`` (checkpoints to resume from, the history), ``losses`` (the
-front and zone losses) and ``tune`` (:func:`tune`: Optuna trials as Dask tasks).
+front and zone losses) and ``search`` (:func:`tune`: Optuna trials as Dask tasks).
 """
 
 from xcalving.train.loop import TrainConfig, train
-from xcalving.train.tune import tune
+from xcalving.train.search import tune
 
 __all__ = ["TrainConfig", "train", "tune"]

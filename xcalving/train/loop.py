@@ -11,7 +11,6 @@ shard of the stream, DistributedDataParallel averages the gradients and rank 0 w
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -23,20 +22,19 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
+from xcalving.atomic import write_text
 from xcalving.errors import InputError
 from xcalving.metrics import bbox_accuracy, mean_distance_error, zone_iou
 from xcalving.model.checkpoint import save_model
 from xcalving.model.unet import ASPPUNet
 from xcalving.scaling import CAFFE_SCALING, Scaling
 from xcalving.train.losses import FRONT_LOSSES, ZONE_LOSSES, dice_loss, recipe_loss
+from xcalving.train.state import load_state, prune, save_state, write_history
 from xcalving.zones import front_from_zones
 
 __all__ = ["TrainConfig", "dice_loss", "learning_rate", "train", "train_step"]
 
-HISTORY_FIELDS = ("epoch", "loss", "val_loss", "bbox_accuracy", "zone_iou", "mde_px",
-                  "n_no_front", "mde_front_px", "n_no_front_front", "lr", "seconds")
 
 
 @dataclass
@@ -193,12 +191,6 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
 
 
 # --- one epoch -----------------------------------------------------------------------------------
-def _autocast(device: torch.device) -> Any:
-    enabled = device.type == "cuda"
-    dtype = torch.bfloat16 if enabled and torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
-
-
 def train_step(model: Any, batch: dict[str, torch.Tensor], optimizer: Any, config: TrainConfig,
                device: torch.device, lr: float) -> float:
     """One optimisation step on one batch at learning rate ``lr``; the batch's loss.
@@ -208,7 +200,7 @@ def train_step(model: Any, batch: dict[str, torch.Tensor], optimizer: Any, confi
     for group in optimizer.param_groups:
         group["lr"] = lr
     batch = _to(batch, device)
-    with _autocast(device):
+    with autocast(device):
         out = model(batch["image"])
     loss = _loss(out, batch, config)
     optimizer.zero_grad(set_to_none=True)
@@ -244,7 +236,7 @@ def _validate(model: Any, loader: Any, config: TrainConfig,
     probs, zones_pred, zones_true, fronts_true = [], [], [], []
     for batch in loader:
         batch = _to(batch, device)
-        with _autocast(device):
+        with autocast(device):
             out = model(batch["image"])
         total += float(_loss(out, batch, config)) * len(batch["image"])
         count += len(batch["image"])
@@ -272,57 +264,6 @@ def _scores(val_loss: float, probs: np.ndarray, zones_pred: np.ndarray, zones_tr
         "mde_px": mde_z.mde, "n_no_front": mde_z.n_no_front,
         "mde_front_px": mde_p.mde, "n_no_front_front": mde_p.n_no_front,
     }
-
-
-# --- checkpoints: safetensors + JSON, never pickle -----------------------------------------------
-def _save_state(path: Path, model: Any, optimizer: Any, progress: dict[str, Any]) -> None:
-    """Everything needed to resume: weights, Adam's moments, epoch, history, early stopping."""
-    from xcalving.model.checkpoint import _atomic_save
-
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    opt = optimizer.state_dict()
-    for index, slots in opt["state"].items():
-        for name, value in slots.items():
-            tensors[f"opt.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    tensors["rng.torch"] = torch.get_rng_state()
-    groups = [{k: v for k, v in g.items()} for g in opt["param_groups"]]
-    header = {"xcalving.training": json.dumps({**progress, "param_groups": groups})}
-    _atomic_save(tensors, path, header)
-
-
-def _load_state(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        progress = json.loads(fh.metadata()["xcalving.training"])
-    tensors = load_file(str(path))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": progress.pop("param_groups")})
-    torch.set_rng_state(tensors["rng.torch"])
-    return progress
-
-
-def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
-    tmp = out / ".history.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, out / "history.csv")
-    from xcalving.plot import training_curves
-
-    training_curves(history).savefig(out / "curves.png", dpi=110)
-
-
-def _prune(folder: Path, keep: int) -> None:
-    """Keep the last ``keep`` per-epoch weights files."""
-    for old in sorted(folder.glob("epoch_*.safetensors"))[:-keep]:
-        old.unlink()
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -383,7 +324,7 @@ def _wrap(net: Any, device: torch.device, distributed: bool, config: TrainConfig
 def _start(config: TrainConfig, net: Any, optimizer: Any, resume: bool) -> dict[str, Any]:
     state = Path(config.out) / "checkpoints" / "state.safetensors"
     if resume and state.exists():
-        progress = _load_state(state, net, optimizer)
+        progress = load_state(state, net, optimizer)
         # a finished run resumed with a larger budget goes on; early stopping still holds
         progress["stopped"] = _budget_spent(progress, config)
         return progress
@@ -469,9 +410,9 @@ def _checkpoint(out: Path, net: Any, optimizer: Any, progress: dict[str, Any],
     save_model(net, folder / f"epoch_{progress['epoch']:03d}.safetensors", metadata=meta)
     if progress.get("improved"):
         save_model(net, out / "best.safetensors", metadata=meta)
-    _prune(folder, config.keep_last)
-    _save_state(folder / "state.safetensors", net, optimizer, progress)
-    _write_history(out, progress["history"])
+    prune(folder, config.keep_last)
+    save_state(folder / "state.safetensors", net, optimizer, progress)
+    write_history(out, progress["history"])
 
 
 def _finish(out: Path, progress: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
@@ -480,5 +421,5 @@ def _finish(out: Path, progress: dict[str, Any], config: TrainConfig) -> dict[st
                "stopped": progress["stopped"], "best": best,
                "train_seconds": sum(h["seconds"] for h in progress["history"]),
                "config": asdict(config)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary

@@ -31,16 +31,14 @@ from xcalving.vector.tracing import (
     pixel_length,
     trace_lines,
 )
-from xcalving.zones import check_ocean_rule, front_from_zones
+from xcalving.zones import MIN_LENGTH_M, check_ocean_rule, front_from_zones
 
 if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-__all__ = ["COLUMNS", "DEFAULT_METHOD", "MIN_LENGTH_M", "fronts", "label_fronts"]
+__all__ = ["COLUMNS", "DEFAULT_METHOD", "fronts", "label_fronts"]
 
-#: CaFFe drops front pieces of at most this length.
-MIN_LENGTH_M = 750.0
 #: Prediction attributes copied into every row (where they are strings): scene and model.
 ROW_ATTRS = ("glacier", "satellite", "sensor", "platform", "model", "model_sha256")
 #: The columns computed for each scene, then over the series (:mod:`xcalving.vector.confidence`,
@@ -65,10 +63,9 @@ def _grid(ds: Any) -> tuple[Any, float | None, str]:
     from xcalving import grid
 
     if ds.rio.crs is None:
-        spacing = ds.attrs.get("pixel_spacing")
-        if isinstance(spacing, int | float):
-            return None, float(spacing), ""
-        return None, None, "no CRS and no 'pixel_spacing' attribute"
+        spacing = grid.attrs_spacing(ds)
+        why = "" if spacing is not None else "no CRS and no 'pixel_spacing' attribute"
+        return None, spacing, why
     transform = grid.transform(ds, what="fronts")  # lines need a regular grid: else an error
     try:
         return transform, grid.pixel_spacing(ds, what="fronts"), ""

@@ -19,7 +19,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from xcalving.atomic import write_figure, write_text
 from xcalving.errors import InputError
+from xcalving.plot import search_plot
 from xcalving.train.loop import TrainConfig
 
 __all__ = ["DEFAULT_SPACE", "tune"]
@@ -182,10 +184,8 @@ def tune(base: TrainConfig, *, n_trials: int = 20, space: dict[str, tuple[float,
 def _write_results(study: Any, out: Path, optuna: Any) -> dict[str, Any]:
     frame = study.trials_dataframe(attrs=("number", "value", "params", "state", "datetime_start",
                                           "datetime_complete", "duration"))
-    frame.to_csv(out / "trials.csv", index=False)
-    from xcalving.plot import search_plot
-
-    search_plot(frame).savefig(out / "search.png", dpi=110)
+    write_text(out / "trials.csv", frame.to_csv(index=False))
+    write_figure(out / "search.png", search_plot(frame), dpi=110)
     states = optuna.trial.TrialState
     count = {s.name.lower(): sum(t.state == s for t in study.trials)
              for s in (states.COMPLETE, states.PRUNED, states.FAIL)}
@@ -194,5 +194,5 @@ def _write_results(study: Any, out: Path, optuna: Any) -> dict[str, Any]:
     best = study.best_trial
     result = {"number": best.number, "params": best.params, "val_loss": best.value,
               "trials": len(study.trials), **count}
-    (out / "best.json").write_text(json.dumps(result, indent=2))
+    write_text(out / "best.json", json.dumps(result, indent=2))
     return result
