@@ -56,7 +56,7 @@ def _setup(channels_last: bool = True) -> tuple[Any, Any, Any]:
 
 
 def _config(store: str) -> Any:
-    from xcalving.train.loop import TrainConfig
+    from xcalving.train import TrainConfig
 
     return TrainConfig(store=store, out=".", width=WIDTH, front_dilation=3, lr=5e-4,
                        zone_weight=0.5, schedule="cosine", front_loss="dice+bce+distance")

@@ -115,7 +115,7 @@ def recipe_config(recipe: str, augment: str | None = None) -> dict[str, Any]:
 def train_fold(store: Path, runs: Path, recipe: str, held_out: str, epochs: int,
                max_minutes: float | None = None, augment: str | None = None) -> Path:
     """Train ``recipe`` on the glaciers other than ``held_out``; return the run folder."""
-    from xcalving.train.loop import TrainConfig, train
+    from xcalving.train import TrainConfig, train
 
     out = runs / f"{recipe}-{held_out}"
     if trained_epochs(out) >= epochs:
@@ -346,7 +346,7 @@ def train_final(store: Path, runs: Path, recipe: str, epochs: int,
     Jorum is the validation stream only because training needs one: it is a training glacier
     here, its numbers are a training-set monitor, and the last epoch's weights are kept.
     """
-    from xcalving.train.loop import TrainConfig, train
+    from xcalving.train import TrainConfig, train
 
     out = runs / f"final-{recipe}"
     config = TrainConfig(store=str(store), out=str(out), train_glaciers=list(GLACIERS),

@@ -235,10 +235,10 @@ CASES = [
     # training
     Case("train-lr", "training", "``TrainConfig(lr=0)``", "InputError", "ValueError",
          r"lr must be a positive learning rate such as 1e-4",
-         lambda tmp: __import__("xcalving.train.loop").train.TrainConfig(store="s", out="o", lr=0.0)),
+         lambda tmp: __import__("xcalving.train").train.TrainConfig(store="s", out="o", lr=0.0)),
     Case("train-batch", "training", "``TrainConfig(batch_size=0)``", "InputError",
          "ValueError", r"batch_size must be a whole number >= 1",
-         lambda tmp: __import__("xcalving.train.loop").train.TrainConfig(store="s", out="o",
+         lambda tmp: __import__("xcalving.train").train.TrainConfig(store="s", out="o",
                                                                     batch_size=0)),
     Case("train-glacier", "training", "a validation glacier the store does not hold",
          "InputError", "ValueError", r"Jorumm",
@@ -348,7 +348,7 @@ def _vector_mde_without_resolution() -> None:
 
 
 def _train_unknown_glacier(tmp: Path) -> None:
-    from xcalving.train.loop import TrainConfig, train
+    from xcalving.train import TrainConfig, train
 
     store = _train_store(tmp)
     train(TrainConfig(store=store, out=str(tmp / "run"), val_glaciers=["Jorumm"], width=4,
@@ -356,7 +356,7 @@ def _train_unknown_glacier(tmp: Path) -> None:
 
 
 def _train_twice(tmp: Path) -> None:
-    from xcalving.train.loop import TrainConfig, train
+    from xcalving.train import TrainConfig, train
 
     store = _train_store(tmp)
     config = TrainConfig(store=store, out=str(tmp / "run"), train_split="train",

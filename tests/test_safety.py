@@ -1,5 +1,6 @@
 """The safe-write rules: a write never destroys what xcalving did not make, and a failed or
-interrupted command leaves nothing in the way of its re-run (xcalving.safety, xcalving.io.lineage)."""
+interrupted command leaves nothing in the way of its re-run (xcalving.safety,
+xcalving.io.lineage)."""
 
 from __future__ import annotations
 

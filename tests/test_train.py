@@ -17,7 +17,7 @@ from xcalving.data.caffe import caffe_to_zarr, shipped_scenes
 from xcalving.errors import InputError
 from xcalving.model import load_model, read_metadata
 from xcalving.testing import write_fixture_tree
-from xcalving.train.loop import TrainConfig, train
+from xcalving.train import TrainConfig, train
 from xcalving.train.losses import dice_loss
 
 

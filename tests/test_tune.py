@@ -8,7 +8,7 @@ import pytest
 from xcalving.data.caffe import caffe_to_zarr
 from xcalving.errors import InputError
 from xcalving.testing import write_fixture_tree
-from xcalving.train.loop import TrainConfig
+from xcalving.train import TrainConfig
 
 optuna = pytest.importorskip("optuna", reason="pip install 'xcalving[tune]'")
 

@@ -1,6 +1,8 @@
-"""The ``.calving`` accessors.
+"""The ``.calving`` accessors: one line per method over ``predict`` and ``fronts``.
 
-Validation and dispatch only, no state: xarray makes a new accessor for every object.
+No state and no policy of their own: xarray makes a new accessor for every object; predict's
+defaults live in ``PredictOptions`` and the choice of a Dataset's variable in
+:func:`xcalving.bands.dataset_variable`.
 """
 
 from __future__ import annotations
@@ -10,8 +12,15 @@ from typing import Any
 
 import xarray as xr
 
-from xcalving.errors import InputError, did_you_mean
+from xcalving.bands import dataset_variable
+from xcalving.inference.api import predict
 from xcalving.inference.options import PredictOptions as _D  # predict's defaults: one home
+from xcalving.vector.api import fronts
+
+
+def _options(call: dict[str, Any]) -> dict[str, Any]:
+    """A method's keyword options (its ``locals()``), to pass on unchanged."""
+    return {k: v for k, v in call.items() if k not in ("self", "model", "variable")}
 
 
 @xr.register_dataarray_accessor("calving")
@@ -28,17 +37,12 @@ class CalvingDataArrayAccessor:
                 outputs: str | Sequence[str] = _D.outputs,
                 max_pixels: float | None = _D.max_pixels) -> xr.Dataset:
         """Lazy front probability and zones; see :func:`xcalving.predict`."""
-        from xcalving.inference.api import predict
-
-        return predict(self._obj, model, tile=tile, overlap=overlap, batch_size=batch_size,
-                       device=device, precision=precision, band=band, scaling=scaling,
-                       resolution=resolution, dtype=dtype, outputs=outputs,
-                       max_pixels=max_pixels)
+        return predict(self._obj, model, **_options(locals()))
 
 
 @xr.register_dataset_accessor("calving")
 class CalvingDatasetAccessor:
-    """``ds.calving.predict(variable="sar", ...)``."""
+    """``ds.calving.predict(variable="sar", ...)`` and ``ds.calving.fronts(...)``."""
 
     def __init__(self, obj: xr.Dataset) -> None:
         self._obj = obj
@@ -51,35 +55,11 @@ class CalvingDatasetAccessor:
                 max_pixels: float | None = _D.max_pixels) -> xr.Dataset:
         """Predict on one variable of the Dataset; see :func:`xcalving.predict`.
 
-        ``variable=None`` takes ``"sar"`` where there is one; else, where some variables
-        name polarisations (as ``odc.stac.load`` names the bands of a Sentinel-1 item: ``hh``,
-        ``hv``, ``vv``, ``vh``), HH, else VV; else the only variable.
+        ``variable=None`` chooses as :func:`xcalving.bands.dataset_variable` does: ``"sar"``
+        where there is one; else, where some variables name polarisations, HH, else VV; else
+        the only variable.
         """
-        from xcalving.bands import choose_polarisation, polarisation_of
-        from xcalving.inference.api import predict
-
-        names = [str(v) for v in self._obj.data_vars]
-        if variable is None:
-            if "sar" in names:
-                variable = "sar"
-            elif (pol := choose_polarisation(names)) is not None:
-                variable = pol
-            elif len(names) == 1:
-                variable = names[0]
-            else:
-                raise InputError(f"the Dataset has variables {names}; choose one with "
-                                 f"variable=..., e.g. variable={names[0]!r}." if names else
-                                 "the Dataset has no data variables to predict on.")
-        if variable not in names:
-            raise InputError(f"variable={variable!r} is not in the Dataset; it has {names}."
-                             + did_you_mean(variable, names))
-        da = self._obj[variable]
-        if "band" not in da.attrs and polarisation_of(variable):
-            da = da.assign_attrs(band=variable)
-        return predict(da, model, tile=tile, overlap=overlap, batch_size=batch_size,
-                       device=device, precision=precision, band=band, scaling=scaling,
-                       resolution=resolution, dtype=dtype, outputs=outputs,
-                       max_pixels=max_pixels)
+        return predict(dataset_variable(self._obj, variable), model, **_options(locals()))
 
     def fronts(self, **options: Any) -> Any:
         """Time-indexed front lines of a prediction Dataset: :func:`xcalving.fronts` on it.
@@ -87,6 +67,4 @@ class CalvingDatasetAccessor:
         ``options`` are those of :func:`xcalving.fronts` (``method``, ``region``, ``ocean``,
         ``min_length``, ``min_length_px``, ``threshold``), with the same defaults: one home.
         """
-        from xcalving.vector.api import fronts
-
         return fronts(self._obj, **options)

@@ -295,7 +295,7 @@ def write_text(target: str | os.PathLike[str], text: str, *, what: str = "path")
 
 def write_figure(target: str | os.PathLike[str], figure: Any, *, what: str = "path",
                  **savefig: Any) -> None:
-    """Save a matplotlib ``figure`` to ``target`` through :func:`write_bytes` (format by suffix).
+    r"""Save a matplotlib ``figure`` to ``target`` through :func:`write_bytes` (format by suffix).
 
     Examples
     --------

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     import xarray as xr
     from affine import Affine
 
-__all__ = ["Axis", "attrs_spacing", "axis", "check_monotonic", "check_same_grid", "metric_crs", "pixel_spacing",
-           "refresh_transform", "same_grid", "transform"]
+__all__ = ["Axis", "attrs_spacing", "axis", "check_monotonic", "check_same_grid", "metric_crs",
+           "pixel_spacing", "refresh_transform", "same_grid", "transform"]
 
 #: Steps may differ from the mean step by this share of it (plus the coordinates' rounding).
 STEP_RTOL = 1e-5

@@ -15,8 +15,8 @@ from typing import Any
 from xcalving.errors import DeviceError, InputError
 
 __all__ = [
-    "PRECISIONS", "VERSION", "autocast", "client_active", "dask_threads_here", "planned_runtime", "resolve_device",
-    "resolve_precision", "torch_threads_for_process",
+    "PRECISIONS", "VERSION", "autocast", "client_active", "dask_threads_here", "planned_runtime",
+    "resolve_device", "resolve_precision", "torch_threads_for_process",
 ]
 
 def _installed_version() -> str:

@@ -2,7 +2,7 @@
 
 The writers turn :func:`xcalving.data.synthetic.glacier_cube` scenes into CaFFe's ``data_raw``
 layout, with real-looking file names and only legal grey values (zones 0/64/127/254, fronts
-0/255), so :func:`xcalving.data.caffe.catalog.open_caffe` and everything after it run on them unchanged.
+0/255), so :func:`xcalving.data.caffe.open_caffe` and everything after it run on them unchanged.
 ``import xcalving`` does not import this module.
 
 Examples

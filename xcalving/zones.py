@@ -15,8 +15,8 @@ from scipy import ndimage
 
 from xcalving.errors import InputError
 
-__all__ = ["FRONT_GREYS", "GLACIER", "MIN_LENGTH_M", "NO_DATA", "OCEAN", "OCEAN_RULES", "ROCK", "ZONE_COLOURS",
-           "ZONE_GREYS", "ZONE_NAMES", "check_ocean_rule", "drop_short_pieces",
+__all__ = ["FRONT_GREYS", "GLACIER", "MIN_LENGTH_M", "NO_DATA", "OCEAN", "OCEAN_RULES", "ROCK",
+           "ZONE_COLOURS", "ZONE_GREYS", "ZONE_NAMES", "check_ocean_rule", "drop_short_pieces",
            "front_from_zones", "main_ocean", "ocean_next_to_glacier", "zone_attrs"]
 
 #: Zone classes, in the order of their codes 0..3.

@@ -97,7 +97,7 @@ def _path_scenes(path: str, scaling: str, caffe_spacing: str | None,
 
 # --- CaFFe ---------------------------------------------------------------------------------------
 def caffe_catalog(root: str | os.PathLike[str], pixel_spacing: str | None) -> pd.DataFrame:
-    """:func:`~xcalving.data.caffe.catalog.open_caffe`'s catalog, of every split folder (any name)."""
+    """:func:`~xcalving.data.caffe.open_caffe`'s catalog, of every split folder (any name)."""
     from xcalving.data.caffe.catalog import (
         CATALOG_COLUMNS,
         _bbox_index,

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from xcalving.cli import data, demo, export, finetune, fronts, predict, training, weights
 from xcalving.errors import UnknownScalingError, XcalvingError
+from xcalving.runtime import VERSION
 
 __all__ = ["HelpFormatter", "main", "one_line_warnings"]
 

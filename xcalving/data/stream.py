@@ -1,6 +1,6 @@
 """Stream training patches from a Zarr patch store into PyTorch, one chunk at a time.
 
-The store is the one :func:`xcalving.data.caffe.patches.caffe_to_zarr` writes: ``sar``, ``zones`` and
+The store is the one :func:`xcalving.data.caffe.caffe_to_zarr` writes: ``sar``, ``zones`` and
 ``front`` uint8 (sample, y, x) with per-sample coordinates. :class:`PatchStream` never reads the
 whole store: every epoch it shuffles the *chunks*, then the samples inside each chunk, shards
 that order over distributed ranks and DataLoader workers, and mixes neighbouring chunks with a
@@ -237,7 +237,7 @@ class PatchStream(IterableDataset):
     ----------
     store
         Local path or fsspec URL of a store written by
-        :func:`~xcalving.data.caffe.patches.caffe_to_zarr`. Opened lazily; one chunk is read at a time.
+        :func:`~xcalving.data.caffe.caffe_to_zarr`. Opened lazily; one chunk is read at a time.
     glaciers
         Keep only samples of these glaciers, e.g. train on ``["DBE", "JAC", "SI"]`` and
         validate on ``"Jorum"``.
@@ -334,7 +334,7 @@ class PatchStream(IterableDataset):
             if isinstance(self.store, str) and "://" not in self.store \
                     and not os.path.exists(self.store):
                 raise FileNotFoundError(f"store: no patch store at {self.store!r}; write one "
-                                        "with xcalving.data.caffe.patches.caffe_to_zarr.")
+                                        "with xcalving.data.caffe.caffe_to_zarr.")
             self._group = zarr.open_group(self.store, mode="r",
                                           storage_options=self.storage_options)
             self._pid = os.getpid()
@@ -346,7 +346,7 @@ class PatchStream(IterableDataset):
         if missing or group["sar"].ndim != 3:
             raise InputError(f"store {self.store!r} is not a patch store (sample, y, x) with "
                              f"{list(_REQUIRED)}; missing {missing}. Write it with "
-                             "xcalving.data.caffe.patches.caffe_to_zarr.")
+                             "xcalving.data.caffe.caffe_to_zarr.")
         keep = _matching(np.asarray(group["glacier"][:]).astype(object), glaciers, "glaciers")
         keep &= _matching(np.asarray(group["split"][:]).astype(object), split, "split")
         if not keep.any():

@@ -9,7 +9,7 @@ computes anything.
 
 The polarisation rule: a dim other than y and x is a *band dim* when it is named ``band`` (or
 ``pol``, ``polarisation``, ...) or when one of its labels names a polarisation (``HH``, ``hv``,
-``sigma0_vv``, ...: :func:`xcalving.bands.polarisation_of`). ``band=`` picks an entry of it; without ``band=``
+``sigma0_vv``, ...: :func:`polarisation_of`). ``band=`` picks an entry of it; without ``band=``
 HH is taken, else VV, and a cube whose polarisations are all cross-polarised (HV, VH: any
 number of them, one included) is refused, since the network was trained on co-polarised
 backscatter. An array with no band dim whose metadata (a scalar ``band`` coordinate, a ``band``

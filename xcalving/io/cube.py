@@ -1,5 +1,7 @@
-"""Opening SAR cubes and predictions stored as Zarr, with their CRS and transform; the blocks a
-store holds (:func:`missing_blocks`, for resuming)."""
+"""Opening SAR cubes and predictions stored as Zarr, with their CRS and transform.
+
+And the blocks a store holds (:func:`missing_blocks`, for resuming).
+"""
 
 from __future__ import annotations
 

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dask
-
 from xcalving.errors import InputError, WriteVerificationError
 from xcalving.io.cube import missing_blocks, open_cube
 from xcalving.safety import is_zarr_store, partial_path, remove_tree, staged
@@ -45,6 +43,8 @@ class Flags:
 
 
 def _compute(job: Any, what: str) -> None:
+    import dask  # dask loads on first use, not with the package (``import xcalving``)
+
     dask.compute(job)
 
 
@@ -142,6 +142,8 @@ def _check_complete(store: Path, pred: Any) -> None:
 
 def _fill(store: Path, pred: Any, run: Run) -> int:
     """Write only the blocks ``store`` lacks (predict is chunk-invariant); return how many."""
+    import dask  # as in _compute
+
     regions = missing_blocks(store, pred)
     writable = pred.drop_vars([c for c in pred.coords if not pred[c].dims])
     jobs = [writable.isel(region).to_zarr(store, region="auto", consolidated=False,

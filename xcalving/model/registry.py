@@ -1,8 +1,8 @@
 """The registry of named weights: one table, read from ``weights/registry.json``.
 
 :data:`REGISTRY` lists every weights file the package ships: name, file, sha256 and metadata.
-Everything else (names, paths, lookups, the cards) is derived from it. It stands alone, as
-torchgeo's ``models/api.py``: it imports neither torch nor any other module of :mod:`xcalving.model`.
+Everything else (names, paths, lookups, the cards) is derived from it. It stands alone,
+as torchgeo's ``models/api.py``: it imports neither torch nor another module of the model wing.
 """
 
 from __future__ import annotations

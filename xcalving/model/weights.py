@@ -25,7 +25,7 @@ from xcalving.errors import (
     did_you_mean,
 )
 from xcalving.model.files import sha256_file
-from xcalving.model.registry import DEFAULT_WEIGHTS, REGISTRY, WeightsRecord
+from xcalving.model.registry import DEFAULT_WEIGHTS, REGISTRY, WeightsRecord, list_weights
 from xcalving.scaling import CAFFE_SCALING, Scaling
 
 __all__ = ["ModelSpec", "build_module", "model_spec"]

@@ -28,6 +28,7 @@ from xcalving.errors import InputError
 from xcalving.metrics import bbox_accuracy, mean_distance_error, zone_iou
 from xcalving.model.checkpoint import save_model
 from xcalving.model.unet import ASPPUNet
+from xcalving.runtime import autocast
 from xcalving.scaling import CAFFE_SCALING, Scaling
 from xcalving.train.losses import FRONT_LOSSES, ZONE_LOSSES, dice_loss, recipe_loss
 from xcalving.train.state import load_state, prune, save_state, write_history

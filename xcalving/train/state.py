@@ -40,6 +40,7 @@ def save_state(path: Path, model: Any, optimizer: Any, progress: dict[str, Any])
 
 
 def load_state(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
+    """Restore ``model``, ``optimizer`` and torch's RNG from ``path``; return the progress."""
     with safe_open(str(path), framework="pt") as fh:
         progress = json.loads(fh.metadata()["xcalving.training"])
     tensors = load_file(str(path))

@@ -1,10 +1,11 @@
 """From zones or front probability to calving-front polylines in map coordinates.
 
-The numpy core (:func:`front_from_zones`, :func:`~xcalving.vector.tracing.front_from_probability`,
-:func:`~xcalving.vector.tracing.trace_lines`) works on one 2-D scene; :func:`fronts` maps it over the
-scenes of a prediction Dataset, in one Dask pass, and returns a GeoDataFrame indexed by scene.
-Front files (:func:`write_fronts`, :func:`read_fronts`, :func:`check_fronts_path`) live in
-:mod:`xcalving.vector.files` and are importable from here.
+The numpy core (:func:`~xcalving.zones.front_from_zones`,
+:func:`~xcalving.vector.tracing.front_from_probability`,
+:func:`~xcalving.vector.tracing.trace_lines`) works on one 2-D scene; :func:`fronts` maps it over
+the scenes of a prediction Dataset, in one Dask pass, and returns a GeoDataFrame indexed by scene.
+Front files (``write_fronts``, ``read_fronts``, ``check_fronts_path``) live in
+:mod:`xcalving.vector.files`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from xcalving.errors import InputError, XcalvingWarning
+from xcalving.grid import attrs_spacing, pixel_spacing, transform
 from xcalving.metrics import check_threshold
 from xcalving.vector.confidence import (
     MARGIN,
@@ -60,17 +62,15 @@ def _grid(ds: Any) -> tuple[Any, float | None, str]:
     """
     import rioxarray  # noqa: F401
 
-    from xcalving import grid
-
     if ds.rio.crs is None:
-        spacing = grid.attrs_spacing(ds)
+        spacing = attrs_spacing(ds)
         why = "" if spacing is not None else "no CRS and no 'pixel_spacing' attribute"
         return None, spacing, why
-    transform = grid.transform(ds, what="fronts")  # lines need a regular grid: else an error
+    affine = transform(ds, what="fronts")  # lines need a regular grid: else an error
     try:
-        return transform, grid.pixel_spacing(ds, what="fronts"), ""
+        return affine, pixel_spacing(ds, what="fronts"), ""
     except InputError as err:  # e.g. a lon/lat grid: lines are still drawn, lengths are not
-        return transform, None, str(err)
+        return affine, None, str(err)
 
 
 def _min_pixels(spacing: float | None, min_length: float, min_length_px: float | None,
@@ -315,12 +315,12 @@ def fronts(
         single scene.
     method
         ``"zones"``: CaFFe's post-processing of the zone map
-        (:func:`~xcalving.zones.front_from_zones`); ``"probability"``: threshold, skeletonize
-        and keep the longest paths of the front probability
-        (:func:`~xcalving.vector.tracing.front_from_probability`); ``"gated"``: the front probability
-        with hysteresis thresholds, its pieces kept where the zones' glacier–ocean boundary
-        runs and by probability mass (:func:`~xcalving.vector.tracing.front_from_head`). ``None``
-        (default): the method the weights' folds chose, which ``predict`` records in
+        (:func:`~xcalving.zones.front_from_zones`); ``"probability"``: threshold, skeletonize and
+        keep the longest paths of the front probability
+        (:func:`~xcalving.vector.tracing.front_from_probability`); ``"gated"``: the front
+        probability with hysteresis thresholds, its pieces kept where the zones' glacier–ocean
+        boundary runs and by probability mass (:func:`~xcalving.vector.tracing.front_from_head`).
+        ``None`` (default): the method the weights' folds chose, which ``predict`` records in
         ``ds.attrs["front_method"]``; ``"zones"`` where the prediction names none.
     min_length
         Front pieces of at most this many metres (÷ the pixel spacing) are dropped; CaFFe uses
@@ -332,8 +332,8 @@ def fronts(
     threshold
         Probability above which a pixel is front (``method="probability"``).
     region
-        Where fronts are looked for (:mod:`xcalving.vector.regions`): a boolean DataArray on the grid
-        (``(y, x)`` or with the scene dim), shapely geometries or a GeoDataFrame (reprojected
+        Where fronts are looked for (:mod:`xcalving.vector.regions`): a boolean DataArray on the
+        grid (``(y, x)`` or with the scene dim), shapely geometries or a GeoDataFrame (reprojected
         to the cube's CRS), a box ``(xmin, ymin, xmax, ymax)`` in the cube's coordinates, or
         the name of a variable of ``ds``. ``None`` (default) uses ``ds["front_region"]`` where
         ``ds`` has it (the CaFFe readers attach one: CaFFe's scoring box), else the whole scene;

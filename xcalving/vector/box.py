@@ -26,6 +26,7 @@ _SAMPLES = 32
 
 
 def check_box(box: Any) -> tuple[Any, float]:
+    """A shapely rectangle's upstream edge and its width; refused unless a rectangle in metres."""
     import shapely
 
     if not isinstance(box, shapely.Polygon) or len(box.exterior.coords) != 5:

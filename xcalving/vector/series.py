@@ -1,8 +1,8 @@
 """Fronts as a time series: their order in time and the distances between their dates.
 
-The measures :mod:`xcalving.vector.qc` fences and :mod:`xcalving.vector.confidence` scores: fronts of one grid
-(``grid_id``) in time order, and the distance between two fronts -- the mean, over points
-sampled along both, of the distance to the nearest point sampled on the other (CaFFe's mean
+The measures :mod:`xcalving.vector.qc` fences and :mod:`xcalving.vector.confidence` scores: fronts
+of one grid (``grid_id``) in time order, and the distance between two fronts -- the mean, over
+points sampled along both, of the distance to the nearest point sampled on the other (CaFFe's mean
 distance error between two lines).
 """
 
