@@ -69,7 +69,7 @@ def cases(Case) -> list:  # noqa: N803  (the row class of the matrix)
     """The rows, built with ``Case(id, area, what, error, builtin, match, run)``."""
     return [
         Case("export-no-store", "export", "``export_geotiffs`` of a path with nothing there",
-             "FileNotFoundError", "FileNotFoundError", r"pred: .*nopred\.zarr' is not a Zarr "
+             "InputNotFoundError", "FileNotFoundError", r"pred: .*nopred\.zarr' is not a Zarr "
              r"store \(nothing is there\)", lambda t: _export(t, t / "nopred.zarr", t / "tifs")),
         Case("export-not-a-store", "export", "``export_geotiffs`` of a GeoTIFF, not a store",
              "InputError", "ValueError", r"is not a Zarr store \(a file\); give the prediction "
@@ -85,7 +85,7 @@ def cases(Case) -> list:  # noqa: N803  (the row class of the matrix)
              "InputError", "ValueError", r"out: .*lies inside the input",
              lambda t: _export(t, s := _store(t), Path(s) / "tifs")),
         Case("export-existing", "export", "``out`` an existing folder (``mode='w-'``)",
-             "FileExistsError", "FileExistsError", r"already exists.*mode='w'",
+             "TargetExistsError", "FileExistsError", r"already exists.*mode='w'",
              lambda t: _export(t, _store(t), _existing_folder(t))),
         Case("export-replace-store", "export", "``mode='w'`` onto a Zarr store (no export "
              "folder)", "UnsafeTargetError", "FileExistsError",

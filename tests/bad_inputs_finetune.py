@@ -175,7 +175,7 @@ def cases(Case) -> list:  # noqa: N803  (the row class of the matrix)
              "InputError", "ValueError", r"front lines have no date.*'date' column",
              _front_without_date),
         Case("finetune-out-exists", "finetune", "``out`` naming an existing file",
-             "FileExistsError", "FileExistsError", r"exists; choose a new name.*overwrite",
+             "TargetExistsError", "FileExistsError", r"exists; choose a new name.*overwrite",
              _out_exists),
         Case("finetune-linear-as-db", "finetune", "linear power labelled dB", "InputError",
              "ValueError", r"scene .*linear", _linear_as_db),

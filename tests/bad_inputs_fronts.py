@@ -115,14 +115,14 @@ def cases(Case) -> list:  # noqa: N803  (the row class of the matrix)
              "an extension", "InputError", "ValueError", r"has no extension.*\.fgb",
              lambda t: _check(t / "fronts")),
         Case("fronts-export-existing", "fronts", "``check_fronts_path`` of an existing file",
-             "FileExistsError", "FileExistsError", r"exists; choose a new path or pass "
+             "TargetExistsError", "FileExistsError", r"exists; choose a new path or pass "
              r"overwrite=True", lambda t: _check(_existing(t))),
         Case("fronts-export-foreign", "fronts", "``write_fronts(..., overwrite=True)`` onto a "
-             "file that is not a front file", "FileExistsError", "FileExistsError",
+             "file that is not a front file", "TargetExistsError", "FileExistsError",
              r"not a front file written by xcalving.*remove the file yourself",
              lambda t: _write(t, _existing(t).name, overwrite=True)),
         Case("fronts-export-folder-missing", "fronts", "``write_fronts`` into a folder that "
-             "does not exist", "FileNotFoundError", "FileNotFoundError",
+             "does not exist", "InputNotFoundError", "FileNotFoundError",
              r"folder .* does not exist; create it first",
              lambda t: _write(t / "nope", "fronts.parquet")),
         Case("fronts-export-directory", "fronts", "``write_fronts`` onto a directory, even "

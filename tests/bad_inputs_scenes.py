@@ -58,9 +58,9 @@ def cases(Case) -> list:  # noqa: N803  (the row class of the matrix)
     """The rows, built with ``Case(id, area, what, error, builtin, match, run)``."""
     return [
         Case("scenes-missing", "scenes", "``open_scenes`` of a file that does not exist (a typo)",
-             "FileNotFoundError", "FileNotFoundError", r"no file at .*Did you mean 'a_2020-01-05",
+             "InputNotFoundError", "FileNotFoundError", r"no file at .*Did you mean 'a_2020-01-05",
              lambda t: _open([_two(t)[0], t / "a_2020-01-50.tif"])),
-        Case("scenes-glob", "scenes", "a glob pattern that matches no file", "FileNotFoundError",
+        Case("scenes-glob", "scenes", "a glob pattern that matches no file", "InputNotFoundError",
              "FileNotFoundError", r"\*\.tiff' matches no file.*holds 2 entries",
              lambda t: _open(str(_two(t)[0].parent / "*.tiff"))),
         Case("scenes-no-crs", "scenes", "a GeoTIFF without a CRS", "InputError", "ValueError",

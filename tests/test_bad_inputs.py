@@ -176,11 +176,11 @@ CASES = [
          "InputError", "ValueError", r"projected grid in metres.*reproject",
          lambda tmp: _predict(_cube().rio.write_crs("EPSG:4326"), resolution=20.0)),
     # io
-    Case("open-missing", "io", "``open_cube`` of a path that does not exist", "FileNotFoundError",
+    Case("open-missing", "io", "``open_cube`` of a path that does not exist", "InputNotFoundError",
          "FileNotFoundError", r"path: no Zarr store",
          lambda tmp: __import__("xcalving").open_cube(tmp / "nope.zarr")),
     Case("write-existing", "io", "``write_cube`` onto an existing store (``mode='w-'``)",
-         "FileExistsError", "FileExistsError", r"already exists.*mode='w'",
+         "TargetExistsError", "FileExistsError", r"already exists.*mode='w'",
          lambda tmp: [__import__("xcalving").write_cube(_cube().to_dataset(name="sar"),
                                                         tmp / "c.zarr") for _ in range(2)]),
     # fronts
@@ -197,7 +197,7 @@ CASES = [
          "ValueError", r"ds must have dims \(time,\) y, x",
          lambda tmp: _prediction().expand_dims(band=2).calving.fronts()),
     Case("fronts-overwrite", "fronts", "``write_fronts`` onto an existing file",
-         "FileExistsError", "FileExistsError", r"overwrite=True",
+         "TargetExistsError", "FileExistsError", r"overwrite=True",
          lambda tmp: _write_fronts_twice(tmp)),
     # metrics
     Case("mde-shapes", "metrics", "raster MDE of arrays of different shapes", "InputError",
@@ -227,7 +227,7 @@ CASES = [
          lambda tmp: __import__("xcalving.data.caffe").data.caffe.read_label(
              _grey_png(tmp / "x_front.png", np.zeros((8, 8))), "front_line")),
     Case("caffe-folder", "CaFFe", "``open_caffe`` of a folder that does not exist",
-         "FileNotFoundError", "FileNotFoundError", r"nowhere",
+         "InputNotFoundError", "FileNotFoundError", r"nowhere",
          lambda tmp: __import__("xcalving.data.caffe").data.caffe.open_caffe(tmp / "nowhere")),
     Case("caffe-zip-slip", "CaFFe", "a CaFFe zip whose members escape the target folder",
          "UnsafeFileError", "ValueError", r"outside",

@@ -254,15 +254,15 @@ def test_checkpoint_path_is_hashed_and_recorded(net, tmp_path, small_cube):
 
 
 def test_registered_name_needs_a_matching_sha256(net, tmp_path, monkeypatch, small_cube):
-    from xcalving.model import weights
+    from xcalving.model import registry
+    from xcalving.model.files import sha256_file
     from xcalving.scaling import CAFFE_SCALING
 
     cube, _ = small_cube
     path = save_model(net, tmp_path / "toy.safetensors")
-    record = weights.WeightsRecord("toy", path.name, weights.sha256_file(path), "test",
-                                   CAFFE_SCALING)
-    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
-    monkeypatch.setitem(weights.REGISTRY, "toy", record)
+    record = registry.WeightsRecord("toy", path.name, sha256_file(path), "test", CAFFE_SCALING)
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setitem(registry.REGISTRY, "toy", record)
     pred = cube.sar.calving.predict("toy", tile=32, overlap=8)
     assert pred.attrs["model"] == "toy"
     path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\0")

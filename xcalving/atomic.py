@@ -205,7 +205,7 @@ def expect_bytes(data: bytes) -> Callable[[Path], None]:
     def verify(path: Path) -> None:
         size, digest = file_digest(path)
         if (size, digest) != meant:
-            raise OSError(f"it holds {size:,} bytes (sha256 {digest[:12]}...) where "
+            raise WriteVerificationError(f"it holds {size:,} bytes (sha256 {digest[:12]}...) where "
                           f"{meant[0]:,} bytes (sha256 {meant[1][:12]}...) were written")
     return verify
 

@@ -8,7 +8,9 @@ working; ``except XcalvingError`` catches everything the package raises on purpo
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Iterable
+from types import ModuleType
 
 
 class XcalvingError(Exception):
@@ -29,6 +31,18 @@ class UnknownScalingError(InputError):
     Nothing in the metadata says (no ``units`` attribute or tag): pass the scaling. The command
     line turns it into a message that names ``--scaling``.
     """
+
+
+class InputNotFoundError(XcalvingError, FileNotFoundError):
+    """An input file, folder, store or pattern is not there (or matches nothing)."""
+
+
+class TargetExistsError(XcalvingError, FileExistsError):
+    """A write target exists and the call was not asked to replace it (``mode="w-"``)."""
+
+
+class MissingDependencyError(XcalvingError, ImportError):
+    """An optional dependency is not installed; the message names the extra that installs it."""
 
 
 class WeightsNotFoundError(XcalvingError, FileNotFoundError):
@@ -77,6 +91,28 @@ class XcalvingWarning(UserWarning):
 
 class PerformanceWarning(XcalvingWarning):
     """The computation is correct but will cost more time or memory than it needs to."""
+
+
+def require(module: str, *, extra: str | None, what: str, name: str | None = None) -> ModuleType:
+    """Import the optional dependency ``module``, or refuse naming the extra that installs it.
+
+    ``extra`` is the ``xcalving[...]`` extra (None for a plain ``pip install module``); ``what``
+    names the feature that needs it, ``name`` the package as people know it.
+
+    Examples
+    --------
+    >>> require("json", extra=None, what="this example").__name__
+    'json'
+    >>> require("no_such_module", extra="tune", what="xcalving tune", name="Optuna")
+    Traceback (most recent call last):
+    ...
+    xcalving.errors.MissingDependencyError: xcalving tune needs Optuna: pip install 'xcalving[tune]'
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        how = f"pip install 'xcalving[{extra}]'" if extra else f"pip install {module}"
+        raise MissingDependencyError(f"{what} needs {name or module}: {how}") from err
 
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str:

@@ -33,7 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from xcalving.atomic import is_url, local_path, staging_name, target_lock
-from xcalving.errors import InputError, UnsafeTargetError, WriteVerificationError, XcalvingWarning
+from xcalving.errors import (
+    InputError,
+    TargetExistsError,
+    UnsafeTargetError,
+    WriteVerificationError,
+    XcalvingWarning,
+)
 
 __all__ = ["MARKER", "UnsafeTargetError", "check_names", "check_replaceable", "check_target",
            "is_zarr_store", "mark_folder", "partial_path", "refuse_inputs", "staged"]
@@ -211,7 +217,7 @@ def check_target(target: str | os.PathLike[str], *, mode: str, inputs: Iterable[
     if not exists:
         return
     if mode == "w-":
-        raise FileExistsError(
+        raise TargetExistsError(
             f"{what}: {os.fspath(target)!r} already exists and xcalving never overwrites without "
             f"{flag}; choose a new path, or pass {flag} to replace it."
         )
@@ -354,7 +360,7 @@ def staged(target: str | os.PathLike[str], *, mode: str = "w-", what: str = "pat
             yield work
             _verified(work, path, what, verify)
             if mode == "w-" and os.path.lexists(path):
-                raise FileExistsError(f"{what}: {os.fspath(path)!r} appeared while writing; the "
+                raise TargetExistsError(f"{what}: {os.fspath(path)!r} appeared while writing; the "
                                       f"result is not moved there. Choose a new path, or pass "
                                       f"{flag}.")
             publish(work, path,

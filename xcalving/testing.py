@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from xcalving.errors import InputError
+from xcalving.errors import InputError, TargetExistsError
 from xcalving.zones import FRONT_GREYS, ZONE_GREYS
 
 __all__ = ["write_fixture_tree", "write_synthetic_tree"]
@@ -127,7 +127,7 @@ def write_fixture_tree(root: str | os.PathLike[str], *, seed: int = 0, n_train: 
         raise InputError("write_fixture_tree needs at least one scene: n_train + n_test >= 1.")
     data_raw = Path(root) / "data_raw"
     if data_raw.is_dir() and any(data_raw.iterdir()):
-        raise FileExistsError(f"root: {os.fspath(data_raw)!r} exists and is not empty.")
+        raise TargetExistsError(f"root: {os.fspath(data_raw)!r} exists and is not empty.")
     # 80 m pixels: the whole fjord (1.2-3 km wide, with rock, ice and a swath edge) fits the tiny
     # scenes; the spacings in the names are the real sensors', as in CaFFe
     cube, _ = glacier_cube(n_train + n_test, shape=shape, resolution=80.0, seed=seed,
@@ -191,7 +191,7 @@ def write_synthetic_tree(root: str | os.PathLike[str], *, train_seeds: Iterable[
 
     data_raw = Path(root) / "data_raw"
     if data_raw.is_dir() and any(data_raw.iterdir()):
-        raise FileExistsError(f"root: {os.fspath(data_raw)!r} exists and is not empty.")
+        raise TargetExistsError(f"root: {os.fspath(data_raw)!r} exists and is not empty.")
     for split, seeds in (("train", train_seeds), ("test", test_seeds)):
         n_sizes = len(sizes) if sizes else 1
         for i, seed in enumerate(seeds):

@@ -14,7 +14,13 @@ from typing import Any
 from xcalving.adapt.card import FACTS_KEY, render_card, score_scenes
 from xcalving.adapt.loop import BATCHNORM, TRAINABLE, LoopResult, Recipe, run_loop
 from xcalving.adapt.prepare import LabelledScene, Windows, prepare_scenes, window_size
-from xcalving.errors import InputError, InputTypeError, WeightsNotFoundError, did_you_mean
+from xcalving.errors import (
+    InputError,
+    InputTypeError,
+    TargetExistsError,
+    WeightsNotFoundError,
+    did_you_mean,
+)
 from xcalving.runtime import VERSION
 from xcalving.scaling import Scaling
 
@@ -150,7 +156,7 @@ def _check_out(out: Any, overwrite: bool, base: _Base) -> Path:
         raise InputError(f"out is the base's own file {os.fspath(out)!r}; a target is never an "
                          "input. Write the adapted weights to a new file.")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"out: {os.fspath(out)!r} exists; choose a new name, or pass "
+        raise TargetExistsError(f"out: {os.fspath(out)!r} exists; choose a new name, or pass "
                               "overwrite=True (--overwrite) to replace it.")
     return path
 

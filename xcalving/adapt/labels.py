@@ -20,7 +20,13 @@ import numpy as np
 import pandas as pd
 
 from xcalving.adapt.sources import UNKNOWN, RawScene, check_label_values, valid_pixels
-from xcalving.errors import InputError, InputTypeError, XcalvingWarning, did_you_mean
+from xcalving.errors import (
+    InputError,
+    InputNotFoundError,
+    InputTypeError,
+    XcalvingWarning,
+    did_you_mean,
+)
 
 __all__ = ["apply_labels", "read_labels"]
 
@@ -57,7 +63,7 @@ def _read_file(path: str) -> Any:
     import geopandas as gpd
 
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"labels: no file at {path!r}.")
+        raise InputNotFoundError(f"labels: no file at {path!r}.")
     if path.lower().endswith((".parquet", ".geoparquet")):
         return gpd.read_parquet(path)
     if path.lower().endswith(".gpkg"):

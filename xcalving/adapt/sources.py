@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xcalving.errors import InputError, InputTypeError
+from xcalving.errors import InputError, InputNotFoundError, InputTypeError
 
 __all__ = ["UNKNOWN", "RawScene", "read_scenes", "valid_pixels"]
 
@@ -83,7 +83,7 @@ def _path_scenes(path: str, scaling: str, caffe_spacing: str | None,
         return _geotiff_scenes([path], scaling, resolution)
     folder = Path(path)
     if not folder.exists():
-        raise FileNotFoundError(f"data: nothing at {path!r}. Pass {'; or '.join(DATA_KINDS)}.")
+        raise InputNotFoundError(f"data: nothing at {path!r}. Pass {'; or '.join(DATA_KINDS)}.")
     if (folder / "sar_images").is_dir() or (folder / "data_raw" / "sar_images").is_dir():
         return _caffe_scenes(caffe_catalog(folder, caffe_spacing))
     if folder.suffix == ".zarr" or (folder / "zarr.json").is_file() \

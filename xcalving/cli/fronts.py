@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from xcalving.errors import InputError
+from xcalving.errors import InputError, InputNotFoundError
 from xcalving.zones import MIN_LENGTH_M
 
 _FRONTS_EPILOG = """examples:
@@ -127,7 +127,7 @@ def _check_map(path: str, overwrite: bool) -> None:
         raise InputError(f"--map: {path} already exists; choose a new path or pass --overwrite.")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"--map: the folder {folder!r} does not exist; create it first "
+        raise InputNotFoundError(f"--map: the folder {folder!r} does not exist; create it first "
                                 "or choose another path.")
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from xcalving.budget import DEFAULT_MAX_PIXELS
 from xcalving.cli import _dask
-from xcalving.errors import InputError
+from xcalving.errors import InputError, InputNotFoundError
 from xcalving.inference.options import DTYPES, OUTPUTS, PredictOptions
 from xcalving.io.resume import Flags, resumable_store, resume, write_partial
 from xcalving.runtime import PRECISIONS
@@ -219,7 +219,7 @@ def _check_zarr_input(path: str) -> None:
     if is_url(path) or is_zarr_store(path):
         return
     if not os.path.lexists(path):
-        raise FileNotFoundError(f"INPUT: no Zarr store at {path!r} (nothing is there); give "
+        raise InputNotFoundError(f"INPUT: no Zarr store at {path!r} (nothing is there); give "
                                 f"{_ACCEPTED}.")
     suffix = Path(path).suffix.lower()
     if os.path.isdir(path):

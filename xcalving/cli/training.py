@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from xcalving.cli._dask import connect
-from xcalving.errors import InputError
+from xcalving.errors import InputError, InputNotFoundError
 
 if TYPE_CHECKING:
     from xcalving.train.loop import TrainConfig
@@ -162,7 +162,7 @@ def _run_tune(args: argparse.Namespace) -> int:
     base = _train_config(args)
     space = {"lr": tuple(args.lr_range), "batch_size": tuple(args.batch_range)}
     if "://" not in str(args.store) and not Path(args.store).exists():  # before any cluster
-        raise FileNotFoundError(f"store: no Zarr store at {args.store!r}; write one with "
+        raise InputNotFoundError(f"store: no Zarr store at {args.store!r}; write one with "
                                 "`xcalving caffe`.")
     with _tune_client(args.scheduler, args.workers) as client:
         print(f"tuning on {client} ({args.n_trials} trials)", flush=True)

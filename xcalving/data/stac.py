@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from xcalving.errors import InputError
+from xcalving.errors import InputError, require
 
 __all__ = ["write_s1_rtc_items", "CROSS_POL_OFFSET_DB"]
 
@@ -35,13 +35,7 @@ _RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
 
 
 def _import_pystac() -> Any:
-    try:
-        import pystac
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError(
-            "xcalving.data.stac needs pystac: pip install 'xcalving[stac]'"
-        ) from exc
-    return pystac
+    return require("pystac", extra="stac", what="xcalving.data.stac")
 
 
 def write_s1_rtc_items(

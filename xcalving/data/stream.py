@@ -29,7 +29,7 @@ import torch
 from scipy import ndimage
 from torch.utils.data import IterableDataset
 
-from xcalving.errors import InputError, InputTypeError, did_you_mean
+from xcalving.errors import InputError, InputNotFoundError, InputTypeError, did_you_mean
 from xcalving.scaling import CAFFE_SCALING, Scaling, fill_value, to_network_input
 
 __all__ = ["PatchStream", "epoch_order", "shard", "thicken_front"]
@@ -333,7 +333,7 @@ class PatchStream(IterableDataset):
         if self._group is None or self._pid != os.getpid():
             if isinstance(self.store, str) and "://" not in self.store \
                     and not os.path.exists(self.store):
-                raise FileNotFoundError(f"store: no patch store at {self.store!r}; write one "
+                raise InputNotFoundError(f"store: no patch store at {self.store!r}; write one "
                                         "with xcalving.data.caffe.caffe_to_zarr.")
             self._group = zarr.open_group(self.store, mode="r",
                                           storage_options=self.storage_options)

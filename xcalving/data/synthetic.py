@@ -41,12 +41,12 @@ from xcalving.data.fjord import (
 )
 from xcalving.errors import InputError
 from xcalving.zones import OCEAN, ROCK, zone_attrs
-from xcalving.zones import ZONE_NAMES as ZONE_NAMES  # re-exported: the public home is zones
+from xcalving.zones import ZONE_NAMES
 
 if TYPE_CHECKING:  # geopandas is imported when a cube is made, not with the package
     import geopandas as gpd
 
-__all__ = ["UNIT_M", "ZONE_NAMES", "glacier_cube"]
+__all__ = ["UNIT_M", "glacier_cube"]
 
 # Mean backscatter (sigma0, dB) by surface, before texture and speckle. Ordered roughly as in
 # C-band scenes of tidewater glaciers: rock brightest, open water darkest, mélange in between.

@@ -13,7 +13,13 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from xcalving.errors import DamagedFileError, InputError, InputTypeError, XcalvingError
+from xcalving.errors import (
+    DamagedFileError,
+    InputError,
+    InputNotFoundError,
+    InputTypeError,
+    XcalvingError,
+)
 
 __all__ = ["decoded_as_float32", "missing_blocks", "open_cube"]
 
@@ -70,7 +76,7 @@ def open_cube(
         raise InputTypeError(f"path must be a path or URL string; got {type(path).__name__}.")
     if isinstance(path, os.PathLike) or "://" not in str(path):
         if not os.path.exists(path):
-            raise FileNotFoundError(f"path: no Zarr store at {os.fspath(path)!r}.")
+            raise InputNotFoundError(f"path: no Zarr store at {os.fspath(path)!r}.")
     import rioxarray  # noqa: F401  (registers .rio, for callers who never imported it)
 
     from xcalving.atomic import is_url

@@ -26,6 +26,7 @@ import numpy as np
 
 from xcalving.errors import (
     InputError,
+    InputNotFoundError,
     InputTypeError,
     UnsafeTargetError,
     XcalvingWarning,
@@ -151,7 +152,7 @@ def _open_prediction(pred: Any, names: Names) -> tuple[xr.Dataset, list[str]]:
         if not is_url(pred) and not is_zarr_store(pred):
             what = ("nothing is there" if not os.path.lexists(pred) else "a folder without "
                     "Zarr metadata" if os.path.isdir(pred) else "a file")
-            error = InputError if os.path.lexists(pred) else FileNotFoundError
+            error = InputError if os.path.lexists(pred) else InputNotFoundError
             raise error(f"{names.pred}: {os.fspath(pred)!r} is not a Zarr store ({what}); give "
                         "the prediction store that xcalving predict (--out) or write_cube "
                         "wrote, e.g. pred.zarr.")

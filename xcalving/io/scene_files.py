@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xcalving.errors import DamagedFileError, InputError, InputTypeError, did_you_mean
+from xcalving.errors import (
+    DamagedFileError,
+    InputError,
+    InputNotFoundError,
+    InputTypeError,
+    did_you_mean,
+)
 
 if TYPE_CHECKING:
     import pyproj
@@ -74,7 +80,7 @@ def expand_paths(paths: Any, *, patterns_allowed: bool) -> list[str]:
             raise InputError(f"paths: {path!r} is a folder, not a GeoTIFF file; give the files "
                              f"in it, e.g. the pattern {os.path.join(path, '*.tif')!r}.")
         elif not os.path.isfile(path):
-            raise FileNotFoundError(f"paths: no file at {path!r}.{_nearby(path)}")
+            raise InputNotFoundError(f"paths: no file at {path!r}.{_nearby(path)}")
         else:
             files.append(path)
     if not files:
@@ -101,7 +107,7 @@ def _matches(pattern: str) -> list[str]:
             "(glob.escape), or list the files.")
     matches = literal or found
     if not matches:
-        raise FileNotFoundError(f"paths: the pattern {pattern!r} matches no file."
+        raise InputNotFoundError(f"paths: the pattern {pattern!r} matches no file."
                                 + _nearby(pattern, pattern=True))
     folders = [m for m in matches if os.path.isdir(m)]
     if folders:

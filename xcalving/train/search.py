@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from xcalving.atomic import write_figure, write_text
-from xcalving.errors import InputError
+from xcalving.errors import InputError, require
 from xcalving.plot import search_plot
 from xcalving.train.loop import TrainConfig
 
@@ -35,10 +35,7 @@ DIVERGED_LOSS = 100.0
 
 
 def _optuna() -> Any:
-    try:
-        import optuna
-    except ImportError as err:
-        raise ImportError("xcalving tune needs Optuna: pip install 'xcalving[tune]'") from err
+    optuna = require("optuna", extra="tune", what="xcalving tune", name="Optuna")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # trials.csv and best.json say it all
     return optuna
 

@@ -12,7 +12,13 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from xcalving.errors import InputError, InputTypeError
+from xcalving.errors import (
+    InputError,
+    InputNotFoundError,
+    InputTypeError,
+    TargetExistsError,
+    WriteVerificationError,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -82,18 +88,18 @@ front format; use .parquet (GeoParquet), .gpkg (GeoPackage), .geojson or .json (
         raise InputError(f"path: {path!r} {what}; use {_format_list()}.")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"path: the folder {folder!r} does not exist; create it first "
+        raise InputNotFoundError(f"path: the folder {folder!r} does not exist; create it first "
                                 "(os.makedirs) or choose another path.")
     if os.path.isdir(path):
         raise InputError(f"path: {path!r} is a directory; write_fronts writes one file. Choose "
                          "a file name inside it, e.g. os.path.join(path, 'fronts.parquet').")
     if os.path.lexists(path) and not overwrite:
-        raise FileExistsError(f"path: {path!r} exists; choose a new path or pass "
+        raise TargetExistsError(f"path: {path!r} exists; choose a new path or pass "
                               "overwrite=True to replace it.")
     if ext == ".gpkg" and os.path.exists(path):
         _refuse_open_elsewhere(path)
     if os.path.lexists(path) and not _is_front_file(path, ext):
-        raise FileExistsError(
+        raise TargetExistsError(
             f"path: {path!r} exists and is not a front file written by xcalving (a "
             f"{FRONT_FORMATS[ext][0]} file with the columns {list(_OWN_COLUMNS)}); overwrite=True "
             "replaces only those. Choose a new path, or remove the file yourself."
@@ -209,9 +215,9 @@ def _check_written(path: Any, ext: str, rows: int, others: dict[str, int]) -> No
         found = len(pyogrio.read_dataframe(path, layer=layer, read_geometry=True))
         kept = _other_layers(path) if ext == ".gpkg" else {}
         if kept != others:
-            raise OSError(f"its other layers are {kept}, not {others} as before")
+            raise WriteVerificationError(f"its other layers are {kept}, not {others} as before")
     if found != rows:
-        raise OSError(f"it holds {found} fronts where {rows} were written")
+        raise WriteVerificationError(f"it holds {found} fronts where {rows} were written")
 
 
 def _write(out: Any, path: str, driver: str | None) -> None:
@@ -242,7 +248,7 @@ def read_fronts(path: Any, *, index: str | None = None) -> gpd.GeoDataFrame:
 
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"path: {path!r} does not exist.")
+        raise InputNotFoundError(f"path: {path!r} does not exist.")
     frame = _read(path, _extension(path))
     name = index if index is not None else frame.columns[0]
     if name not in frame.columns or name == frame.geometry.name:

@@ -16,7 +16,7 @@ from scipy import ndimage
 from xcalving.data.caffe.names import parse_name
 from xcalving.data.caffe.png import _read_scene_arrays
 from xcalving.data.caffe.scale import copy_spacing, name_spacing, unsquash
-from xcalving.errors import InputError, InputTypeError, did_you_mean
+from xcalving.errors import InputError, InputNotFoundError, InputTypeError, did_you_mean
 from xcalving.zones import zone_attrs
 
 __all__ = ["CATALOG_COLUMNS", "REGION_PAD_PX", "SPACING_RULES", "front_region", "label_region",
@@ -55,7 +55,7 @@ def shipped_scenes() -> Path:
     """
     path = Path(__file__).parents[1] / "scenes" / "caffe256" / "data_raw"
     if not (path / "sar_images").is_dir():
-        raise FileNotFoundError(f"the shipped scenes are missing from {os.fspath(path)!r}: "
+        raise InputNotFoundError(f"the shipped scenes are missing from {os.fspath(path)!r}: "
                                 "the installation is incomplete; reinstall xcalving.")
     return path
 
@@ -67,7 +67,7 @@ def _find_data_raw(root: str | os.PathLike[str]) -> Path:
         raise InputTypeError(f"root must be a folder path; got {type(root).__name__}.")
     path = Path(root)
     if not path.is_dir():
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"root: no folder at {os.fspath(root)!r}. Pass CaFFe's data_raw folder (or its "
             "parent); download_caffe(dest) fetches it."
         )

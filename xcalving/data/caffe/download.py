@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from xcalving.errors import InputError, UnsafeFileError
+from xcalving.errors import InputError, TargetExistsError, UnsafeFileError, require
 
 __all__ = ["CAFFE_SHA256", "CAFFE_URL", "download_caffe"]
 
@@ -21,11 +21,7 @@ CAFFE_SHA256: str | None = None
 
 
 def _import_pooch() -> Any:
-    try:
-        import pooch
-    except ImportError as err:
-        raise ImportError("download_caffe needs pooch: pip install pooch") from err
-    return pooch
+    return require("pooch", extra=None, what="download_caffe")
 
 
 def _fetch(url: str, dest: Path, sha256: str | None, progress: bool) -> Path:
@@ -121,7 +117,7 @@ def download_caffe(dest: str | os.PathLike[str], *, url: str = CAFFE_URL,
     dest = Path(dest)
     data_raw = dest / "data_raw"
     if data_raw.is_dir() and any(data_raw.iterdir()):
-        raise FileExistsError(f"dest: {os.fspath(data_raw)!r} exists and is not empty; "
+        raise TargetExistsError(f"dest: {os.fspath(data_raw)!r} exists and is not empty; "
                               "download_caffe never overwrites it. Choose another dest, or "
                               "remove that folder first.")
     dest.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from xcalving.errors import InputError, did_you_mean
+from xcalving.errors import InputError, InputNotFoundError, did_you_mean
 from xcalving.zones import FRONT_GREYS, ZONE_GREYS
 
 __all__ = ["read_label"]
@@ -26,7 +26,7 @@ def _read_grey_png(path: str | os.PathLike[str], what: str) -> np.ndarray:
             image.load()  # decode now: a truncated file fails here, not later in a worker
             grey = _grey_pixels(image)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{what}: no file at {os.fspath(path)!r}.") from None
+        raise InputNotFoundError(f"{what}: no file at {os.fspath(path)!r}.") from None
     except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for broken/non-PNG files
         raise InputError(
             f"{os.fspath(path)!r} ({what}) is not a readable PNG: {err}. The file is corrupted, "
