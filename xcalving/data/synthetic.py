@@ -41,7 +41,6 @@ from xcalving.data.fjord import (
 )
 from xcalving.errors import InputError
 from xcalving.zones import OCEAN, ROCK, zone_attrs
-from xcalving.zones import ZONE_NAMES
 
 if TYPE_CHECKING:  # geopandas is imported when a cube is made, not with the package
     import geopandas as gpd
