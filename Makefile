@@ -8,7 +8,7 @@ TORCH   ?= torch==2.13.0
 EXTRAS  ?= dev,stac,tune,docs,explore
 ASV_ARGS ?=
 
-.PHONY: demo test install lint bench docs clean
+.PHONY: demo test test-fast install lint bench docs clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 	$(BIN)/ruff check xcalving tests benchmarks scripts examples
 	$(BIN)/mypy xcalving
 	$(BIN)/python -m pytest -m "not gpu" -q --doctest-modules xcalving tests
+
+# the quick half for inner-loop work: no notebooks, docs build, fuzzing or whole-program suites
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not gpu and not slow" -q --doctest-modules xcalving tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check xcalving tests benchmarks scripts examples

@@ -23,7 +23,7 @@ extensions = [
     "numpydoc",
 ]
 
-# No intersphinx and nothing else that fetches: the build must work offline (tests/test_docs.py).
+# No intersphinx and nothing else that fetches: the build must work offline (tests/whole/test_docs.py).
 exclude_patterns = ["_build"]
 templates_path: list[str] = []
 root_doc = "index"

@@ -1,6 +1,6 @@
 """Bad inputs at the edges of a series and of a run: change without an order, finetune's CLI.
 
-Rows of the bad-input matrix (``tests/test_bad_inputs.py`` runs and renders them).
+Rows of the bad-input matrix (``tests/whole/test_bad_inputs.py`` runs and renders them).
 ``cases(Case)`` builds them with the matrix's own row type.
 """
 

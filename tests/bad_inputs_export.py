@@ -2,7 +2,7 @@
 
 ``export_geotiffs`` / ``xcalving export``, ``xcalving fronts`` front files (Shapefile, ``--gpkg``)
 and ``xcalving predict`` on GeoTIFFs without a ``units`` tag. Rows of the bad-input matrix
-(``tests/test_bad_inputs.py`` runs and renders them); ``cases(Case)`` builds them with the
+(``tests/whole/test_bad_inputs.py`` runs and renders them); ``cases(Case)`` builds them with the
 matrix's own row type.
 """
 

@@ -1,7 +1,7 @@
 """Bad inputs of ``xcalving.finetune``: labels, grids, spacings, bases.
 
-Rows of the bad-input matrix (``tests/test_bad_inputs.py`` runs and renders them once it lists
-this module; ``tests/test_finetune.py`` runs them too). ``cases(Case)`` builds them with the
+Rows of the bad-input matrix (``tests/whole/test_bad_inputs.py`` runs and renders them once it lists
+this module; ``tests/adapt/test_finetune.py`` runs them too). ``cases(Case)`` builds them with the
 matrix's own row type. Every row fails before any training step.
 """
 

@@ -1,6 +1,6 @@
 """Bad inputs of fronts, front files and the terminus box.
 
-Rows of the bad-input matrix (``tests/test_bad_inputs.py`` runs and renders them); kept apart
+Rows of the bad-input matrix (``tests/whole/test_bad_inputs.py`` runs and renders them); kept apart
 because they are many. ``cases(Case)`` builds them with the matrix's own row type.
 """
 

@@ -1,6 +1,6 @@
 """Bad inputs of the "grids come from coordinates" rule: transforms and pixel spacings.
 
-Rows of the bad-input matrix (``tests/test_bad_inputs.py`` runs and renders them); kept apart
+Rows of the bad-input matrix (``tests/whole/test_bad_inputs.py`` runs and renders them); kept apart
 like ``bad_inputs_trust.py``. ``cases(Case)`` builds them with the matrix's own row type.
 """
 

@@ -1,6 +1,6 @@
 """Bad inputs of the model contract: modules that return the wrong thing, hostile weights files.
 
-Rows of the bad-input matrix (``tests/test_bad_inputs.py`` runs and renders them); kept apart
+Rows of the bad-input matrix (``tests/whole/test_bad_inputs.py`` runs and renders them); kept apart
 because they are many. ``cases(Case)`` builds them with the matrix's own row type. A module's
 output is checked where the windows run, so those rows compute the prediction.
 """
@@ -11,7 +11,7 @@ import json
 import struct
 from pathlib import Path
 
-from test_model_contract import (  # the same faulty modules the contract tests use
+from test_runner import (  # the same faulty modules the contract tests use
     AllNaN,
     Downsampled,
     FirstWindowOnly,

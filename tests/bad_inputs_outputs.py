@@ -1,6 +1,6 @@
 """Bad inputs of predict's output options: ``dtype`` (how probabilities are stored), ``outputs``.
 
-Rows of the bad-input matrix (``tests/test_bad_inputs.py`` runs and renders them).
+Rows of the bad-input matrix (``tests/whole/test_bad_inputs.py`` runs and renders them).
 ``cases(Case)`` builds them with the matrix's own row type.
 """
 

@@ -1,8 +1,8 @@
 """Bad inputs of ``xcalving.open_scenes``: per-date GeoTIFF files that cannot make one cube.
 
-Rows of the bad-input matrix (``tests/test_bad_inputs.py`` runs and renders them);
+Rows of the bad-input matrix (``tests/whole/test_bad_inputs.py`` runs and renders them);
 ``cases(Case)`` builds them with the matrix's own row type. :func:`write_scene` writes the
-tiny GeoTIFFs they (and ``tests/test_scenes.py``) need.
+tiny GeoTIFFs they (and ``tests/io/test_scenes.py``) need.
 """
 
 from __future__ import annotations

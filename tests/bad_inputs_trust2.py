@@ -1,7 +1,7 @@
 """Bad inputs of the second trust round: data loss, races, resume, budgets, meaning, messages.
 
-Rows of the bad-input matrix (``tests/test_bad_inputs.py`` runs and renders them; the helpers
-are shared with ``tests/test_trust2.py``). ``cases(Case)`` builds them with the matrix's own
+Rows of the bad-input matrix (``tests/whole/test_bad_inputs.py`` runs and renders them; the helpers
+are shared with ``tests/whole/test_trust2.py``). ``cases(Case)`` builds them with the matrix's own
 row type.
 """
 

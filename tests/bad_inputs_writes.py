@@ -1,7 +1,8 @@
 """Bad inputs of the safe-write rules: targets that are inputs, folders that are not stores.
 
-Rows of the bad-input matrix (``tests/test_bad_inputs.py`` runs and renders them; the rows are
-also run by ``tests/test_safety.py``). ``cases(Case)`` builds them with the matrix's own row type.
+Rows of the bad-input matrix (``tests/whole/test_bad_inputs.py`` runs and renders them; the rows are
+also run by ``tests/core/test_safety.py``). ``cases(Case)`` builds them with the matrix's own row
+type.
 """
 
 from __future__ import annotations

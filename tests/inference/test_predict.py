@@ -278,7 +278,7 @@ def test_to_zarr_round_trip_keeps_crs_and_coordinates(net, small_cube, tmp_path)
     assert back.rio.crs.to_epsg() == 3031
     assert back.rio.transform() == cube.rio.transform()
     np.testing.assert_array_equal(back.time.values, cube.time.values)
-    # packed to uint8 on disk (tests/test_outputs.py): within half a step of 1/254
+    # packed to uint8 on disk (tests/io/test_outputs.py): within half a step of 1/254
     np.testing.assert_allclose(back.front_probability.values, pred.front_probability.values,
                                atol=1 / 500)
 

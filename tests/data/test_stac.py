@@ -119,7 +119,7 @@ def test_resolution_model_runs_at_the_model_spacing_and_returns_the_input_grid(c
 def test_resolution_is_lazy_and_numbers_do_not_depend_on_chunks(truth_db):
     import dask
 
-    from tests.test_predict import ComputeCounter
+    from tests.inference.test_predict import ComputeCounter
 
     counter = ComputeCounter()
     with dask.config.set(scheduler=counter):

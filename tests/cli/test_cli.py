@@ -314,7 +314,7 @@ def _scenes(folder, dates=("2020-01-05", "2020-01-17"), **kwargs):
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parents[1]))
     from bad_inputs_scenes import write_scene
 
     folder.mkdir(exist_ok=True)

@@ -12,7 +12,7 @@ from xcalving.errors import WeightsNotFoundError, XcalvingWarning
 from xcalving.model.cards import UNKNOWN_SPACING, card, weights_table
 from xcalving.model.registry import REGISTRY
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 SECTIONS = ("## In short", "## Recipe", "## Evaluation", "## Known failure modes", "## Licence")
 
 

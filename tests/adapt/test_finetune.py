@@ -595,7 +595,7 @@ def test_cli_geotiff_list_with_labels(base, cube, tmp_path):
     assert code == 0
 
 
-# --- bad inputs: the matrix's own rows (tests/test_bad_inputs.py) ---------------------------------
+# --- bad inputs: the matrix's own rows (tests/whole/test_bad_inputs.py) -------------------------
 CASES = bad_inputs_finetune.cases(Case)
 
 

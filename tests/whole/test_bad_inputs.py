@@ -1,3 +1,4 @@
+# ruff: noqa: E402  (the path is set before the rows are imported: run as a script too)
 """The bad-input matrix: every row of docs/bad_inputs.rst, raised for real and checked.
 
 Each case runs the real call with one thing wrong and checks the exception class, that it
@@ -5,8 +6,8 @@ subclasses the builtin a caller would catch, and the message: it names the argum
 what was expected or how to fix it. CLI cases run ``xcalving.cli.main`` and check the exit code
 and that stderr is one line without a traceback.
 
-``python tests/test_bad_inputs.py > docs/bad_inputs.rst`` regenerates the page from this table;
-a test fails when the page and the table disagree.
+``python tests/whole/test_bad_inputs.py > docs/bad_inputs.rst`` regenerates the page from this
+table; a test fails when the page and the table disagree.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+# run as a script too (below): the rows' modules lie in tests/, the contract's in tests/inference/
+sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parents[1] / "inference")]
 
 import bad_inputs_edges
 import bad_inputs_export
@@ -34,7 +38,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "bad_inputs.rst"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "bad_inputs.rst"
 
 
 @dataclass(frozen=True)
@@ -399,8 +403,8 @@ def rst() -> str:
         "Bad inputs and the errors they get",
         "==================================",
         "",
-        "Every row is a test (``tests/test_bad_inputs.py``, which also renders this page): the",
-        "call is made for real with one thing wrong, and the test checks the exception class,",
+        "Every row is a test (``tests/whole/test_bad_inputs.py``, which also renders this page):",
+        "the call is made for real with one thing wrong, and the test checks the exception class,",
         "that it subclasses the builtin a caller would catch, and that the message contains the",
         "text shown. Every xcalving exception derives from :class:`xcalving.errors.XcalvingError`",
         "and from that builtin, so ``except ValueError`` keeps working. The CLI reports each error",
@@ -425,7 +429,7 @@ def rst() -> str:
 def test_docs_page_lists_every_case() -> None:
     assert len(CASES) >= 30
     assert DOCS.read_text() == rst() + "\n", (
-        "docs/bad_inputs.rst is out of date: python tests/test_bad_inputs.py > "
+        "docs/bad_inputs.rst is out of date: python tests/whole/test_bad_inputs.py > "
         "docs/bad_inputs.rst")
 
 

@@ -1,9 +1,9 @@
 """Fuzzing (hypothesis) of what reads untrusted text and bytes: the label reader and the CLI.
 
-The scene-name parser is fuzzed in tests/test_caffe.py. The promise checked here: whatever
+The scene-name parser is fuzzed in tests/data/test_caffe.py. The promise checked here: whatever
 the input, the answer is a correct result or one of xcalving's clear errors naming the file or
 the argument, never a traceback from PIL, numpy or argparse internals.
-``FUZZ_EXAMPLES=1500 pytest tests/test_fuzz.py`` searches harder than the suite's default.
+``FUZZ_EXAMPLES=1500 pytest tests/whole/test_fuzz.py`` searches harder than the suite's default.
 """
 
 from __future__ import annotations
