@@ -269,6 +269,7 @@ def attrs_spacing(obj: Any) -> float | None:
 
     Examples
     --------
+    >>> import xarray as xr
     >>> attrs_spacing(xr.Dataset(attrs={"pixel_spacing": 6})), attrs_spacing(xr.Dataset())
     (6.0, None)
     """

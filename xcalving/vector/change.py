@@ -100,6 +100,7 @@ def terminus_change(fronts: gpd.GeoDataFrame, box: Any, *, ocean: Any = None,
     Examples
     --------
     >>> import geopandas as gpd, pandas as pd, shapely
+    >>> from xcalving.vector import box_from_centreline
     >>> box = box_from_centreline(shapely.LineString([(0, 0), (0, 5000)]), 1000)
     >>> fronts = gpd.GeoDataFrame(geometry=[shapely.LineString([(-600, y), (600, y)])
     ...                                     for y in (3000, 2409)],
