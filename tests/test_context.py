@@ -107,7 +107,7 @@ def test_context_uses_the_neighbouring_dates(net, series):
     """A scene's output changes when a neighbouring date changes, and not otherwise."""
     base = _front(series, net)
     changed = series.copy(data=series.values.copy())
-    changed[4] = np.clip(changed[4].astype(int) + 60, 1, 255).astype(np.uint8)
+    changed[4] = changed[4] + 3  # 3 dB brighter
     after = _front(changed, net)
     near = {int(i) for i in np.flatnonzero([4 in n for n in neighbour_indices(series.time.values)])}
     for t in range(series.sizes["time"]):
@@ -177,6 +177,7 @@ def test_stream_context_needs_a_store_with_context(tmp_path):
         PatchStream(plain, context=True)
 
 
+@pytest.mark.filterwarnings("ignore:the weights .* state no pixel spacing")
 def test_training_with_context_gives_three_channel_weights_predict_runs(store, tmp_path, series):
     config = TrainConfig(store=store, out=str(tmp_path / "run"), train_glaciers=["Jorum", "SI"],
                          val_glaciers=["DBE"], width=4, epochs=1, batch_size=8, context=True)
@@ -185,3 +186,36 @@ def test_training_with_context_gives_three_channel_weights_predict_runs(store, t
     assert load_model(weights).get_config()["in_channels"] == 3
     out = xcalving.predict(series, str(weights), tile=64, overlap=16)
     assert np.isfinite(out.front_probability.values).all()
+
+
+# --- fine-tuning ---------------------------------------------------------------------------------
+def test_finetune_of_context_weights_trains_with_the_scenes_own_series(tmp_path):
+    from xcalving.adapt import finetune
+    from xcalving.adapt.prepare import LabelledScene, Windows, add_context
+    from xcalving.testing import write_fixture_tree
+
+    torch.manual_seed(0)
+    base = xcalving.model.save_model(ASPPUNet(3, width=4), tmp_path / "base.safetensors",
+                                     scaling=CAFFE_SCALING)
+    tree = write_fixture_tree(tmp_path / "caffe", n_train=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", XcalvingWarning)
+        result = finetune(base, tree, out=tmp_path / "a.safetensors", caffe_spacing=None,
+                          max_steps=2, batch_size=2, window=64, progress=False)
+    assert load_model(result.path).get_config()["in_channels"] == 3
+    assert result.facts["scores"]["after"]["scenes"] == 3
+
+    rng = np.random.default_rng(0)
+    scenes = [LabelledScene(f"s{i}", f"2020-01-0{i + 1}",
+                            rng.integers(1, 255, (40, 40), dtype=np.uint8),
+                            np.full((40, 40), 2, np.uint8), np.zeros((40, 40), np.uint8), None,
+                            (0, 40, 0, 40), "test") for i in range(3)]
+    lonely = LabelledScene("alone", None, scenes[0].grey, scenes[0].zones, scenes[0].front,
+                           None, (0, 40, 0, 40), "test")
+    add_context([*scenes, lonely], series=lambda s: "")
+    expected = summarise(np.stack([s.grey for s in scenes[1:]]).astype(np.float32),
+                         [np.array([0, 1])])[0]
+    np.testing.assert_allclose(scenes[0].context, np.rint(expected), atol=1)
+    assert lonely.context is None
+    batch = Windows([*scenes, lonely], 32, CAFFE_SCALING, context=True).batch(6)
+    assert batch["image"].shape == (6, 3, 32, 32)

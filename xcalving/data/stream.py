@@ -31,7 +31,7 @@ from torch.utils.data import IterableDataset
 
 from xcalving.errors import InputError, InputTypeError, did_you_mean
 from xcalving.io import CAFFE_SCALING, Scaling, fill_value, to_network_input
-from xcalving.model.context import SINGLE_SCENE_RATE, single_scene_context
+from xcalving.model.context import SINGLE_SCENE_RATE, network_channels
 
 __all__ = ["PatchStream", "epoch_order", "shard", "thicken_front"]
 
@@ -457,7 +457,7 @@ class PatchStream(IterableDataset):
         image = to_network_input(amplitude, "uint8", self.scaling)
         if context:
             single = bool(self.augment) and rng.random() < SINGLE_SCENE_RATE
-            image = _with_context(image, context, self.scaling, single)
+            image = network_channels(image, np.stack(context), self.scaling, single)
         image = np.nan_to_num(image, nan=fill_value(self.scaling))
         thick = thicken_front(front, self.front_dilation)
         return {
@@ -468,22 +468,6 @@ class PatchStream(IterableDataset):
             "valid": torch.from_numpy(sar != 0),
             "index": torch.tensor(index, dtype=torch.int64),
         }
-
-
-def _with_context(image: np.ndarray, context: Sequence[np.ndarray], scaling: Scaling,
-                  single: bool) -> np.ndarray:
-    """(3, H, W): the normalised scene, the median and the spread of its neighbours.
-
-    The stored grey values are converted as the scene is (the scaling is linear in grey
-    levels, so the spread scales by its slope). ``single``: the single-scene context.
-    """
-    fill = fill_value(scaling)
-    if single:
-        return np.concatenate([image[None], single_scene_context(image, fill)])
-    median = np.nan_to_num(to_network_input(context[0], "uint8", scaling), nan=fill)
-    slope = np.diff(to_network_input(np.array([1.0, 2.0]), "uint8", scaling))[0]
-    spread = np.where(context[0] == 0, 0.0, context[1] * slope)
-    return np.stack([image, median, spread]).astype(np.float32)
 
 
 def _buffered(items: Iterable[_Raw], size: int, rng: np.random.Generator) -> Iterator[_Raw]:

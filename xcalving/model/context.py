@@ -29,8 +29,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CONTEXT_CHANNELS", "NEIGHBOURS", "SINGLE_SCENE_RATE", "fill_context",
-           "neighbour_indices", "single_scene_context", "summarise", "uses_context"]
+from xcalving.scaling import Scaling, fill_value, to_network_input
+
+__all__ = ["CONTEXT_CHANNELS", "NEIGHBOURS", "SINGLE_SCENE_RATE", "fill_context", "grey_context",
+           "neighbour_indices", "network_channels", "single_scene_context", "summarise",
+           "uses_context"]
 
 #: How many other dates summarise a scene.
 NEIGHBOURS = 6
@@ -113,3 +116,29 @@ def single_scene_context(image: np.ndarray, fill: float) -> np.ndarray:
     image = np.asarray(image, dtype=np.float32)
     median = np.where(np.isfinite(image), image, np.float32(fill))
     return np.stack([median, np.zeros_like(median)]).astype(np.float32)
+
+
+# --- training: context stored as 8-bit grey, fed as the network's channels ---------------------
+def grey_context(summary: np.ndarray) -> np.ndarray:
+    """A (2, y, x) summary of 8-bit grey scenes (NaN: none) as uint8, median 0 = no neighbour."""
+    median, spread = summary
+    return np.stack([
+        np.where(np.isnan(median), 0, np.clip(np.rint(median), 1, 255)),
+        np.where(np.isnan(spread), 0, np.clip(np.rint(spread), 0, 255)),
+    ]).astype(np.uint8)
+
+
+def network_channels(image: np.ndarray, context: np.ndarray | None, scaling: Scaling,
+                     single: bool = False) -> np.ndarray:
+    """(3, H, W): a normalised scene with its grey context (:func:`grey_context`) normalised.
+
+    The grey values are converted as the scene is (the scaling is linear in grey levels, so the
+    spread scales by its slope). ``context`` None or ``single``: the single-scene context.
+    """
+    fill = fill_value(scaling)
+    if single or context is None:
+        return np.concatenate([image[None], single_scene_context(image, fill)])
+    median = np.nan_to_num(to_network_input(context[0], "uint8", scaling), nan=fill)
+    slope = np.diff(to_network_input(np.array([1.0, 2.0]), "uint8", scaling))[0]
+    spread = np.where(context[0] == 0, 0.0, context[1] * slope)
+    return np.stack([image, median, spread]).astype(np.float32)

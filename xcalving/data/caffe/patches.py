@@ -22,7 +22,7 @@ from xcalving.data.caffe.catalog import (
 from xcalving.data.caffe.png import _image_shape, _read_scene_arrays
 from xcalving.data.caffe.scale import unsquashed_shape
 from xcalving.errors import InputError
-from xcalving.model.context import neighbour_indices, summarise
+from xcalving.model.context import grey_context, neighbour_indices, summarise
 from xcalving.safety import check_target, staged
 from xcalving.windows import window_starts
 
@@ -204,11 +204,7 @@ def _add_context(arrays: list[dict[str, np.ndarray]], rows: list[dict[str, Any]]
         times = pd.to_datetime([rows[i]["date"] for i in members]).to_numpy()
         summary = summarise(grey, neighbour_indices(times))
         for slot, i in enumerate(members):
-            median, spread = summary[slot]
-            arrays[i]["ctx_median"] = np.where(np.isnan(median), 0,
-                                               np.clip(np.rint(median), 1, 255)).astype(np.uint8)
-            arrays[i]["ctx_spread"] = np.where(np.isnan(spread), 0,
-                                               np.clip(np.rint(spread), 0, 255)).astype(np.uint8)
+            arrays[i]["ctx_median"], arrays[i]["ctx_spread"] = grey_context(summary[slot])
 
 
 def _input_files(catalog: pd.DataFrame) -> list[str]:
