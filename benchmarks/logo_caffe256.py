@@ -60,6 +60,18 @@ RECIPES: dict[str, dict[str, Any]] = {
     # every row, so that the same number of epochs is the same compute)
     "glacierdl": {"config": {"width": 8, "lr": 1e-4, "zone_weight": 0.0, "front_weight": 1.0,
                              "augment": True}, "method": "probability"},
+    # the recipe of the caffe256 weights shipped at 75 m: GlacierDL's with the physical
+    # augmentation (multilook or blur half the time, zoom, gamma)
+    "glacierdl-physical": {"config": {"width": 8, "lr": 1e-4, "zone_weight": 0.0,
+                                      "front_weight": 1.0, "augment": "physical"},
+                           "method": "probability"},
+    # temporal context: the shipped recipe, each scene fed with the median and spread of its
+    # six nearest other dates (xcalving.model.context)
+    "temporal": {"config": {"width": 8, "lr": 1e-4, "zone_weight": 0.0, "front_weight": 1.0,
+                            "augment": "physical", "context": True}, "method": "probability"},
+    # temporal context with the zones as an auxiliary task (and a gate at inference)
+    "temporal-mt": {"config": {"width": 8, "lr": 1e-4, "zone_weight": 1.0, "front_weight": 1.0,
+                               "augment": "physical", "context": True}, "method": "gated"},
     # the shipped recipe with the heavier augmentation (zoom, gamma on top of flips, turns,
     # speckle, contrast): a candidate for generalising to glaciers never seen
     "shipped-heavy": {"config": {"width": 8, "lr": 5e-4, "zone_weight": 1.0, "front_weight": 1.0,
@@ -97,10 +109,11 @@ def patch_store(data: Path, runs: Path, spacing: float | None = None) -> Path:
         if not store.exists():
             caffe_to_zarr(data, store, window=256, pixel_spacing=None, progress=False)
         return store
-    store = runs / f"caffe256-{spacing:g}m.zarr"
+    # with the temporal context of every patch: one store serves every recipe
+    store = runs / f"caffe256-{spacing:g}m-context.zarr"
     if not store.exists():
         caffe_to_zarr(data, store, window=256, pixel_spacing="caffe256", spacing=spacing,
-                      progress=False)
+                      progress=False, context=True)
     return store
 
 
@@ -140,7 +153,8 @@ def last_weights(run: Path) -> Path:
 def averaged_weights(run: Path, first: int, last: int) -> Path:
     """The mean of a run's epoch weights ``first``..``last`` (stochastic weight averaging).
 
-    Written once as ``run/swa_FIRST-LAST.safetensors``; BatchNorm statistics are averaged too.
+    Written once as ``run/swa_FIRST-LAST.safetensors``; the BatchNorm statistics of the mean
+    weights are then recomputed on the run's training glaciers (:func:`recompute_batchnorm`).
     """
     import torch
 
@@ -156,10 +170,40 @@ def averaged_weights(run: Path, first: int, last: int) -> Path:
     mean = {k: (torch.stack([n.state_dict()[k].double() for n in nets]).mean(0)
                 .to(v.dtype)) for k, v in nets[0].state_dict().items()}
     nets[0].load_state_dict(mean)
+    recompute_batchnorm(nets[0], json.loads((run / "summary.json").read_text())["config"])
     meta = read_metadata(next(iter(kept.values())))
     meta = {k: v for k, v in meta.items() if not k.startswith("xcalving.")}
     save_model(nets[0], out, metadata=meta, scaling=nets[0].xcalving_scaling)
     return out
+
+
+def recompute_batchnorm(net: Any, config: dict[str, Any], batches: int = 40) -> None:
+    """Re-estimate ``net``'s BatchNorm statistics on ``batches`` unaugmented training batches.
+
+    Averaged weights need it (Izmailov et al. 2018): the mean of several networks' running
+    statistics is not the statistics of the mean network. ``config`` is the run's TrainConfig
+    as a dict (its summary.json).
+    """
+    import torch
+
+    from xcalving.data.stream import PatchStream
+    from xcalving.scaling import Scaling
+
+    stream = PatchStream(config["store"], glaciers=config["train_glaciers"], augment=False,
+                         scaling=Scaling.from_dict(config["scaling"]),
+                         context=bool(config.get("context", False)))
+    loader = torch.utils.data.DataLoader(stream, batch_size=config["batch_size"])
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative mean over every batch seen
+    net.train()
+    with torch.no_grad():
+        for step, batch in enumerate(loader):
+            if step >= batches:
+                break
+            net(batch["image"])
+    net.eval()
 
 
 def trained_epochs(run: Path) -> int:
@@ -187,10 +231,9 @@ def held_out_scenes(data: Path, glacier: str, spacing: float | None = None) -> x
     """
     from xcalving.data.caffe import load_scene, open_caffe, time_series
 
-    if spacing is not None:
+    if spacing is not None:  # dated: weights with temporal context order the scenes by date
         catalog = open_caffe(data, pixel_spacing="caffe256")
-        cube = time_series(catalog, glacier=glacier, spacing=spacing)
-        return cube.assign_coords(time=np.arange(cube.sizes["time"]))
+        return time_series(catalog, glacier=glacier, spacing=spacing)
     catalog = open_caffe(data, pixel_spacing=None)
     rows = catalog[catalog["glacier"] == glacier].sort_values("stem")
     scenes = [load_scene(row) for _, row in rows.iterrows()]

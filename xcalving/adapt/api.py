@@ -13,7 +13,13 @@ from typing import Any
 
 from xcalving.adapt.card import FACTS_KEY, render_card, score_scenes
 from xcalving.adapt.loop import BATCHNORM, TRAINABLE, LoopResult, Recipe, run_loop
-from xcalving.adapt.prepare import LabelledScene, Windows, prepare_scenes, window_size
+from xcalving.adapt.prepare import (
+    LabelledScene,
+    Windows,
+    add_context,
+    prepare_scenes,
+    window_size,
+)
 from xcalving.errors import (
     InputError,
     InputTypeError,
@@ -21,6 +27,7 @@ from xcalving.errors import (
     WeightsNotFoundError,
     did_you_mean,
 )
+from xcalving.model.context import uses_context
 from xcalving.runtime import VERSION
 from xcalving.scaling import Scaling
 
@@ -387,8 +394,12 @@ def finetune(
     reserve = time.perf_counter() - scoring + 1.0  # to score the result the same way, and save
     needs_base = recipe.zone_weight > 0 and any(s.labels != "zones+front" for s in scenes + kept)
     frozen_base = load_model(spec.path, device=dev).requires_grad_(False) if needs_base else None
+    context = uses_context(net.get_config())
+    if context:  # the user's scenes are one series; replayed CaFFe scenes, one per glacier
+        add_context(scenes, series=lambda s: "")
+        add_context(kept, series=lambda s: s.name.split("_")[0])
     windows = Windows(scenes, recipe.window, spec.scaling, front_dilation=recipe.front_dilation,
-                      seed=seed, replay=kept, replay_share=recipe.replay_share)
+                      seed=seed, replay=kept, replay_share=recipe.replay_share, context=context)
     run = run_loop(net, frozen_base, windows, recipe, device=torch.device(dev),
                    deadline=started + 60 * max_minutes - reserve, max_steps=max_steps,
                    minutes=max_minutes, callback=callback, progress=progress)

@@ -35,19 +35,40 @@ def _tile(shape: tuple[int, ...], stride: int) -> tuple[int, int]:
     return 512, 128
 
 
-def _predict_scene(net: Any, scene: LabelledScene, device: str) -> tuple[np.ndarray, np.ndarray]:
-    """Front probability and zones of ``net`` on one scene, through :func:`xcalving.predict`."""
+def _predictions(net: Any, scenes: list[LabelledScene], device: str
+                 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Front probability and zones of ``net`` on each scene, through :func:`xcalving.predict`.
+
+    Dated scenes of one shape go in together as one (time, y, x) series, so that weights with
+    temporal context see each scene's neighbours as predict would give them; the others one
+    at a time.
+    """
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, scene in enumerate(scenes):
+        key = scene.grey.shape if scene.date else (-i,)
+        groups.setdefault(key, []).append(i)
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for members in groups.values():
+        pred = _predict_series(net, [scenes[i] for i in members], device)
+        for slot, i in enumerate(members):
+            out[i] = (pred["front_probability"].values[slot], pred["zones"].values[slot])
+    return [out[i] for i in range(len(scenes))]
+
+
+def _predict_series(net: Any, scenes: list[LabelledScene], device: str) -> Any:
+    import pandas as pd
     import xarray as xr
 
     import xcalving
 
-    rows, cols = scene.grey.shape
-    da = xr.DataArray(scene.grey, dims=("y", "x"),
-                      coords={"y": np.arange(rows, dtype=float), "x": np.arange(cols, dtype=float)})
-    tile, overlap = _tile(scene.grey.shape, int(getattr(net, "stride", 16)))
-    pred = xcalving.predict(da, net, tile=tile, overlap=overlap, scaling="uint8",
+    rows, cols = scenes[0].grey.shape
+    dates = pd.to_datetime([s.date for s in scenes]) if scenes[0].date else [0]
+    da = xr.DataArray(np.stack([s.grey for s in scenes]), dims=("time", "y", "x"),
+                      coords={"time": dates, "y": np.arange(rows, dtype=float),
+                              "x": np.arange(cols, dtype=float)})
+    tile, overlap = _tile(scenes[0].grey.shape, int(getattr(net, "stride", 16)))
+    return xcalving.predict(da, net, tile=tile, overlap=overlap, scaling="uint8",
                             device=device).compute()
-    return np.asarray(pred["front_probability"].values), np.asarray(pred["zones"].values)
 
 
 def _clean(value: float) -> float | None:
@@ -62,8 +83,8 @@ def score_scenes(net: Any, scenes: list[LabelledScene], *, device: str = "cpu",
     from xcalving.zones import front_from_zones
 
     from_zones, from_prob, truth, zones_pred, zones_true = [], [], [], [], []
-    for scene in scenes:
-        probability, zones = _predict_scene(net, scene, device)
+    for scene, (probability, zones) in zip(scenes, _predictions(net, scenes, device),
+                                           strict=True):
         from_zones.append(front_from_zones(zones, min_length_px))
         from_prob.append(front_from_probability(probability, 0.5, min_length_px))
         truth.append(scene.front.astype(bool))
@@ -188,7 +209,7 @@ def finetune_card(path: str | os.PathLike[str]) -> str:
 
     Examples
     --------
-    >>> from xcalving.model.weights import REGISTRY
+    >>> from xcalving.model.registry import REGISTRY
     >>> finetune_card(REGISTRY["demo"].path)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...

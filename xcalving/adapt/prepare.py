@@ -13,7 +13,9 @@ gamma).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +24,7 @@ from xcalving.adapt.sources import UNKNOWN, RawScene, valid_pixels
 from xcalving.errors import InputError, PerformanceWarning, XcalvingWarning
 from xcalving.scaling import Scaling
 
-__all__ = ["LabelledScene", "Windows", "prepare_scenes", "to_grey"]
+__all__ = ["LabelledScene", "Windows", "add_context", "prepare_scenes", "to_grey"]
 
 #: Share of windows centred near a front pixel (random windows of a large scene mostly miss it).
 FRONT_SHARE = 0.5
@@ -42,6 +44,7 @@ class LabelledScene:
     spacing: float | None
     region: tuple[int, int, int, int]  # rows r0:r1, cols c0:c1
     source: str
+    context: np.ndarray | None = None  # uint8 (2, y, x) temporal context, for such weights
 
     @property
     def labels(self) -> str:
@@ -166,6 +169,33 @@ def _resample(grey: np.ndarray, zones: np.ndarray, front: np.ndarray,
                                                                   max(c1, c0 + 1))
 
 
+def add_context(scenes: list[LabelledScene], series: Callable[[LabelledScene], str] = str
+                ) -> None:
+    """Give each dated scene the temporal context of the other scenes on its grid.
+
+    For weights with temporal context (:mod:`xcalving.model.context`): scenes of one
+    ``series`` (a key; by default each scene's name, so pass e.g. ``lambda s: ""`` for the
+    user's scenes of one glacier) and one shape are one series of dates; each gets the median
+    and spread of its nearest others. A scene alone or without a date keeps ``context=None``
+    and trains with the single-scene context, as predict runs it.
+    """
+    import pandas as pd
+
+    from xcalving.model.context import grey_context, neighbour_indices, summarise
+
+    groups: dict[tuple[Any, ...], list[LabelledScene]] = {}
+    for scene in scenes:
+        if scene.date:
+            groups.setdefault((series(scene), *scene.grey.shape), []).append(scene)
+    for members in (m for m in groups.values() if len(m) > 1):
+        grey = np.stack([s.grey for s in members]).astype(np.float32)
+        grey[grey == 0] = np.nan
+        times = pd.to_datetime([s.date for s in members]).to_numpy()
+        summary = summarise(grey, neighbour_indices(times))
+        for scene, one in zip(members, summary, strict=True):
+            scene.context = grey_context(one)
+
+
 # --- training windows ----------------------------------------------------------------------------
 def window_size(scenes: list[LabelledScene], requested: int, stride: int) -> int:
     """``requested`` or the largest labelled region if smaller, a multiple of ``stride``."""
@@ -189,8 +219,9 @@ class Windows:
 
     def __init__(self, scenes: list[LabelledScene], size: int, scaling: Scaling, *,
                  front_dilation: int = 10, seed: int = 0,
-                 replay: list[LabelledScene] | None = None, replay_share: float = 0.0) -> None:
-        self.scenes, self.size, self.scaling = scenes, size, scaling
+                 replay: list[LabelledScene] | None = None, replay_share: float = 0.0,
+                 context: bool = False) -> None:
+        self.scenes, self.size, self.scaling, self.context = scenes, size, scaling, context
         self.replay, self.replay_share = list(replay or []), replay_share if replay else 0.0
         self.front_dilation = front_dilation
         self.rng = np.random.default_rng(seed)
@@ -219,8 +250,12 @@ class Windows:
             return len(self.scenes) + int(self.rng.integers(len(self.replay)))
         return int(self.rng.integers(len(self.scenes)))
 
-    def window(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One (grey, zones, front) window with some data in it, not yet augmented."""
+    def window(self) -> tuple[np.ndarray, ...]:
+        """One (grey, zones, front[, ctx median, ctx spread]) window with some data in it.
+
+        Not yet augmented; the context is there when the windows are for weights with temporal
+        context and the scene has one.
+        """
         k = self._draw()
         scene = self._scene(k)
         pad_zone = 0 if scene.labels == "zones+front" else UNKNOWN
@@ -229,11 +264,18 @@ class Windows:
             grey = _cut(scene.grey, top, left, self.size, 0)
             if (grey > 0).mean() > 0.1:
                 break
+        context = () if not self.context or scene.context is None else \
+            tuple(_cut(c, top, left, self.size, 0) for c in scene.context)
         return (grey, _cut(scene.zones, top, left, self.size, pad_zone),
-                _cut(scene.front, top, left, self.size, 0))
+                _cut(scene.front, top, left, self.size, 0), *context)
 
     def batch(self, n: int) -> dict[str, torch.Tensor]:
-        """``n`` augmented windows: image (n, 1, H, W), zones (n, H, W), front (n, 1, H, W)."""
+        """``n`` augmented windows: image (n, C, H, W), zones (n, H, W), front (n, 1, H, W).
+
+        C is 1, or 3 for weights with temporal context (the scene, the median and spread of its
+        neighbours; :data:`~xcalving.model.context.SINGLE_SCENE_RATE` of the windows, and every
+        window of a scene without context, get the single-scene context).
+        """
         from xcalving.data.stream import (
             _flip_rotate,
             _gamma,
@@ -241,16 +283,23 @@ class Windows:
             _rezoom,
             thicken_front,
         )
+        from xcalving.model.context import SINGLE_SCENE_RATE, network_channels
         from xcalving.scaling import fill_value, to_network_input
 
         images, zones, fronts = [], [], []
         for _ in range(n):
-            grey, zone, front = _flip_rotate(_rezoom(self.window(), self.rng), self.rng)
+            grey, zone, front, *context = _flip_rotate(_rezoom(self.window(), self.rng),
+                                                       self.rng)
             amplitude = _gamma(_radiometry(grey, self.rng), self.rng)
             image = to_network_input(amplitude, "uint8", self.scaling)
+            if self.context:
+                single = not context or self.rng.random() < SINGLE_SCENE_RATE
+                image = network_channels(image, np.stack(context) if context else None,
+                                         self.scaling, single)
             images.append(np.nan_to_num(image, nan=fill_value(self.scaling)))
             zones.append(zone.astype(np.int64))
             fronts.append(thicken_front(front, self.front_dilation).astype(np.float32))
-        return {"image": torch.from_numpy(np.stack(images)[:, None]),
+        stacked = np.stack(images)
+        return {"image": torch.from_numpy(stacked if stacked.ndim == 4 else stacked[:, None]),
                 "zones": torch.from_numpy(np.stack(zones)),
                 "front": torch.from_numpy(np.stack(fronts)[:, None])}

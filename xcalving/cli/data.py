@@ -50,7 +50,7 @@ def add_caffe(sub: Any) -> None:
                     "on the window grid of 'xcalving predict' and write them as one Zarr store "
                     "for 'xcalving train' and 'xcalving tune'.",
         epilog="example:\n  xcalving caffe CaFFe/data_raw --out patches.zarr --window 256\n"
-               "  xcalving caffe caffe256/data_raw --caffe256 --spacing 75 --out p75.zarr")
+               "  xcalving caffe caffe256/data_raw --caffe256 --spacing 75 --context --out p.zarr")
     cf.add_argument("root", help="the data_raw folder (or its parent)")
     cf.add_argument("--out", required=True, help="Zarr patch store to write (required)")
     cf.add_argument("--window", type=int, default=256, help="patch size in pixels")
@@ -64,6 +64,9 @@ def add_caffe(sub: Any) -> None:
     cf.add_argument("--spacing", type=float, default=None, metavar="METRES",
                     help="resample every scene to square pixels of this spacing before cutting "
                          "(e.g. 75; needs a known spacing: not with --unknown-spacing)")
+    cf.add_argument("--context", action="store_true",
+                    help="also write each patch's temporal context (median and spread of the "
+                         "scene's six nearest other dates), for `xcalving train --context`")
     cf.add_argument("--overwrite", action="store_true",
                     help="replace an existing --out (a Zarr store) once the new one is complete")
     cf.set_defaults(run=_run_caffe)
@@ -81,6 +84,7 @@ def _run_caffe(args: argparse.Namespace) -> int:
     rule: Literal["name", "caffe256"] | None = (
         None if args.unknown_spacing else "caffe256" if args.caffe256 else "name")
     store = caffe_to_zarr(args.root, args.out, window=args.window, stride=args.stride,
-                          pixel_spacing=rule, spacing=args.spacing, mode=mode)
+                          pixel_spacing=rule, spacing=args.spacing, mode=mode,
+                          context=args.context)
     print(f"wrote {store}")
     return 0

@@ -97,6 +97,10 @@ def add_train(sub: Any) -> None:
     tr.add_argument("--min-length-px", type=float, default=10.0,
                     help="front pieces up to this many pixels are dropped in validation")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
+    tr.add_argument("--context", action="store_true",
+                    help="temporal context: the network sees each scene with the median and "
+                         "spread of its six nearest other dates (a store from `xcalving caffe "
+                         "--context`); predict then builds them from the cube's dates")
     tr.add_argument("--init", default=None, metavar="WEIGHTS",
                     help="start from these weights (a registered name such as demo, or a "
                          ".safetensors file of the same --width) instead of a random network")
@@ -110,7 +114,7 @@ def _run_train(args: argparse.Namespace) -> int:
         args, batch_size=args.batch_size, lr=args.lr, zone_weight=args.zone_weight,
         front_dilation=args.dilation, num_workers=args.workers, device=args.device,
         min_length_px=args.min_length_px, init=args.init, schedule=args.schedule,
-        front_loss=args.front_loss,
+        front_loss=args.front_loss, context=args.context,
     )
     summary = train(config, resume=args.resume, on_epoch=_report_epoch)
     if summary:  # rank 0 (or a single process) reports

@@ -30,13 +30,15 @@ from scipy import ndimage
 from torch.utils.data import IterableDataset
 
 from xcalving.errors import InputError, InputNotFoundError, InputTypeError, did_you_mean
+from xcalving.model.context import SINGLE_SCENE_RATE, network_channels
 from xcalving.scaling import CAFFE_SCALING, Scaling, fill_value, to_network_input
 
 __all__ = ["PatchStream", "epoch_order", "shard", "thicken_front"]
 
 _REQUIRED = ("sar", "zones", "front", "glacier", "split")
-# (index, sar, zones, front) of one sample, as read from the store
-_Raw = tuple[int, np.ndarray, np.ndarray, np.ndarray]
+# (index, sar, zones, front[, ctx_median, ctx_spread]) of one sample, as read from the store
+_Raw = tuple[Any, ...]
+_CONTEXT = ("ctx_median", "ctx_spread")
 
 
 def epoch_order(selected: np.ndarray, chunk_len: int, *, seed: int, epoch: int,
@@ -263,6 +265,13 @@ class PatchStream(IterableDataset):
         Distributed shard; default from :mod:`torch.distributed` when initialised, else 0 of 1.
     storage_options
         Passed to fsspec for remote stores.
+    context
+        Add the temporal context to ``image``: (3, H, W), the scene, the median and the spread
+        of its nearest other dates (:mod:`xcalving.model.context`), from the store's
+        ``ctx_median`` and ``ctx_spread`` (``caffe_to_zarr(..., context=True)``). With
+        ``augment``, flips, turns and zooms move them with the scene, and a share
+        :data:`~xcalving.model.context.SINGLE_SCENE_RATE` of samples gets the single-scene
+        context (the scene itself, spread 0), as ``predict`` feeds one scene.
 
     Notes
     -----
@@ -303,6 +312,7 @@ class PatchStream(IterableDataset):
         rank: int | None = None,
         world_size: int | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        context: bool = False,
     ) -> None:
         super().__init__()
         _check_options(scaling, front_dilation, shuffle_buffer, seed)
@@ -318,6 +328,7 @@ class PatchStream(IterableDataset):
         group = self._open()
         self.chunk_len = int(group["sar"].chunks[0])
         self.window = tuple(int(n) for n in group["sar"].shape[1:])
+        self.context = bool(context)
         self.selected = self._select(group, _as_names(glaciers, "glaciers"),
                                      _as_names(split, "split"))
 
@@ -347,6 +358,10 @@ class PatchStream(IterableDataset):
             raise InputError(f"store {self.store!r} is not a patch store (sample, y, x) with "
                              f"{list(_REQUIRED)}; missing {missing}. Write it with "
                              "xcalving.data.caffe.caffe_to_zarr.")
+        if self.context and any(name not in group for name in _CONTEXT):
+            raise InputError(f"context=True: store {self.store!r} has no temporal context "
+                             f"({', '.join(_CONTEXT)}). Write it with "
+                             "xcalving.data.caffe.caffe_to_zarr(..., context=True).")
         keep = _matching(np.asarray(group["glacier"][:]).astype(object), glaciers, "glaciers")
         keep &= _matching(np.asarray(group["split"][:]).astype(object), split, "split")
         if not keep.any():
@@ -421,28 +436,32 @@ class PatchStream(IterableDataset):
             if run.size == 0:
                 continue
             lo, hi = int(run.min()), int(run.max()) + 1
-            block = [group[name][lo:hi] for name in ("sar", "zones", "front")]
+            names = ("sar", "zones", "front", *(_CONTEXT if self.context else ()))
+            block = [group[name][lo:hi] for name in names]
             for i in run:
                 yield (int(i), *(b[i - lo] for b in block))
 
     def _item(self, sample: _Raw, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        index, sar, zones, front = sample
+        index, sar, zones, front, *context = sample
         amplitude: np.ndarray = sar
         if self.augment:
             heavy = self.augment in ("heavy", "physical")
             if heavy:
-                sar, zones, front = _rezoom((sar, zones, front), rng)
-            sar, zones, front = _flip_rotate((sar, zones, front), rng)
+                sar, zones, front, *context = _rezoom((sar, zones, front, *context), rng)
+            sar, zones, front, *context = _flip_rotate((sar, zones, front, *context), rng)
             amplitude = _radiometry(sar, rng)
             if self.augment == "physical":
                 amplitude = _resampled(amplitude, rng)
             if heavy:
                 amplitude = _gamma(amplitude, rng)
         image = to_network_input(amplitude, "uint8", self.scaling)
+        if context:
+            single = bool(self.augment) and rng.random() < SINGLE_SCENE_RATE
+            image = network_channels(image, np.stack(context), self.scaling, single)
         image = np.nan_to_num(image, nan=fill_value(self.scaling))
         thick = thicken_front(front, self.front_dilation)
         return {
-            "image": torch.from_numpy(image[None]),
+            "image": torch.from_numpy(image if image.ndim == 3 else image[None]),
             "zones": torch.from_numpy(zones.astype(np.int64)),
             "front": torch.from_numpy(thick[None].astype(np.float32)),
             "front_raw": torch.from_numpy(np.ascontiguousarray(front[None], dtype=np.uint8)),

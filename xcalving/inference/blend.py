@@ -9,7 +9,7 @@ brings one (L, 5, rows, cols) array back. For each block (:func:`_blend`):
    (:func:`xcalving.windows.placements`: its blend weight ÷ the sum of the weights there, an
    outer product of two 1-D shares since the weights are), so the blended value is a
    weighted sum with no division pass;
-2. windows are copied batch by batch into one reused (batch, 1, H, W) buffer, and no data
+2. windows are copied batch by batch into one reused (batch, C, H, W) buffer, and no data
    (NaN) is filled in place there;
 3. for each window, the sigmoid and softmax of the part of its logits inside the core are
    added to the output with its share, in one ``addcmul_`` each (no temporary of the block's
@@ -42,9 +42,10 @@ def predict_block(block: np.ndarray, origin: tuple[int, int], core: tuple[int, i
                   batch_size: int) -> np.ndarray:
     """Blend every window that touches ``core`` into (L, 5, core rows, core cols), on the CPU.
 
-    ``block`` is (L, rows, cols) normalised input with NaN for no data, whose pixel (0, 0) is
-    global pixel ``origin``; ``core`` = (row0, row1, col0, col1) is the part to return, global.
-    ``block`` is read, never written.
+    ``block`` is (L, rows, cols) normalised input with NaN for no data, or (L, C, rows, cols)
+    for a network of C input channels (channel 0 the scene: its NaN mark no data; the others
+    complete), whose pixel (0, 0) is global pixel ``origin``; ``core`` = (row0, row1, col0,
+    col1) is the part to return, global. ``block`` is read, never written.
     """
     import torch
 
@@ -94,12 +95,12 @@ def _core_shape(core: tuple[int, int, int, int]) -> tuple[int, int]:
 
 
 def _readable(block: np.ndarray) -> np.ndarray:
-    """``block`` (..., rows, cols) as (L, rows, cols) float32 that torch can share.
+    """``block`` (L, [C,] rows, cols) as (L, C, rows, cols) float32 that torch can share.
 
     No copy for what predict passes (float32 blocks it computed); a read-only or reversed
     array, or another dtype, is copied (torch shares neither, and warns about the first).
     """
-    block = block.reshape(-1, *block.shape[-2:])
+    block = block.reshape(block.shape[0], -1, *block.shape[-2:])
     if (block.dtype != np.float32 or not block.flags.writeable
             or any(s < 0 for s in block.strides)):
         block = np.array(block, dtype=np.float32)
@@ -111,7 +112,7 @@ def _blend(total: Any, x: Any, origin: tuple[int, int], core: tuple[int, int, in
            to_tensor: Any) -> None:
     """Add every window touching ``core`` to ``total`` (L, 5, rows, cols), weighted by its share.
 
-    ``x`` (L, rows, cols) is the block as a tensor on ``total``'s device; ``to_tensor`` puts
+    ``x`` (L, C, rows, cols) is the block as a tensor on ``total``'s device; ``to_tensor`` puts
     numpy arrays there: a window's 1-D row and column shares, whose outer product (its share
     of each pixel, :attr:`~xcalving.windows.Placement.weight`) is made there, once for all
     lead indices. The windows go to the network ``batch_size`` at a time, window
@@ -122,7 +123,7 @@ def _blend(total: Any, x: Any, origin: tuple[int, int], core: tuple[int, int, in
     runner.use_threads()
     found = placements(plan, core)
     keys = [(lead, i) for i in range(len(found)) for lead in range(x.shape[0])]
-    buffer = torch.empty((min(batch_size, len(keys)), 1, *plan.size), device=x.device)
+    buffer = torch.empty((min(batch_size, len(keys)), x.shape[1], *plan.size), device=x.device)
     # work space of one window, reused: fresh memory per window costs page faults (and
     # disturbs the allocator for the network's own tensors), more than the arithmetic
     work = torch.empty(N_CHANNELS * math.prod(plan.extent), device=x.device)
@@ -132,7 +133,7 @@ def _blend(total: Any, x: Any, origin: tuple[int, int], core: tuple[int, int, in
         batch = keys[first:first + batch_size]
         windows = buffer[:len(batch)]
         for slot, (lead, i) in enumerate(batch):
-            _cut_into(windows[slot, 0], x[lead], found[i].start, origin, plan)
+            _cut_into(windows[slot], x[lead], found[i].start, origin, plan)
         windows.nan_to_num_(nan=fill, posinf=math.inf, neginf=-math.inf)  # NaN only
         zones, front = runner.logits(windows)
         for slot, (lead, i) in enumerate(batch):
@@ -148,17 +149,18 @@ def _blend(total: Any, x: Any, origin: tuple[int, int], core: tuple[int, int, in
 
 def _cut_into(window: Any, x: Any, start: tuple[int, int], origin: tuple[int, int],
               plan: WindowPlan) -> None:
-    """Copy the window at global ``start`` of ``x`` (rows, cols) into ``window`` (H, W).
+    """Copy the window at global ``start`` of ``x`` (C, rows, cols) into ``window`` (C, H, W).
 
     An axis shorter than a tile is padded with its edge pixels up to the network size.
     """
     (ey, ex), (sy, sx) = plan.extent, plan.size
     r, c = start[0] - origin[0], start[1] - origin[1]
-    window[:ey, :ex].copy_(x[r:r + ey, c:c + ex])
+    channels = window.shape[0]
+    window[:, :ey, :ex].copy_(x[:, r:r + ey, c:c + ex])
     if ey < sy:
-        window[ey:, :ex].copy_(window[ey - 1:ey, :ex].expand(sy - ey, ex))
+        window[:, ey:, :ex].copy_(window[:, ey - 1:ey, :ex].expand(channels, sy - ey, ex))
     if ex < sx:
-        window[:, ex:].copy_(window[:, ex - 1:ex].expand(sy, sx - ex))
+        window[:, :, ex:].copy_(window[:, :, ex - 1:ex].expand(channels, sy, sx - ex))
 
 
 def _add_window(total: Any, zones: Any, front: Any, place: Placement, share: Any,
@@ -178,8 +180,8 @@ def _add_window(total: Any, zones: Any, front: Any, place: Placement, share: Any
 
 def _core_no_data(block: np.ndarray, origin: tuple[int, int],
                   core: tuple[int, int, int, int]) -> np.ndarray:
-    """Where the core of ``block`` has no data (NaN): (L, core rows, core cols) bool."""
-    flat = block.reshape(-1, *block.shape[-2:])
+    """Where the core of ``block`` has no data (NaN in the scene channel): (L, rows, cols) bool."""
+    flat = block.reshape(block.shape[0], -1, *block.shape[-2:])[:, 0]
     return np.isnan(flat[:, core[0] - origin[0]:core[1] - origin[0],
                          core[2] - origin[1]:core[3] - origin[1]])
 

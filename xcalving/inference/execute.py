@@ -17,7 +17,7 @@ import numpy as np
 
 from xcalving.errors import PerformanceWarning
 from xcalving.inference.blend import predict_block, predict_block_on_device
-from xcalving.inference.inputs import dask_data, lead_dims, network_input
+from xcalving.inference.inputs import dask_data, lead_dims, model_input
 from xcalving.inference.runner import N_CHANNELS, get_runner
 from xcalving.runtime import VERSION, resolve_device, resolve_precision
 from xcalving.scaling import fill_value
@@ -96,11 +96,14 @@ def run_on_input_grid(da: Any, spec: ModelSpec, options: PredictOptions,
     """
     data = rechunk_for_windows(dask_data(da), options.tile, options.overlap, stacklevel + 1)
     plan = plan_windows(data.shape[-2:], options.tile, options.overlap, spec.stride)
-    return run_blocks(network_input(data, da, options.scaling, spec), plan, spec, options)
+    return run_blocks(model_input(data, da, options.scaling, spec), plan, spec, options)
 
 
 def run_blocks(data: Any, plan: WindowPlan, spec: ModelSpec, options: PredictOptions) -> Any:
     """Map the block blending over a dask array (..., y, x) → (..., 5, y, x) float32.
+
+    For a network of several input channels (``spec.in_channels``, temporal context) ``data``
+    is (..., C, y, x), its channel axis in one chunk, and becomes (..., 5, y, x).
 
     ``spec`` enters the graph once, as one key (a large in-memory network is then sent to each
     worker once rather than copied into every task); each task resolves ``options.device``
@@ -126,22 +129,28 @@ def run_blocks(data: Any, plan: WindowPlan, spec: ModelSpec, options: PredictOpt
         origin = (max(core[0] - depth[lead], 0), max(core[2] - depth[lead + 1], 0))
         return _run_block(block, origin, core, plan, spec, options)
 
-    chunks = (*data.chunks[:-2], (N_CHANNELS,), *data.chunks[-2:])
+    channels = spec.in_channels > 1  # the input has a channel axis: it becomes the output's
+    chunks = (*data.chunks[:lead - channels], (N_CHANNELS,), *data.chunks[-2:])
     # the name must differ between predictions: two in one graph under one name would share keys
     token = tokenize(haloed.name, spec.sha256, options, plan.shape, plan.extent, plan.size)
-    return dsa.map_blocks(block_fn, haloed, spec_key, chunks=chunks, new_axis=[lead],
-                          dtype=np.float32, name=f"xcalving-predict-{token}")
+    return dsa.map_blocks(block_fn, haloed, spec_key, chunks=chunks,
+                          new_axis=[] if channels else [lead], dtype=np.float32,
+                          name=f"xcalving-predict-{token}")
 
 
 def _run_block(block: np.ndarray, origin: tuple[int, int], core: tuple[int, int, int, int],
                plan: WindowPlan, spec: ModelSpec, options: PredictOptions) -> np.ndarray:
-    """One haloed block (..., rows, cols) → its core's (..., 5, rows, cols), on this process."""
+    """One haloed block (..., [C,] rows, cols) → its core's (..., 5, rows, cols), on this process.
+
+    The channel axis C is there for networks of several input channels (``spec.in_channels``).
+    """
     device = resolve_device(options.device)
     runner = get_runner(spec, device, resolve_precision(options.precision, device))
-    flat = block.reshape(-1, *block.shape[-2:])
+    pixel_dims = 2 if spec.in_channels == 1 else 3
+    flat = block.reshape(-1, *block.shape[-pixel_dims:])
     blend = predict_block_on_device if device.startswith("cuda") else predict_block
     out = blend(flat, origin, core, plan, runner, fill_value(spec.scaling), options.batch_size)
-    return out.reshape(*block.shape[:-2], N_CHANNELS, *out.shape[-2:])
+    return out.reshape(*block.shape[:-pixel_dims], N_CHANNELS, *out.shape[-2:])
 
 
 # --- the output ----------------------------------------------------------------------------------

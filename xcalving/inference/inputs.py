@@ -237,3 +237,106 @@ def _checked_network_input(block: np.ndarray, kind: str, scaling: Any, nodata: f
         where = f"da's chunk at {place}"
     check_values(block, kind, nodata, where=where)
     return to_network_input(block, kind, scaling, nodata)
+
+
+# --- temporal context ----------------------------------------------------------------------------
+def model_input(data: Any, da: Any, kind: str, spec: ModelSpec) -> Any:
+    """:func:`network_input`, with the temporal context channels the weights expect, if any.
+
+    One-band weights get (..., y, x); weights with temporal context
+    (:mod:`xcalving.model.context`) get (time, 3, y, x), or (3, y, x) for a 2-D scene.
+    """
+    x = network_input(data, da, kind, spec)
+    if spec.in_channels == 1:
+        return x
+    return with_context(x, scene_times(da), fill_value_of(spec))
+
+
+def fill_value_of(spec: ModelSpec) -> float:
+    """The normalised value no-data pixels get for these weights."""
+    from xcalving.scaling import fill_value
+
+    return fill_value(spec.scaling)
+
+
+def scene_times(da: Any) -> np.ndarray:
+    """The dates (or positions) that order ``da``'s scenes, for temporal context.
+
+    Weights with temporal context need the scenes along one dim: a cube (time, y, x) or one
+    scene (y, x). Dates label the dim where it has them; otherwise its labels if numeric, else
+    the scenes' positions.
+    """
+    lead = lead_dims(da)
+    if len(lead) > 1:
+        raise InputError(
+            f"da has dims {tuple(da.dims)}; weights with temporal context summarise each scene's "
+            "neighbouring dates and need the scenes along one dim, (time, y, x). Stack them, "
+            f"e.g. da.stack(time={lead}), or select one entry of the others.")
+    if not lead:
+        return np.zeros(1, "datetime64[s]")
+    dim = lead[0]
+    if dim in da.coords and (np.issubdtype(da[dim].dtype, np.datetime64)
+                             or np.issubdtype(da[dim].dtype, np.number)):
+        return np.asarray(da[dim].values)
+    return np.arange(da.sizes[dim])
+
+
+def with_context(x: Any, times: np.ndarray, fill: float, scene: Any = None) -> Any:
+    """``x`` (time, y, x) or (y, x), dask, NaN = no data, with its context: (time, 3, y, x).
+
+    The median and spread of each date's nearest other dates
+    (:func:`xcalving.model.context.summarise`), computed one time chunk at a time from the
+    scenes that chunk needs, so the values never depend on the chunks. ``scene`` replaces ``x``
+    as channel 0 (the resampled path passes the filled scene there). A single scene gets the
+    single-scene context, with a warning.
+    """
+    import dask.array as dsa
+
+    from xcalving.model.context import single_scene_context
+
+    scene = x if scene is None else scene
+    if x.ndim == 2 or x.shape[0] == 1:
+        _warn_single_scene()
+        flat = x.reshape(1, *x.shape[-2:])
+        context = flat.map_blocks(lambda b: single_scene_context(b[0], fill)[None],
+                                  new_axis=1, chunks=((1,), (2,), *flat.chunks[-2:]),
+                                  dtype=np.float32)
+        out = dsa.concatenate([scene.reshape(1, 1, *x.shape[-2:]), context], axis=1)
+        return out.rechunk({1: -1}).reshape(out.shape[1:]) if x.ndim == 2 else \
+            out.rechunk({1: -1})
+    context = dsa.concatenate(_context_parts(x, times, fill), axis=0)
+    return dsa.concatenate([scene[:, None], context], axis=1).rechunk({1: -1})
+
+
+def _context_parts(x: Any, times: np.ndarray, fill: float) -> list[Any]:
+    """The context (n, 2, y, x) of each time chunk of ``x``, from the scenes it needs."""
+    from xcalving.model.context import neighbour_indices
+
+    neighbours = neighbour_indices(times)
+    edges = np.cumsum((0, *x.chunks[0]))
+    parts = []
+    for start, stop in zip(edges[:-1], edges[1:], strict=True):
+        need = np.unique(np.concatenate([np.arange(start, stop), *neighbours[start:stop]]))
+        where = {int(g): j for j, g in enumerate(need)}
+        local = [[where[int(n)] for n in neighbours[i]] for i in range(start, stop)]
+        sub = x[need].rechunk({0: -1})
+        parts.append(sub.map_blocks(_context_block, local, fill, new_axis=1, dtype=np.float32,
+                                    chunks=((stop - start,), (2,), *sub.chunks[-2:])))
+    return parts
+
+
+def _context_block(block: np.ndarray, local: list[list[int]], fill: float) -> np.ndarray:
+    from xcalving.model.context import fill_context, summarise
+
+    return fill_context(summarise(block, [np.asarray(n, int) for n in local]), fill)
+
+
+def _warn_single_scene() -> None:
+    import warnings
+
+    from xcalving.errors import XcalvingWarning
+
+    warnings.warn("these weights use temporal context (the median and spread of neighbouring "
+                  "dates) and da holds one scene: the scene stands in for its neighbours, which "
+                  "usually costs accuracy. Pass the time series, (time, y, x), for the context.",
+                  XcalvingWarning, stacklevel=5)

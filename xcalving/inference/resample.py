@@ -15,7 +15,7 @@ import numpy as np
 from xcalving.errors import InputError, PerformanceWarning, XcalvingWarning
 from xcalving.grid import pixel_spacing
 from xcalving.inference.execute import rechunk_for_windows, run_blocks
-from xcalving.inference.inputs import dask_data, network_input
+from xcalving.inference.inputs import dask_data, network_input, scene_times, with_context
 from xcalving.scaling import fill_value
 from xcalving.windows import plan_windows
 
@@ -128,12 +128,31 @@ def run_resampled(da: Any, spacings: tuple[float, float], spec: ModelSpec,
         warnings.simplefilter("ignore", PerformanceWarning)
         resampled = rechunk_for_windows(dask_data(grid.astype(np.float32)), options.tile,
                                         options.overlap)
+        if spec.in_channels > 1:
+            resampled = _context_on_target_grid(resampled, normalised, da, spacings, spec)
     plan = plan_windows(resampled.shape[-2:], options.tile, options.overlap, spec.stride)
     out = run_blocks(resampled, plan, spec, options)
     probs = _to_input_grid(out, grid, da)
     missing = dsa.isnan(normalised)
     missing = missing.rechunk(probs.chunks[:-3] + probs.chunks[-2:])
     return dsa.where(missing[..., None, :, :], np.float32(np.nan), probs).astype(np.float32)
+
+
+def _context_on_target_grid(resampled: Any, normalised: Any, da: Any,
+                            spacings: tuple[float, float], spec: ModelSpec) -> Any:
+    """The resampled scenes with their temporal context, computed on the target grid.
+
+    The context is summarised at the network's spacing, as in training (a spread computed on
+    a finer grid and then averaged would be another quantity); pixels where less than half of
+    the resampled value came from valid input count as no data there.
+    """
+    import dask.array as dsa
+
+    valid = dsa.where(dsa.isnan(normalised), np.float32(0.0), np.float32(1.0))
+    share = _to_target_grid(valid, da, *spacings).data.astype(np.float32)
+    share = share.rechunk(resampled.chunks)
+    masked = dsa.where(share >= 0.5, resampled, np.float32(np.nan))
+    return with_context(masked, scene_times(da), fill_value(spec.scaling), scene=resampled)
 
 
 def _to_target_grid(filled: Any, da: Any, target: float, spacing: float) -> Any:

@@ -24,6 +24,7 @@ from xcalving.errors import (
     WeightsNotFoundError,
     did_you_mean,
 )
+from xcalving.model.context import CONTEXT_CHANNELS
 from xcalving.model.files import sha256_file
 from xcalving.model.registry import DEFAULT_WEIGHTS, REGISTRY, WeightsRecord, list_weights
 from xcalving.scaling import CAFFE_SCALING, Scaling
@@ -46,6 +47,7 @@ class ModelSpec:
     stride: int = 1
     pixel_spacing: float | None = None  # metres per pixel of the training data, where known
     front_method: str | None = None  # the front method chosen for registered weights
+    in_channels: int = 1  # 3: the scene and its temporal context (xcalving.model.context)
     spacing_range: tuple[float, float] | None = None  # where registered weights were measured
     resolution_model: str = "unmeasured"  # whether resolution="model" helps them, measured
     path: str | None = None
@@ -86,7 +88,7 @@ def _spec_from_file(path: Path, name: str, digest: str | None = None,
         pixel_spacing = stored_spacing
     return ModelSpec(name=name, sha256=digest or sha256_file(path), scaling=scaling,
                      stride=config["stride"], pixel_spacing=pixel_spacing,
-                     path=os.fspath(Path(path).resolve()))
+                     in_channels=config["in_channels"], path=os.fspath(Path(path).resolve()))
 
 
 def _check_predictable(config: dict[str, Any], what: str) -> None:
@@ -94,16 +96,17 @@ def _check_predictable(config: dict[str, Any], what: str) -> None:
     from xcalving.zones import ZONE_NAMES
 
     problems = []
-    if config["in_channels"] != 1:
+    if config["in_channels"] not in (1, CONTEXT_CHANNELS):
         problems.append(f"in_channels={config['in_channels']} (predict feeds one band of SAR "
-                        "backscatter)")
+                        f"backscatter, or {CONTEXT_CHANNELS} with temporal context)")
     if config["n_zones"] != len(ZONE_NAMES):
         problems.append(f"n_zones={config['n_zones']} (predict reads {len(ZONE_NAMES)} zone "
                         f"classes: {', '.join(ZONE_NAMES)})")
     if problems:
         raise InputError(
             f"model: {what} is a network with {' and '.join(problems)}, which predict cannot "
-            "use. Pass weights trained on one band with four zone classes, e.g. "
+            "use. Pass weights trained on one band (or one band and its temporal context) with "
+            "four zone classes, e.g. "
             f"model={DEFAULT_WEIGHTS!r}."
         )
 
@@ -121,7 +124,9 @@ def _spec_from_module(module: Any) -> ModelSpec:
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
         blob = to_bytes(tensors)
         return ModelSpec(name=name, sha256=hashlib.sha256(blob).hexdigest(), scaling=scaling,
-                         stride=stride, pixel_spacing=spacing, state=(module.get_config(), blob))
+                         stride=stride, pixel_spacing=spacing,
+                         in_channels=module.get_config()["in_channels"],
+                         state=(module.get_config(), blob))
     clone = copy.deepcopy(module).to("cpu").eval()  # never touch the caller's module
     digest = hashlib.sha256(repr(clone).encode())
     _hash_code(clone, digest)

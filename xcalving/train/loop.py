@@ -27,6 +27,7 @@ from xcalving.atomic import write_text
 from xcalving.errors import InputError
 from xcalving.metrics import bbox_accuracy, mean_distance_error, zone_iou
 from xcalving.model.checkpoint import save_model
+from xcalving.model.context import CONTEXT_CHANNELS
 from xcalving.model.unet import ASPPUNet
 from xcalving.runtime import autocast
 from xcalving.scaling import CAFFE_SCALING, Scaling
@@ -74,6 +75,9 @@ class TrainConfig:
     #: weights to start from instead of a random initialisation (a registered name or a
     #: .safetensors path of the same width); its input scaling replaces ``scaling``
     init: str | None = None
+    #: temporal context: the network sees each scene with the median and spread of its nearest
+    #: other dates (:mod:`xcalving.model.context`); the store needs ``caffe_to_zarr(context=True)``
+    context: bool = False
 
     def __post_init__(self) -> None:
         for name in ("width", "epochs", "batch_size", "patience"):
@@ -164,7 +168,8 @@ def _streams(config: TrainConfig) -> tuple[Any, Any]:
     rank, world, _ = _dist_env()
     scaling = Scaling.from_dict(config.scaling)
     common: dict[str, Any] = {"scaling": scaling, "front_dilation": config.front_dilation,
-                              "seed": config.seed, "rank": rank, "world_size": world}
+                              "seed": config.seed, "rank": rank, "world_size": world,
+                              "context": config.context}
     train = PatchStream(config.store, glaciers=config.train_glaciers, split=config.train_split,
                         augment=config.augment, shuffle=True, **common)
     val = PatchStream(config.store, glaciers=config.val_glaciers, split=config.val_split,
@@ -288,7 +293,8 @@ def _setup(config: TrainConfig) -> tuple[Any, Any, torch.device, bool, int]:
 
 def _initial_net(config: TrainConfig) -> ASPPUNet:
     """A fresh network, or the ``init`` weights (warm start) when they match the config."""
-    net = ASPPUNet(width=config.width, aspp_rates=tuple(config.aspp_rates))
+    net = ASPPUNet(CONTEXT_CHANNELS if config.context else 1, width=config.width,
+                   aspp_rates=tuple(config.aspp_rates))
     # a plain attribute, not a module (as load_model sets it)
     object.__setattr__(net, "xcalving_scaling", Scaling.from_dict(config.scaling))
     if config.init is None:
@@ -301,7 +307,8 @@ def _initial_net(config: TrainConfig) -> ASPPUNet:
     if not isinstance(start, ASPPUNet) or start.get_config() != net.get_config():
         raise InputError(
             f"init: {config.init!r} is not an ASPP U-Net of width {config.width} with ASPP rates "
-            f"{tuple(config.aspp_rates)}; start from weights of the same width or set width.")
+            f"{tuple(config.aspp_rates)} and {net.get_config()['in_channels']} input channels "
+            "(context=True: 3); start from weights of the same width and input or set them.")
     scaling = getattr(start, "xcalving_scaling", None)
     if scaling is None or scaling.to_dict() != config.scaling:
         raise InputError(

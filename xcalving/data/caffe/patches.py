@@ -22,10 +22,19 @@ from xcalving.data.caffe.catalog import (
 from xcalving.data.caffe.png import _image_shape, _read_scene_arrays
 from xcalving.data.caffe.scale import unsquashed_shape
 from xcalving.errors import InputError
+from xcalving.model.context import grey_context, neighbour_indices, summarise
 from xcalving.safety import check_target, staged
 from xcalving.windows import window_starts
 
 __all__ = ["caffe_to_zarr"]
+
+#: The temporal context of each patch (``context=True``), 8-bit grey like ``sar``.
+_CONTEXT_ATTRS = {
+    "ctx_median": {"long_name": "median of the nearest other dates (xcalving.model.context)",
+                   "units": "1", "comment": "0 = no valid neighbour"},
+    "ctx_spread": {"long_name": "standard deviation of the nearest other dates, grey levels",
+                   "units": "1"},
+}
 
 
 def _check_patch_args(window: int, stride: int, chunk_samples: int, mode: str) -> None:
@@ -68,7 +77,8 @@ def _plan_patches(catalog: pd.DataFrame, window: int, stride: int,
 
 
 def _skeleton(catalog: pd.DataFrame, plan: list[np.ndarray], window: int,
-              chunk_samples: int, spacing: float | None = None) -> xr.Dataset:
+              chunk_samples: int, spacing: float | None = None,
+              context: bool = False) -> xr.Dataset:
     """The store's layout: lazy zeros for the patches, the per-sample coordinates filled in."""
     import dask.array as da
 
@@ -77,9 +87,10 @@ def _skeleton(catalog: pd.DataFrame, plan: list[np.ndarray], window: int,
     n = len(scene)
     chunks = (min(chunk_samples, n), window, window)
     dims = ("sample", "y", "x")
+    variables = [("sar", _SAR_ATTRS), ("zones", _ZONES_ATTRS), ("front", _FRONT_ATTRS)]
+    variables += list(_CONTEXT_ATTRS.items()) if context else []
     data = {name: (dims, da.zeros((n, window, window), dtype=np.uint8, chunks=chunks), attrs)
-            for name, attrs in (("sar", _SAR_ATTRS), ("zones", _ZONES_ATTRS),
-                                ("front", _FRONT_ATTRS))}
+            for name, attrs in variables}
     # object strings: zarr writes them as its stable variable-length string type
     coords: dict[str, Any] = {"sample": np.arange(n, dtype=np.int64)}
     for name in ("stem", "glacier", "satellite", "split"):
@@ -102,10 +113,10 @@ def _skeleton(catalog: pd.DataFrame, plan: list[np.ndarray], window: int,
 class _ChunkWriter:
     """Collects patches and writes them to the store in whole, chunk-aligned blocks."""
 
-    def __init__(self, group: Any, chunk_samples: int) -> None:
+    def __init__(self, group: Any, chunk_samples: int, names: tuple[str, ...]) -> None:
         self.group, self.chunk_samples = group, chunk_samples
         self.start = 0
-        self.pending: dict[str, list[np.ndarray]] = {"sar": [], "zones": [], "front": []}
+        self.pending: dict[str, list[np.ndarray]] = {name: [] for name in names}
 
     def add(self, patches: Mapping[str, np.ndarray]) -> None:
         for name, values in patches.items():
@@ -147,18 +158,53 @@ def _scene_arrays(row: Mapping[str, Any], spacing: float | None) -> dict[str, np
 
 
 def _write_patches(catalog: pd.DataFrame, plan: list[np.ndarray], store: Any, window: int,
-                   chunk_samples: int, progress: bool, spacing: float | None = None) -> None:
+                   chunk_samples: int, progress: bool, spacing: float | None = None,
+                   context: bool = False) -> None:
     import zarr
 
     from xcalving._progress import tqdm_class
 
     tqdm = tqdm_class()
-    writer = _ChunkWriter(zarr.open_group(store, mode="r+"), chunk_samples)
-    rows = tqdm(catalog.to_dict("records"), desc="caffe_to_zarr", unit="scene",
-                disable=not progress)
-    for row, offsets in zip(rows, plan, strict=True):
-        writer.add(_cut_patches(_scene_arrays(row, spacing), offsets, window))
+    names = ("sar", "zones", "front", *(_CONTEXT_ATTRS if context else ()))
+    writer = _ChunkWriter(zarr.open_group(store, mode="r+"), chunk_samples, names)
+    bar = tqdm(total=len(catalog), desc="caffe_to_zarr", unit="scene", disable=not progress)
+    records = catalog.to_dict("records")
+    # a glacier's scenes at a time: the temporal context of a scene needs its neighbours
+    for group in _series_groups(catalog):
+        arrays = [_scene_arrays(records[i], spacing) for i in group]
+        if context:
+            _add_context(arrays, [records[i] for i in group])
+        for i, scene in zip(group, arrays, strict=True):
+            writer.add(_cut_patches(scene, plan[i], window))
+            bar.update(1)
     writer.close()
+    bar.close()
+
+
+def _series_groups(catalog: pd.DataFrame) -> list[list[int]]:
+    """Positions of the catalog's rows, one run per glacier (the catalog is sorted by glacier)."""
+    glaciers = catalog["glacier"].to_numpy()
+    breaks = np.flatnonzero(glaciers[1:] != glaciers[:-1]) + 1
+    return [run.tolist() for run in np.split(np.arange(len(catalog)), breaks)]
+
+
+def _add_context(arrays: list[dict[str, np.ndarray]], rows: list[dict[str, Any]]) -> None:
+    """Give each scene its temporal context as 8-bit grey (``ctx_median`` 0 = no data).
+
+    Neighbours come from the same glacier, split and grid (scenes of one glacier share one grid
+    when resampled to one spacing; scenes of another shape are another grid), so a test scene
+    never enters a training scene's context.
+    """
+    by_shape: dict[tuple[Any, ...], list[int]] = {}
+    for i, scene in enumerate(arrays):
+        by_shape.setdefault((rows[i]["split"], *scene["sar"].shape), []).append(i)
+    for members in by_shape.values():
+        grey = np.stack([arrays[i]["sar"] for i in members]).astype(np.float32)
+        grey[grey == 0] = np.nan
+        times = pd.to_datetime([rows[i]["date"] for i in members]).to_numpy()
+        summary = summarise(grey, neighbour_indices(times))
+        for slot, i in enumerate(members):
+            arrays[i]["ctx_median"], arrays[i]["ctx_spread"] = grey_context(summary[slot])
 
 
 def _input_files(catalog: pd.DataFrame) -> list[str]:
@@ -179,6 +225,7 @@ def caffe_to_zarr(
     mode: Literal["w-", "w"] = "w-",
     chunk_samples: int = 16,
     progress: bool = True,
+    context: bool = False,
 ) -> str:
     """Cut CaFFe scenes into square patches and write them to a Zarr v3 store for training.
 
@@ -210,6 +257,11 @@ def caffe_to_zarr(
         Samples per chunk: the unit a :class:`~xcalving.data.stream.PatchStream` reads.
     progress
         Show a progress bar over scenes.
+    context
+        Also write each patch's temporal context, ``ctx_median`` and ``ctx_spread`` (uint8
+        grey): the median and standard deviation of the scene's nearest other dates of the
+        same glacier and split (:mod:`xcalving.model.context`), for training weights with
+        temporal context (``TrainConfig(context=True)``).
 
     Returns
     -------
@@ -242,7 +294,7 @@ def caffe_to_zarr(
             _row_spacing(row)  # an unknown spacing is refused before any work
     plan = _plan_patches(catalog, window, stride, spacing)
     check_target(store, mode=mode, inputs=_input_files(catalog), what="store")
-    skeleton = _skeleton(catalog, plan, window, chunk_samples, spacing)
+    skeleton = _skeleton(catalog, plan, window, chunk_samples, spacing, context)
     skeleton.attrs.update(
         title="CaFFe training patches", source="CaFFe, doi:10.1594/PANGAEA.940950",
         license="CC-BY-4.0", window=int(window), stride=int(stride),
@@ -251,5 +303,6 @@ def caffe_to_zarr(
     )
     with staged(store, mode=mode, what="store") as scratch:
         skeleton.to_zarr(scratch, mode="w-", compute=False, consolidated=False, zarr_format=3)
-        _write_patches(catalog, plan, scratch, window, chunk_samples, progress, spacing)
+        _write_patches(catalog, plan, scratch, window, chunk_samples, progress, spacing,
+                       context)
     return os.fspath(store)
