@@ -91,11 +91,14 @@ def replay_picks(catalog: pd.DataFrame, glacier: str, per_glacier: int) -> pd.Da
 
 def adapt_fold(data: Path, runs: Path, out: Path, recipe: str, glacier: str, *, n_scenes: int,
                max_minutes: float, options: dict[str, Any],
-               spacing: float | None = None) -> dict[str, Any]:
+               spacing: float | None = None, labels: str = "zones+front") -> dict[str, Any]:
     """Fine-tune one fold's model on ``n_scenes`` of its held-out glacier; score both.
 
     With ``spacing`` the scenes are read at the copy's per-glacier spacing (fine-tuning
     resamples them to the base's) and scored at square pixels of ``spacing`` m, in metres.
+    ``labels="front"`` gives fine-tuning the front lines alone, as a user's line layer drawn
+    in QGIS gives them (the labelled front rasterised on the scene grid, no zones): the
+    picked scenes as a georeferenced, dated cube at ``spacing`` with ``sar`` and ``front``.
     """
     from xcalving.adapt import finetune
     from xcalving.data.caffe import open_caffe
@@ -106,11 +109,15 @@ def adapt_fold(data: Path, runs: Path, out: Path, recipe: str, glacier: str, *, 
     # the caller's options serve every fold: this fold's replay goes into a copy
     fold = {k: v for k, v in options.items() if k != "replay_per_glacier"}
     fold["replay"] = replay_picks(catalog, glacier, options.get("replay_per_glacier", 0))
+    scenes = held_out_scenes(data, glacier, spacing)
+    shots: Any = picked
+    if labels == "front":
+        chosen = np.isin(scenes["stem"].values, picked["stem"].to_numpy())
+        shots = scenes[["sar", "front"]].isel(time=chosen).load()
     started = time.perf_counter()
-    result = finetune(base, picked, out=out / f"{recipe}-{glacier}.safetensors",
+    result = finetune(base, shots, out=out / f"{recipe}-{glacier}.safetensors",
                       max_minutes=max_minutes, score=False, overwrite=True, **fold)
     minutes = (time.perf_counter() - started) / 60
-    scenes = held_out_scenes(data, glacier, spacing)
     others = scenes.isel(time=~np.isin(scenes["stem"].values, picked["stem"].to_numpy()))
     method = RECIPES[recipe]["method"]
     zero = evaluate(base, others, method, spacing)
@@ -119,7 +126,8 @@ def adapt_fold(data: Path, runs: Path, out: Path, recipe: str, glacier: str, *, 
             "labelled": picked["stem"].tolist(), "scored": int(others.sizes["time"]),
             "zero_shot": zero, "adapted": adapted, "minutes": round(minutes, 2),
             "steps": result.facts["training"]["steps"], "stopped": result.facts["training"]
-            ["stopped"], "ratio": adapted["mde_px"] / zero["mde_px"], "spacing": spacing}
+            ["stopped"], "ratio": adapted["mde_px"] / zero["mde_px"], "spacing": spacing,
+            "labels": labels}
 
 
 def _mde(score: dict[str, Any]) -> str:
@@ -231,6 +239,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--spacing", type=float, default=None,
                         help="score at square pixels of this many metres (the copy un-squashed)")
+    parser.add_argument("--labels", default="zones+front", choices=["zones+front", "front"],
+                        help="front: the front lines alone (a QGIS line layer's case), as a "
+                             "dated cube at --spacing (needs --spacing)")
     parser.add_argument("--choose", type=Path, nargs="+", metavar="OUT",
                         help="only compare earlier runs' OUT folders by nested leave-one-out")
     args = parser.parse_args()
@@ -250,7 +261,7 @@ def main() -> None:
             continue
         rows.append(adapt_fold(args.data, args.runs, args.out, args.recipe, glacier,
                                n_scenes=args.n_scenes, max_minutes=args.max_minutes,
-                               options=options, spacing=args.spacing))
+                               options=options, spacing=args.spacing, labels=args.labels))
         print(json.dumps(rows[-1]), flush=True)
         (args.out / "table.json").write_text(json.dumps(rows, indent=2))
         (args.out / "table.md").write_text(markdown_table(rows))
