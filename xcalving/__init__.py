@@ -15,6 +15,8 @@ The public API fits on one screen:
 Importing xcalving stays light: matplotlib, geopandas and the CLI load only when used.
 """
 
+import importlib
+
 from xcalving import accessor as _accessor  # noqa: F401  (registers .calving)
 from xcalving.errors import (
     DamagedFileError,
@@ -81,8 +83,6 @@ _LAZY = {"predict": "xcalving.inference", "fronts": "xcalving.vector",
 
 def __getattr__(name: str):  # torch loads on first use, not with the package
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'xcalving' has no attribute {name!r}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from tqdm.dask import TqdmCallback
@@ -44,10 +45,8 @@ def tqdm_class() -> Any:
 
     ``tqdm.auto`` in a notebook without ipywidgets warns and falls back to text anyway.
     """
-    import importlib.util
-
     if importlib.util.find_spec("ipywidgets") is not None:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # choice: which tqdm depends on ipywidgets at call time
     else:
-        from tqdm import tqdm
+        from tqdm import tqdm  # choice: which tqdm depends on ipywidgets at call time
     return tqdm

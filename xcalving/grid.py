@@ -189,7 +189,7 @@ def transform(da: xr.DataArray | xr.Dataset, *, what: str = "transform(da)") -> 
     >>> tuple(transform(cube.sortby("y")))[4:6]
     (20.0, 1298720.0)
     """
-    from affine import Affine
+    from affine import Affine  # heavy: affine, loaded on first use
 
     y = axis(da, "y", what=what)
     x = axis(da, "x", what=what)
@@ -198,7 +198,7 @@ def transform(da: xr.DataArray | xr.Dataset, *, what: str = "transform(da)") -> 
 
 def metric_crs(crs: Any) -> bool:
     """Whether a CRS measures both axes in metres: projected, or a local engineering grid."""
-    import pyproj
+    import pyproj  # heavy: pyproj, loaded on first use
 
     crs = pyproj.CRS.from_user_input(crs)
     if not (crs.is_projected or crs.is_engineering) or not crs.axis_info:
@@ -235,6 +235,7 @@ def pixel_spacing(da: xr.DataArray | xr.Dataset, *, what: str = "pixel_spacing(d
     >>> pixel_spacing(cube.coarsen(y=2, x=2).mean())
     40.0
     """
+    # heavy: rioxarray, loaded on first use
     import rioxarray  # noqa: F401  (registers .rio; a fresh process may not have imported it)
 
     crs = da.rio.crs
@@ -291,7 +292,7 @@ def _same_crs(a: str | None, b: str | None) -> bool:
     """Equal CRS, or one unknown; WKT spellings of one CRS count as equal."""
     if a is None or b is None or a == b:
         return True
-    import pyproj
+    import pyproj  # heavy: pyproj, loaded on first use
 
     return bool(pyproj.CRS.from_user_input(a) == pyproj.CRS.from_user_input(b))
 

@@ -187,7 +187,7 @@ def mean_distance_error(pred: Any, true: Any, resolution: float | None = None) -
 
 def _vector_mde(pred: Any, true: Any, resolution: float | None) -> MDE:
     """MDE between lines: both sampled every ``resolution`` CRS units, point-to-line distances."""
-    import shapely
+    import shapely  # heavy: shapely, loaded on first use
 
     if resolution is None:
         raise InputError("resolution: the vector MDE samples the lines every `resolution` CRS "
@@ -269,7 +269,7 @@ def bbox_accuracy(pred: Any, true: Any, *, threshold: float = 0.5, dilation: int
     pixels on every side, pooled over all scenes. Scenes without a true front are skipped.
     (This is not CaFFe's ``bounding_boxes`` files, which limit where fronts are scored.)
     """
-    from skimage.morphology import disk
+    from skimage.morphology import disk  # heavy: skimage, loaded on first use
 
     check_threshold(threshold)
     _check_same_grid(pred, true)

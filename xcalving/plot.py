@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import matplotlib.dates as mdates
 import numpy as np
 import xarray as xr
-from matplotlib.colors import ListedColormap
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 
 from xcalving.errors import InputError
+from xcalving.metrics import mean_distance_error
 from xcalving.zones import ZONE_COLOURS, ZONE_NAMES
 
 __all__ = ["front_map", "front_panels", "scene", "search_plot", "terminus_plot",
@@ -142,10 +145,6 @@ def front_map(fronts: Any, background: xr.DataArray | None = None, *, ax: Any = 
     matplotlib.axes.Axes
         Axes in the CRS's units; ``ax.figure.savefig(path)`` writes it.
     """
-    import matplotlib.dates as mdates
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-
     if ax is None:
         ax = Figure(figsize=(7.5, 6.5), layout="constrained").add_subplot()
     if background is not None:
@@ -215,8 +214,6 @@ def front_panels(sar: xr.DataArray, fronts: Any, labels: Any = None, *, ncols: i
 def _panel(ax: Any, sar: xr.DataArray, front: Any, label: Any, resolution: float | None,
            title: str) -> None:
     """One date of :func:`front_panels`."""
-    from xcalving.metrics import mean_distance_error
-
     _grey(ax, sar)
     if label is not None:
         _draw_labels(ax, label)
@@ -313,8 +310,6 @@ def terminus_plot(change: Any, *, column: str = "position_m", title: str | None 
     if missing.any() or flagged.any():
         ax.legend(loc="best", fontsize=8)
     if np.issubdtype(np.asarray(change.index).dtype, np.datetime64):
-        import matplotlib.dates as mdates
-
         locator = mdates.AutoDateLocator()
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))

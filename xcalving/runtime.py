@@ -37,7 +37,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 # --- device and precision ------------------------------------------------------------------------
 def resolve_device(device: str) -> str:
     """``"auto"`` → ``"cuda"`` where this process sees a GPU, else ``"cpu"``; checks the rest."""
-    import torch
+    import torch  # heavy: torch, loaded on first use
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -65,7 +65,7 @@ def resolve_precision(precision: str, device: str) -> str:
         return precision
     if not device.startswith("cuda"):
         return "fp32"
-    import torch
+    import torch  # heavy: torch, loaded on first use
 
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
@@ -76,7 +76,7 @@ def autocast(device: Any) -> Any:
     One home for training and fine-tuning (predict picks its precision with
     :func:`resolve_precision`).
     """
-    import torch  # torch loads on first use, not with the package
+    import torch  # heavy: torch, loaded on first use
 
     enabled = device.type == "cuda"
     dtype = torch.bfloat16 if enabled and torch.cuda.is_bf16_supported() else torch.float16
@@ -105,9 +105,10 @@ def planned_runtime(device: str, precision: str) -> tuple[str, str]:
 # --- threads -------------------------------------------------------------------------------------
 def dask_threads_here() -> int:
     """Number of Dask threads that run tasks in this process (1 outside Dask's thread pools)."""
-    import dask
+    import dask  # heavy: dask, loaded on first use
 
     try:
+        # optional: distributed may be missing (ImportError handled)
         from distributed import get_worker
 
         return int(get_worker().state.nthreads)
@@ -116,7 +117,7 @@ def dask_threads_here() -> int:
     scheduler = dask.config.get("scheduler", None)
     if scheduler in ("sync", "synchronous", "single-threaded", "processes", "multiprocessing"):
         return 1
-    from dask.system import CPU_COUNT
+    from dask.system import CPU_COUNT  # heavy: dask, loaded on first use
 
     return int(dask.config.get("num_workers", None) or CPU_COUNT)
 
@@ -129,7 +130,7 @@ def torch_threads_for_process() -> int:
     several worker processes usually share a machine, and no process knows of the others); the
     environment variable ``XCALVING_TORCH_THREADS`` overrides both.
     """
-    from dask.system import CPU_COUNT
+    from dask.system import CPU_COUNT  # heavy: dask, loaded on first use
 
     override = os.environ.get("XCALVING_TORCH_THREADS", "").strip()
     if override:
@@ -146,6 +147,7 @@ def torch_threads_for_process() -> int:
 
 def _on_distributed_worker() -> bool:
     try:
+        # optional: distributed may be missing (ImportError handled)
         from distributed import get_worker
 
         get_worker()
@@ -157,6 +159,7 @@ def _on_distributed_worker() -> bool:
 def client_active() -> bool:
     """Whether a ``dask.distributed`` client is active here (then workers run the tasks)."""
     try:
+        # optional: distributed may be missing (ImportError handled)
         from distributed import default_client
 
         default_client()
@@ -176,7 +179,7 @@ def thread_stream(device: str) -> Any:
     """
     if not device.startswith("cuda"):
         return None
-    import torch
+    import torch  # heavy: torch, loaded on first use
 
     streams = _STREAMS.__dict__.setdefault("by_device", {})
     if device not in streams:
@@ -188,6 +191,6 @@ def on_stream(stream: Any) -> Any:
     """Context manager that makes ``stream`` current (does nothing for None)."""
     if stream is None:
         return contextlib.nullcontext()
-    import torch
+    import torch  # heavy: torch, loaded on first use
 
     return torch.cuda.stream(stream)

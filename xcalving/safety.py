@@ -230,14 +230,14 @@ def check_target(target: str | os.PathLike[str], *, mode: str, inputs: Iterable[
 
 
 def _remote_exists(url: Any) -> bool:
-    import fsspec
+    import fsspec  # heavy: fsspec, loaded on first use
 
     fs, root = fsspec.core.url_to_fs(str(url))
     return bool(fs.exists(root))
 
 
 def _remote_is_store(url: Any) -> bool:
-    import fsspec
+    import fsspec  # heavy: fsspec, loaded on first use
 
     fs, root = fsspec.core.url_to_fs(str(url))
     return any(fs.exists(f"{root.rstrip('/')}/{name}") for name in _ZARR_META)
@@ -389,7 +389,7 @@ def _verified(work: Path, path: Path, what: str, verify: Callable[[Path], None] 
 
 def _remote_scratch(url: Any, mode: str) -> Any:
     """Remote stores are written in place: an old store (checked to be one) is removed first."""
-    import fsspec
+    import fsspec  # heavy: fsspec, loaded on first use
 
     if mode == "w" and _remote_exists(url):
         fs, root = fsspec.core.url_to_fs(str(url))

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xcalving.data.synthetic import glacier_cube
 from xcalving.errors import InputError, TargetExistsError
 from xcalving.zones import FRONT_GREYS, ZONE_GREYS
 
@@ -42,6 +43,7 @@ _FIXTURE_TEST = (("COL", "TDX", 7, "092"), ("Mapple", "S1", 20, "038"))
 
 def _fixture_names(n_train: int, n_test: int, dates: pd.DatetimeIndex) -> Iterator[tuple]:
     """(split, stem) of each fixture scene: train names first, then test names."""
+    # heavy: xcalving.data.caffe.names loads torch, safetensors, tqdm
     from xcalving.data.caffe.names import SceneName
 
     for k, date in enumerate(dates):
@@ -54,7 +56,7 @@ def _fixture_names(n_train: int, n_test: int, dates: pd.DatetimeIndex) -> Iterat
 
 def _write_png(path: Path, grey: np.ndarray) -> None:
     """Write 8-bit grey values as a PNG, making its folder."""
-    from PIL import Image
+    from PIL import Image  # heavy: PIL, loaded on first use
 
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(grey, dtype=np.uint8)).save(path)
@@ -118,8 +120,6 @@ def write_fixture_tree(root: str | os.PathLike[str], *, seed: int = 0, n_train: 
     >>> catalog["stem"][0], catalog["split"].tolist()
     ('DBE_2011-11-13_TSX_7_1_034', ['train', 'train', 'test'])
     """
-    from xcalving.data.synthetic import glacier_cube
-
     for name, n in (("n_train", n_train), ("n_test", n_test)):
         if not isinstance(n, int | np.integer) or n < 0:
             raise InputError(f"{name} must be a whole number >= 0; got {n!r}.")
@@ -186,8 +186,8 @@ def write_synthetic_tree(root: str | os.PathLike[str], *, train_seeds: Iterable[
     >>> open_caffe(data_raw)["stem"].tolist()[::2]
     ['SYN0_2019-01-01_S1_20_1_001', 'SYN1000_2019-01-01_S1_20_1_001']
     """
+    # heavy: xcalving.data.caffe.names loads torch, safetensors, tqdm
     from xcalving.data.caffe.names import SceneName
-    from xcalving.data.synthetic import glacier_cube
 
     data_raw = Path(root) / "data_raw"
     if data_raw.is_dir() and any(data_raw.iterdir()):

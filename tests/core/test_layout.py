@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import re
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,33 @@ def test_no_compatibility_reexports():
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("xcalving"):
                 aliased = [a.name for a in node.names if a.asname == a.name]
                 assert not aliased, f"{path}: re-export of {aliased}"
+
+
+#: Why an import sits inside a function rather than at module level.
+_WHY = re.compile(r"#\s*(heavy|cycle|optional|choice):")
+
+
+def _unexplained_local_imports(path: Path) -> list[str]:
+    lines = path.read_text().splitlines()
+    tree = ast.parse(path.read_text())
+    found = {node for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+             for node in ast.walk(f) if isinstance(node, ast.Import | ast.ImportFrom)}
+    return [f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {lines[node.lineno - 1].strip()}"
+            for node in sorted(found, key=lambda n: n.lineno)
+            if not any(_WHY.search(line) for line in lines[node.lineno - 2:node.end_lineno])]
+
+
+def test_imports_sit_at_module_level_or_say_why():
+    """Imports sit at module level. One inside a function says why in a comment on its own
+    line(s) or on the line just before, starting with one of four tags:
+
+    - ``heavy:`` it loads a package (or an xcalving module that loads one) that importing this
+      module does not load, such as torch, matplotlib, geopandas, shapely, dask, rioxarray
+      (``import xcalving`` stays light);
+    - ``cycle:`` at module level it would close an import cycle;
+    - ``optional:`` the package may be missing, and the function handles the ImportError;
+    - ``choice:`` which module to import is decided at call time.
+    """
+    bare = [line for path in SOURCES for line in _unexplained_local_imports(path)]
+    assert not bare, "import at module level, or say why not (heavy:, cycle:, optional:, " \
+                     "choice:):\n" + "\n".join(bare)

@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xcalving.adapt.card import FACTS_KEY, render_card, score_scenes
+import torch
+
+import xcalving
+from xcalving.adapt.card import FACTS_KEY, SCORE_NOTE, render_card, score_scenes
+from xcalving.adapt.labels import apply_labels
 from xcalving.adapt.loop import BATCHNORM, TRAINABLE, LoopResult, Recipe, run_loop
 from xcalving.adapt.prepare import (
     LabelledScene,
@@ -20,15 +24,23 @@ from xcalving.adapt.prepare import (
     prepare_scenes,
     window_size,
 )
+from xcalving.adapt.sources import read_scenes
+from xcalving.data.caffe.catalog import open_caffe, shipped_scenes
+from xcalving.data.caffe.names import parse_name
 from xcalving.errors import (
     InputError,
     InputTypeError,
     TargetExistsError,
+    UnsafeTargetError,
     WeightsNotFoundError,
     did_you_mean,
 )
+from xcalving.model.checkpoint import load_model, read_metadata, save_model
 from xcalving.model.context import uses_context
-from xcalving.runtime import VERSION
+from xcalving.model.header import weights_facts
+from xcalving.model.registry import REGISTRY
+from xcalving.model.weights import model_spec
+from xcalving.runtime import VERSION, resolve_device
 from xcalving.scaling import Scaling
 
 __all__ = ["REPLAY_SETS", "FinetuneResult", "finetune", "scene_glaciers"]
@@ -36,8 +48,6 @@ __all__ = ["REPLAY_SETS", "FinetuneResult", "finetune", "scene_glaciers"]
 
 def _shipped_caffe256() -> Any:
     """The 21 shipped CaFFe scenes, with the copy's per-glacier spacing (un-squashed on read)."""
-    from xcalving.data.caffe.catalog import open_caffe, shipped_scenes
-
     return open_caffe(shipped_scenes(), pixel_spacing="caffe256")
 
 
@@ -47,8 +57,6 @@ def scene_glaciers(names: list[str]) -> set[str]:
     >>> sorted(scene_glaciers(["DBE_2011-07-05_TSX_7_1_110", "my_scene"]))
     ['DBE']
     """
-    from xcalving.data.caffe.names import parse_name
-
     found = set()
     for name in names:
         try:
@@ -90,11 +98,6 @@ class _Base:
 
 
 def _load_base(base: Any) -> _Base:
-    from xcalving.model.checkpoint import read_metadata
-    from xcalving.model.header import weights_facts
-    from xcalving.model.registry import REGISTRY
-    from xcalving.model.weights import model_spec
-
     if not isinstance(base, str | os.PathLike):
         raise InputTypeError(f"base must be a registered weights name ({', '.join(REGISTRY)}) or "
                              f"the path of a .safetensors file; got {type(base).__name__}.")
@@ -170,9 +173,6 @@ def _check_out(out: Any, overwrite: bool, base: _Base) -> Path:
 
 def refuse_package_target(path: str | os.PathLike[str], *, what: str = "out") -> None:
     """Refuse a target inside the installed package (links followed), ``overwrite`` or not."""
-    import xcalving
-    from xcalving.errors import UnsafeTargetError
-
     package = Path(xcalving.__file__).resolve().parent
     if Path(os.path.realpath(path)).is_relative_to(package):
         raise UnsafeTargetError(
@@ -189,14 +189,10 @@ def _replay_scenes(replay: Any, share: Any, scaling: str, base: _Base,
     Scenes of a glacier being adapted (``adapted``: glacier codes of the data's scene names)
     are never replayed: the replay keeps what the base knew of *other* glaciers.
     """
-    from xcalving.adapt.sources import read_scenes
-
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
         raise InputError(f"replay_share must be a share of the training windows between 0 and "
                          f"1 (exclusive), e.g. 0.25; got {share!r}.")
     if isinstance(replay, str) and replay == "auto":
-        from xcalving.model.registry import REGISTRY
-
         record = REGISTRY.get(base.name)  # the registered file itself, not a namesake
         named = record.replay if record is not None and record.sha256 == base.sha256 else ""
         replay = REPLAY_SETS[named]() if named else None
@@ -363,13 +359,6 @@ def finetune(
     budget does). There is no validation set with three to five scenes, and the scenes' own
     loss is not used to pick weights either; see :mod:`xcalving.adapt.loop`.
     """
-    import torch
-
-    from xcalving.adapt.labels import apply_labels
-    from xcalving.adapt.sources import read_scenes
-    from xcalving.model.checkpoint import load_model
-    from xcalving.runtime import resolve_device
-
     started = time.perf_counter()
     _check_options(max_minutes, max_steps, lr, batch_size, window, trainable, batchnorm)
     spec = _load_base(base)
@@ -415,8 +404,6 @@ def finetune(
 
 def _scores(before: dict[str, Any] | None, net: Any, scenes: list[LabelledScene], device: str,
             run: LoopResult) -> dict[str, Any]:
-    from xcalving.adapt.card import SCORE_NOTE
-
     if run.interrupted:
         return {"note": SCORE_NOTE, "before": before, "after": None}
     try:
@@ -429,8 +416,6 @@ def _scores(before: dict[str, Any] | None, net: Any, scenes: list[LabelledScene]
 
 def _save(net: Any, path: Path, base: _Base, facts: dict[str, Any],
           spacing: float | None) -> None:
-    from xcalving.model.checkpoint import save_model
-
     names = ", ".join(s["name"] for s in facts["scenes"][:5])
     metadata = {
         FACTS_KEY: json.dumps(facts),

@@ -14,10 +14,17 @@ import os
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import xarray as xr
 
+import xcalving
 from xcalving.adapt.prepare import LabelledScene
 from xcalving.adapt.sources import UNKNOWN
 from xcalving.errors import DamagedFileError, InputError
+from xcalving.metrics import mean_distance_error, zone_iou
+from xcalving.model.checkpoint import read_metadata
+from xcalving.vector.tracing import front_from_probability
+from xcalving.zones import front_from_zones
 
 __all__ = ["SCORE_NOTE", "finetune_card", "read_facts", "score_scenes"]
 
@@ -56,11 +63,6 @@ def _predictions(net: Any, scenes: list[LabelledScene], device: str
 
 
 def _predict_series(net: Any, scenes: list[LabelledScene], device: str) -> Any:
-    import pandas as pd
-    import xarray as xr
-
-    import xcalving
-
     rows, cols = scenes[0].grey.shape
     dates = pd.to_datetime([s.date for s in scenes]) if scenes[0].date else [0]
     da = xr.DataArray(np.stack([s.grey for s in scenes]), dims=("time", "y", "x"),
@@ -78,10 +80,6 @@ def _clean(value: float) -> float | None:
 def score_scenes(net: Any, scenes: list[LabelledScene], *, device: str = "cpu",
                  min_length_px: float = 10.0) -> dict[str, Any]:
     """MDE (front from zones and from probability, pooled) and zone IoU on labelled pixels."""
-    from xcalving.metrics import mean_distance_error, zone_iou
-    from xcalving.vector.tracing import front_from_probability
-    from xcalving.zones import front_from_zones
-
     from_zones, from_prob, truth, zones_pred, zones_true = [], [], [], [], []
     for scene, (probability, zones) in zip(scenes, _predictions(net, scenes, device),
                                            strict=True):
@@ -118,8 +116,6 @@ def _pad_stack(arrays: list[np.ndarray]) -> np.ndarray:
 # --- the card ------------------------------------------------------------------------------------
 def read_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The fine-tuning facts recorded in a weights file."""
-    from xcalving.model.checkpoint import read_metadata
-
     meta = read_metadata(path)
     if FACTS_KEY not in meta:
         raise InputError(f"{os.fspath(path)!r} is not a fine-tuned weights file (no "

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from xcalving.adapt.sources import UNKNOWN, RawScene, check_label_values, valid_pixels
 from xcalving.errors import (
@@ -27,6 +28,9 @@ from xcalving.errors import (
     XcalvingWarning,
     did_you_mean,
 )
+from xcalving.grid import transform
+from xcalving.io.cube import open_cube
+from xcalving.zones import ZONE_NAMES, front_from_zones
 
 __all__ = ["apply_labels", "read_labels"]
 
@@ -40,7 +44,7 @@ _NUMERIC_DATE = re.compile(r"^\s*(\d{1,4})[/.-](\d{1,2})[/.-](\d{1,4})\s*$")
 
 def read_labels(labels: Any) -> Any:
     """The labels as one GeoDataFrame (all layers of a GeoPackage), with a CRS."""
-    import geopandas as gpd
+    import geopandas as gpd  # heavy: geopandas, loaded on first use
 
     if isinstance(labels, gpd.GeoDataFrame):
         frame = labels
@@ -60,14 +64,14 @@ def read_labels(labels: Any) -> Any:
 
 
 def _read_file(path: str) -> Any:
-    import geopandas as gpd
+    import geopandas as gpd  # heavy: geopandas, loaded on first use
 
     if not os.path.isfile(path):
         raise InputNotFoundError(f"labels: no file at {path!r}.")
     if path.lower().endswith((".parquet", ".geoparquet")):
         return gpd.read_parquet(path)
     if path.lower().endswith(".gpkg"):
-        import pyogrio
+        import pyogrio  # heavy: pyogrio, loaded on first use
 
         layers = [name for name, kind in pyogrio.list_layers(path) if kind is not None]
         if not layers:
@@ -161,8 +165,6 @@ def _numeric_date(text: str, column: str) -> tuple[str, str | None]:
 
 
 def _zone_codes(polygons: Any, class_column: str | None) -> np.ndarray:
-    from xcalving.zones import ZONE_NAMES
-
     column = _column(polygons, class_column, CLASS_COLUMNS, "class_column")
     if column is None:
         raise InputError(f"zone polygons need a class column ({', '.join(CLASS_COLUMNS)}, or "
@@ -184,8 +186,6 @@ def _zone_codes(polygons: Any, class_column: str | None) -> np.ndarray:
 def apply_labels(scenes: list[RawScene], labels: Any, *, date_column: str | None = None,
                  class_column: str | None = None) -> list[RawScene]:
     """The scenes with ``labels`` rasterised on their grids; scenes of no labelled date dropped."""
-    import xarray as xr
-
     if isinstance(labels, xr.Dataset | xr.DataArray) or (
             isinstance(labels, str | os.PathLike) and os.fspath(labels).rstrip("/").endswith(
                 ".zarr")):
@@ -219,8 +219,8 @@ def apply_labels(scenes: list[RawScene], labels: Any, *, date_column: str | None
 
 def _rasterise(scene: RawScene, lines: Any, polygons: Any, dated: Any) -> RawScene:
     """The labels burnt onto the scene, cropped to the labelled region (only that is read)."""
-    from affine import Affine
-    from rasterio.features import rasterize
+    from affine import Affine  # heavy: affine, loaded on first use
+    from rasterio.features import rasterize  # heavy: rasterio, loaded on first use
 
     lines, polygons = lines.to_crs(scene.crs), polygons.to_crs(scene.crs)
     _check_inside(scene, lines, polygons)
@@ -249,7 +249,7 @@ def _bounds(scene: RawScene) -> tuple[float, float, float, float]:
 
 
 def _check_inside(scene: RawScene, lines: Any, polygons: Any) -> None:
-    import shapely
+    import shapely  # heavy: shapely, loaded on first use
 
     left, bottom, right, top = _bounds(scene)
     footprint = shapely.box(left, bottom, right, top)
@@ -276,13 +276,7 @@ def _region(scene: RawScene, labels: Any) -> tuple[int, int, int, int]:
 
 def _raster_labels(scenes: list[RawScene], labels: Any) -> list[RawScene]:
     """Zones (and front) from a cube on the scenes' grid, paired by date."""
-    import xarray as xr
-
-    from xcalving.zones import front_from_zones
-
     if not isinstance(labels, xr.Dataset | xr.DataArray):
-        from xcalving.io.cube import open_cube
-
         labels = open_cube(labels)
     zones = labels if isinstance(labels, xr.DataArray) else labels.get("zones")
     if zones is None:
@@ -314,9 +308,9 @@ def _same_day(da: Any, scene: RawScene) -> Any:
 
 
 def _check_grid(scene: RawScene, zones: Any) -> None:
+    # heavy: rioxarray, loaded on first use
     import rioxarray  # noqa: F401  (registers .rio)
 
-    from xcalving.grid import transform
 
     same_crs = scene.crs is None or zones.rio.crs is None or zones.rio.crs == scene.crs
     shape_ok = zones.shape == scene.values.shape

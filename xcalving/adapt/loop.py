@@ -18,6 +18,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
+from tqdm import tqdm
 
 from xcalving.adapt.sources import UNKNOWN
 from xcalving.errors import InputError
@@ -103,6 +104,7 @@ def _distillation(logits: torch.Tensor, base_logits: torch.Tensor,
 def loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
          base_out: dict[str, torch.Tensor] | None, recipe: Recipe) -> torch.Tensor:
     """Front Dice + zone loss on labelled pixels + zone distillation on unlabelled ones."""
+    # heavy: xcalving.train.losses loads matplotlib, PIL
     from xcalving.train.losses import dice_loss
 
     total = torch.zeros((), device=out["front"].device)
@@ -204,9 +206,7 @@ def run_loop(net: nn.Module, base: nn.Module | None, windows: Any, recipe: Recip
     ``base`` (frozen, eval mode) gives the zones that unlabelled pixels are held to; None when
     every zone is labelled. ``deadline`` is a :func:`time.perf_counter` time.
     """
-    from tqdm import tqdm
-
-    from xcalving._progress import tqdm_class
+    from xcalving._progress import tqdm_class  # heavy: xcalving._progress loads dask
 
     # tqdm.auto (a notebook's widgets) warns where it cannot draw, even for a disabled bar
     bar_class = tqdm_class() if progress else tqdm

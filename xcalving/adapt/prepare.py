@@ -18,11 +18,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from xcalving.adapt.sources import UNKNOWN, RawScene, valid_pixels
+from xcalving.data.stream import _flip_rotate, _gamma, _radiometry, _rezoom, thicken_front
 from xcalving.errors import InputError, PerformanceWarning, XcalvingWarning
-from xcalving.scaling import Scaling
+from xcalving.model.context import (
+    SINGLE_SCENE_RATE,
+    grey_context,
+    neighbour_indices,
+    network_channels,
+    summarise,
+)
+from xcalving.scaling import Scaling, check_values, db_to_grey, fill_value, to_network_input
+from xcalving.zones import front_from_zones
 
 __all__ = ["LabelledScene", "Windows", "add_context", "prepare_scenes", "to_grey"]
 
@@ -61,8 +71,6 @@ class LabelledScene:
 
 def to_grey(values: np.ndarray, kind: str, name: str) -> np.ndarray:
     """An image of ``kind`` as 8-bit grey values (the documented dB -> 1..255 rule; 0 no data)."""
-    from xcalving.scaling import check_values, db_to_grey
-
     if kind not in ("uint8", "db", "linear"):
         raise InputError(f"scene {name!r}: finetune must know what the values are to convert "
                          f"them to the base's scaling; got scaling={kind!r}. Pass scaling='db', "
@@ -104,8 +112,6 @@ def _common_spacing(scenes: list[RawScene], target: float | None) -> float | Non
 def prepare_scenes(raw: list[RawScene], *, target: float | None
                    ) -> tuple[list[LabelledScene], float | None]:
     """Labelled scenes at one pixel spacing, and that spacing (None where unknown)."""
-    from xcalving.zones import front_from_zones
-
     labelled = [s for s in raw if s.zones is not None or s.front is not None]
     if not labelled:
         names = [s.name for s in raw[:3]]
@@ -148,8 +154,8 @@ def _resample(grey: np.ndarray, zones: np.ndarray, front: np.ndarray,
               region: tuple[int, int, int, int], factor: float
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int]]:
     """A scene zoomed by ``factor`` (> 1: finer): anti-aliased image, nearest zones, thin front."""
-    from skimage.morphology import skeletonize
-    from skimage.transform import resize
+    from skimage.morphology import skeletonize  # heavy: skimage, loaded on first use
+    from skimage.transform import resize  # heavy: skimage, loaded on first use
 
     shape = tuple(max(1, round(n * factor)) for n in grey.shape)
     valid = resize(grey > 0, shape, order=0, anti_aliasing=False)
@@ -179,10 +185,6 @@ def add_context(scenes: list[LabelledScene], series: Callable[[LabelledScene], s
     and spread of its nearest others. A scene alone or without a date keeps ``context=None``
     and trains with the single-scene context, as predict runs it.
     """
-    import pandas as pd
-
-    from xcalving.model.context import grey_context, neighbour_indices, summarise
-
     groups: dict[tuple[Any, ...], list[LabelledScene]] = {}
     for scene in scenes:
         if scene.date:
@@ -276,16 +278,6 @@ class Windows:
         neighbours; :data:`~xcalving.model.context.SINGLE_SCENE_RATE` of the windows, and every
         window of a scene without context, get the single-scene context).
         """
-        from xcalving.data.stream import (
-            _flip_rotate,
-            _gamma,
-            _radiometry,
-            _rezoom,
-            thicken_front,
-        )
-        from xcalving.model.context import SINGLE_SCENE_RATE, network_channels
-        from xcalving.scaling import fill_value, to_network_input
-
         images, zones, fronts = [], [], []
         for _ in range(n):
             grey, zone, front, *context = _flip_rotate(_rezoom(self.window(), self.rng),

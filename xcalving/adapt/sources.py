@@ -16,8 +16,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
+from xcalving.data.caffe.catalog import (
+    CATALOG_COLUMNS,
+    _bbox_index,
+    _catalog_row,
+    _check_labels_exist,
+    _find_data_raw,
+    load_scene,
+)
+from xcalving.data.caffe.png import _read_scene_arrays
 from xcalving.errors import InputError, InputNotFoundError, InputTypeError
+from xcalving.grid import attrs_spacing, pixel_spacing, transform
+from xcalving.io.cube import open_cube
+from xcalving.io.scene_files import expand_paths, read_header
+from xcalving.io.scenes import is_scene_path, open_scenes
+from xcalving.scaling import input_kind
+from xcalving.zones import ZONE_NAMES
 
 __all__ = ["UNKNOWN", "RawScene", "read_scenes", "valid_pixels"]
 
@@ -63,7 +79,6 @@ def read_scenes(data: Any, *, scaling: str = "auto", caffe_spacing: str | None =
     """The scenes of ``data`` (any kind ``finetune`` takes), in their order on disk."""
     if isinstance(data, pd.DataFrame):
         return _caffe_scenes(data)
-    import xarray as xr
 
     if isinstance(data, xr.Dataset | xr.DataArray):
         return _cube_scenes(data, scaling)
@@ -77,8 +92,6 @@ def read_scenes(data: Any, *, scaling: str = "auto", caffe_spacing: str | None =
 
 def _path_scenes(path: str, scaling: str, caffe_spacing: str | None,
                  resolution: float | None) -> list[RawScene]:
-    from xcalving.io.scenes import is_scene_path
-
     if is_scene_path(path):
         return _geotiff_scenes([path], scaling, resolution)
     folder = Path(path)
@@ -88,8 +101,6 @@ def _path_scenes(path: str, scaling: str, caffe_spacing: str | None,
         return _caffe_scenes(caffe_catalog(folder, caffe_spacing))
     if folder.suffix == ".zarr" or (folder / "zarr.json").is_file() \
             or (folder / ".zgroup").is_file():
-        from xcalving.io.cube import open_cube
-
         return _cube_scenes(open_cube(folder), scaling)
     raise InputError(f"data: {path!r} is neither a CaFFe tree (no sar_images folder) nor a Zarr "
                      f"store nor GeoTIFF scenes. Pass {'; or '.join(DATA_KINDS)}.")
@@ -98,14 +109,6 @@ def _path_scenes(path: str, scaling: str, caffe_spacing: str | None,
 # --- CaFFe ---------------------------------------------------------------------------------------
 def caffe_catalog(root: str | os.PathLike[str], pixel_spacing: str | None) -> pd.DataFrame:
     """:func:`~xcalving.data.caffe.open_caffe`'s catalog, of every split folder (any name)."""
-    from xcalving.data.caffe.catalog import (
-        CATALOG_COLUMNS,
-        _bbox_index,
-        _catalog_row,
-        _check_labels_exist,
-        _find_data_raw,
-    )
-
     if pixel_spacing not in ("name", "caffe256", None):
         raise InputError(f"caffe_spacing must be 'name' (RESOLUTION of the file names, with "
                          f"CaFFe's rounding rules), 'caffe256' (the 256 x 256 copy's per-glacier "
@@ -126,8 +129,6 @@ def caffe_catalog(root: str | os.PathLike[str], pixel_spacing: str | None) -> pd
 
 
 def _caffe_scenes(catalog: pd.DataFrame) -> list[RawScene]:
-    from xcalving.data.caffe.catalog import CATALOG_COLUMNS
-
     missing = [c for c in CATALOG_COLUMNS if c not in catalog.columns]
     if missing or catalog.empty:
         raise InputError(f"data: a DataFrame must be rows of open_caffe's catalog (missing "
@@ -142,9 +143,6 @@ def _caffe_scene(row: dict[str, Any]) -> RawScene:
     A scene of known but unequal x/y spacing (the caffe256 copy) is un-squashed to square
     pixels of the finer of the two first, so no detail is lost.
     """
-    from xcalving.data.caffe.catalog import load_scene
-    from xcalving.data.caffe.png import _read_scene_arrays
-
     along = (float(row.get("spacing_x", np.nan)), float(row.get("spacing_y", np.nan)))
     if all(np.isfinite(along)) and along[0] != along[1]:
         scene = load_scene(row, spacing=min(along))
@@ -161,8 +159,6 @@ def _caffe_scene(row: dict[str, Any]) -> RawScene:
 
 # --- Zarr cubes and xarray objects ---------------------------------------------------------------
 def _cube_scenes(cube: Any, scaling: str) -> list[RawScene]:
-    from xcalving.scaling import input_kind
-
     sar = cube if not hasattr(cube, "data_vars") else _variable(cube, "sar")
     if not {"y", "x"} <= set(sar.dims) or sar.ndim not in (2, 3) \
             or (sar.ndim == 3 and "time" not in sar.dims):
@@ -197,9 +193,9 @@ def _variable(ds: Any, name: str) -> Any:
 
 def _grid_facts(sar: Any) -> tuple[float | None, Any, Any]:
     """Pixel spacing, transform and CRS of a georeferenced cube; (attrs spacing, None, None)."""
+    # heavy: rioxarray, loaded on first use
     import rioxarray  # noqa: F401  (registers .rio)
 
-    from xcalving.grid import attrs_spacing, pixel_spacing, transform
 
     if sar.rio.crs is None:
         return attrs_spacing(sar), None, None
@@ -223,8 +219,6 @@ def _labels_of(labels: Any, k: int, what: str) -> np.ndarray | None:
 
 def check_label_values(values: np.ndarray, what: str, where: str) -> np.ndarray:
     """Labels as uint8 classes: zones 0..3 (NaN: unknown), front 0/1; anything else refused."""
-    from xcalving.zones import ZONE_NAMES
-
     values = np.asarray(values)
     unknown = np.isnan(values) if values.dtype.kind == "f" else np.zeros(values.shape, bool)
     legal = range(len(ZONE_NAMES)) if what == "zones" else (0, 1)
@@ -245,10 +239,6 @@ def check_label_values(values: np.ndarray, what: str, where: str) -> np.ndarray:
 
 # --- GeoTIFF scenes ------------------------------------------------------------------------------
 def _geotiff_scenes(paths: list[Any], scaling: str, resolution: float | None) -> list[RawScene]:
-    from xcalving.io.scene_files import expand_paths, read_header
-    from xcalving.io.scenes import open_scenes
-    from xcalving.scaling import input_kind
-
     scenes = []
     for path in expand_paths(paths, patterns_allowed=True):
         header = read_header(path)

@@ -104,7 +104,7 @@ def _in_shell_terms(err: Exception, args: argparse.Namespace) -> Exception:
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: TextIO | None = None, line: str | None = None) -> None:
     """Print a warning as ``xcalving: warning: <message>``, one line, above any progress bar."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # heavy: tqdm, loaded on first use
 
     text = " ".join(str(message).split())
     tqdm.write(f"xcalving: warning: {text}", file=file or sys.stderr)

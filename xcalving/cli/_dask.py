@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from xcalving.errors import InputError, WorkerLostError
@@ -35,7 +38,7 @@ def _cannot_connect(address: str, reason: str) -> InputError:
 
 
 async def _identity(address: str, seconds: float) -> Any:
-    from distributed.comm import connect as comm_connect
+    from distributed.comm import connect as comm_connect  # heavy: distributed, loaded on first use
 
     comm = await comm_connect(address, timeout=seconds)
     try:
@@ -51,10 +54,6 @@ def handshake(address: str, seconds: float) -> None:
     ``distributed.Client(address, timeout=...)`` waits forever on a port that accepts a connection
     and says nothing; this asks in a thread of its own, bounded by ``seconds`` in all.
     """
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-    from concurrent.futures import TimeoutError as FutureTimeout
-
     bounded = asyncio.wait_for(_identity(address, seconds), seconds)
     pool = ThreadPoolExecutor(1, thread_name_prefix="xcalving-handshake")
     try:
@@ -79,7 +78,7 @@ def connect(address: str, timeout: float | str | None = None) -> Any:
     The scheduler must answer within ``timeout`` seconds (default: :func:`scheduler_timeout`);
     call this before creating any output, so a wrong address leaves nothing behind.
     """
-    from distributed import Client
+    from distributed import Client  # heavy: distributed, loaded on first use
 
     if not address.strip():
         raise InputError("--scheduler: the address is empty; give a running Dask scheduler's "
@@ -101,7 +100,7 @@ def compute_with_progress(delayed: Any, scheduler: Any, what: str) -> None:
     :class:`~xcalving.errors.WorkerLostError`, with what to change.
     """
     if scheduler is None:
-        from xcalving._progress import progress
+        from xcalving._progress import progress  # heavy: xcalving._progress loads tqdm, dask
 
         with progress(desc=what):
             delayed.compute()
@@ -132,7 +131,7 @@ def _worker_lost(err: Exception, what: str) -> WorkerLostError:
 
 
 def _compute_on(client: Any, delayed: Any) -> None:
-    from distributed import progress as cluster_progress
+    from distributed import progress as cluster_progress  # heavy: distributed, loaded on first use
 
     future = client.compute(delayed)
     cluster_progress(future)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any, Literal
 
+from xcalving.errors import InputError
+from xcalving.safety import check_target
+from xcalving.testing import write_synthetic_tree
+
 
 def add_synth(sub: Any) -> None:
     """Register ``xcalving synth`` on the subparsers ``sub``."""
@@ -32,8 +36,6 @@ def add_synth(sub: Any) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from xcalving.testing import write_synthetic_tree
-
     data_raw = write_synthetic_tree(args.out, train_seeds=range(args.train_seeds),
                                     test_seeds=range(1000, 1000 + args.test_seeds),
                                     n_times=args.n_times, sizes=args.size,
@@ -73,9 +75,8 @@ def add_caffe(sub: Any) -> None:
 
 
 def _run_caffe(args: argparse.Namespace) -> int:
+    # heavy: xcalving.data.caffe.patches loads torch, safetensors, tqdm
     from xcalving.data.caffe.patches import caffe_to_zarr
-    from xcalving.errors import InputError
-    from xcalving.safety import check_target
 
     mode: Literal["w-", "w"] = "w" if args.overwrite else "w-"
     check_target(args.out, mode=mode, what="--out", flag="--overwrite")  # before reading scenes

@@ -13,7 +13,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import xcalving
+from xcalving.data.synthetic import glacier_cube
 from xcalving.errors import InputError
+from xcalving.metrics import mean_distance_error, zone_iou
+from xcalving.safety import MARKER, check_replaceable, mark_folder, marked_by, staged
+from xcalving.vector.api import label_fronts
+from xcalving.vector.files import write_fronts
 
 #: Who the demo's folder marker (:data:`xcalving.safety.MARKER`) names.
 WRITTEN_BY = "xcalving demo"
@@ -25,8 +31,6 @@ def check_demo_out(out: Path) -> None:
     A demo folder carries a marker listing what the demo wrote; a folder without it (even an
     empty one), or with files added since, is never adopted or replaced.
     """
-    from xcalving.safety import MARKER, check_replaceable, marked_by
-
     if not os.path.lexists(out):
         return
     if marked_by(out) != WRITTEN_BY:
@@ -43,8 +47,6 @@ def _step(n: int, total: int, text: str) -> None:
 
 
 def _predict_to_zarr(cube: Any, model: str, store: Path, tile: int, overlap: int) -> Any:
-    import xcalving
-
     pred = cube.calving.predict(model, tile=tile, overlap=overlap)
     with xcalving.progress(desc="predict"):
         pred.to_zarr(store, mode="w-", consolidated=False, zarr_format=3)
@@ -53,8 +55,7 @@ def _predict_to_zarr(cube: Any, model: str, store: Path, tile: int, overlap: int
 
 def _write_fronts(frame: Any, out: Path, name: str, background: Any, title: str,
                   labels: Any = None) -> list[Path]:
-    from xcalving.plot import front_map
-    from xcalving.vector.files import write_fronts
+    from xcalving.plot import front_map  # heavy: xcalving.plot loads matplotlib, PIL
 
     paths = [Path(write_fronts(frame, out / f"{name}.parquet")),
              Path(write_fronts(frame, out / f"{name}.gpkg"))]
@@ -64,8 +65,6 @@ def _write_fronts(frame: Any, out: Path, name: str, background: Any, title: str,
 
 
 def _mde_table(frame: Any, truth: Any, resolution: float) -> str:
-    from xcalving.metrics import mean_distance_error
-
     lines = ["    date         MDE (m)   MDE (px)"]
     for time in frame.index:
         one = mean_distance_error(frame.loc[[time]], truth.loc[[time]], resolution=resolution)
@@ -80,9 +79,7 @@ def _mde_table(frame: Any, truth: Any, resolution: float) -> str:
 def synthetic_part(out: Path, *, seed: int, n_times: int, size: int, resolution: float,
                    freq: str, total: int) -> list[Path]:
     """Part (a): a synthetic cube from a seed never used in training, predicted end to end."""
-    import xcalving
-    from xcalving.data.synthetic import glacier_cube
-    from xcalving.plot import scene
+    from xcalving.plot import scene  # heavy: xcalving.plot loads matplotlib, PIL
 
     _step(1, total, f"synthetic cube: {n_times} scenes of {size} x {size} px at {resolution:g} m, "
           f"seed {seed}")
@@ -112,9 +109,8 @@ REAL_SPACING = 75.0
 
 def real_part(out: Path, *, step: int, total: int) -> list[Path]:
     """Part (b): shipped DBE TerraSAR-X scenes at 75 m, scored with weights that never saw DBE."""
-    import xcalving
+    # heavy: xcalving.data.caffe.catalog loads torch, safetensors, tqdm
     from xcalving.data.caffe.catalog import open_caffe, shipped_scenes, time_series
-    from xcalving.vector.api import label_fronts
 
     series = time_series(open_caffe(shipped_scenes(), pixel_spacing="caffe256"),
                          glacier=REAL_GLACIER, satellite=REAL_SATELLITE, spacing=REAL_SPACING)
@@ -141,8 +137,6 @@ def real_part(out: Path, *, step: int, total: int) -> list[Path]:
 
 def _real_scores(frame: Any, labels: Any, pred: Any, series: Any) -> tuple[float, str]:
     """MDE (metres and pixels) and zone IoU against the labels, saying what they measure."""
-    from xcalving.metrics import mean_distance_error, zone_iou
-
     score = mean_distance_error(frame, labels, resolution=REAL_SPACING)
     iou = zone_iou(pred.zones.values, series.zones.values)
     return score.mde, (
@@ -159,8 +153,6 @@ def run_demo(out: Path, *, seed: int, n_times: int, size: int, resolution: float
     Everything is written into a hidden folder beside ``out``, marked as the demo's, and moved to
     ``out`` when complete (replacing an earlier demo run there); a failure or Ctrl-C removes it.
     """
-    from xcalving.safety import mark_folder, staged
-
     out = Path(out)
     check_demo_out(out)
     total = 5 if real else 3

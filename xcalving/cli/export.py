@@ -6,6 +6,8 @@ import argparse
 import os
 from typing import Any
 
+from xcalving.io.export import CLI_NAMES, write_export
+
 __all__ = ["add_export"]
 
 _EXPORT_EPILOG = """examples:
@@ -37,8 +39,7 @@ def add_export(sub: Any) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from xcalving._progress import progress
-    from xcalving.io.export import CLI_NAMES, write_export
+    from xcalving._progress import progress  # heavy: xcalving._progress loads tqdm, dask
 
     with progress(desc="export"):
         files = write_export(args.store, args.out, variables=args.variables,

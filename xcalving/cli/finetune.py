@@ -65,7 +65,9 @@ def add_finetune(sub: Any) -> None:
 
 
 def _run_finetune(args: argparse.Namespace) -> int:
-    from xcalving.adapt import finetune
+    from xcalving.adapt import finetune  # heavy: xcalving.adapt loads torch, safetensors, tqdm
+
+    # heavy: xcalving.adapt.api loads torch, safetensors, tqdm
     from xcalving.adapt.api import refuse_package_target
 
     refuse_package_target(args.out, what="--out")

@@ -11,7 +11,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+import xcalving
 from xcalving.errors import InputError, InputNotFoundError
+from xcalving.io.lineage import input_paths
+from xcalving.io.scenes import is_scene_path
+from xcalving.safety import is_zarr_store, refuse_inputs, staged
+from xcalving.vector.files import check_fronts_path, write_fronts
 from xcalving.zones import MIN_LENGTH_M
 
 _FRONTS_EPILOG = """examples:
@@ -55,10 +62,7 @@ def add_fronts(sub: Any) -> None:
 
 
 def _run_fronts(args: argparse.Namespace) -> int:
-    import xcalving
-    from xcalving._progress import progress
-    from xcalving.safety import refuse_inputs
-    from xcalving.vector.files import write_fronts
+    from xcalving._progress import progress  # heavy: xcalving._progress loads tqdm, dask
 
     targets = {opt: p for opt, p in (("--out", args.out), ("--gpkg", args.gpkg),
                                      ("--map", args.map)) if p}
@@ -95,8 +99,6 @@ def _check_front_file(option: str, path: str, overwrite: bool) -> str:
 
     ``--gpkg`` takes a ``.gpkg`` path only; a ``.shp`` path is refused with the reason.
     """
-    from xcalving.vector.files import check_fronts_path
-
     suffix = Path(path).suffix.lower()
     if suffix == ".shp":
         raise InputError(f"{option}: {path!r} is a Shapefile, which xcalving does not write: "
@@ -115,7 +117,7 @@ def _check_front_file(option: str, path: str, overwrite: bool) -> str:
 
 def _check_map(path: str, overwrite: bool) -> None:
     """Refuse a --map that exists (without --overwrite) or names no image format, before work."""
-    from matplotlib.backend_bases import FigureCanvasBase
+    from matplotlib.backend_bases import FigureCanvasBase  # heavy: matplotlib, loaded on first use
 
     kinds = FigureCanvasBase.get_supported_filetypes()
     kind = Path(path).suffix.lstrip(".").lower()
@@ -145,9 +147,6 @@ def _recorded_inputs(attrs: Any) -> list[str]:
 
 def _refuse_fronts_targets(targets: dict[str, str], pred: Any, store: str) -> None:
     """Each output is a file that is not, does not hold and does not lie inside an input."""
-    from xcalving.io.lineage import input_paths
-    from xcalving.safety import refuse_inputs
-
     inputs = [store, *input_paths(pred), *_recorded_inputs(pred.attrs)]
     for option, path in targets.items():
         refuse_inputs(path, inputs, what=option, flag="--overwrite")
@@ -157,8 +156,7 @@ def _refuse_fronts_targets(targets: dict[str, str], pred: Any, store: str) -> No
 
 def _write_map(frame: Any, pred: Any, path: str, *, overwrite: bool) -> None:
     """Draw the map into a sibling file and move it to ``path`` once it is complete."""
-    from xcalving.plot import front_map
-    from xcalving.safety import staged
+    from xcalving.plot import front_map  # heavy: xcalving.plot loads matplotlib, PIL
 
     figure = front_map(frame, _background(pred)).figure
     kind = Path(path).suffix.lstrip(".").lower() or "png"
@@ -183,12 +181,6 @@ def _background(pred: Any) -> Any:
 
 def _input_scene(pred: Any) -> Any:
     """The last input scene on the prediction's grid, or None (moved, regridded, not recorded)."""
-    import numpy as np
-
-    import xcalving
-    from xcalving.io.scenes import is_scene_path
-    from xcalving.safety import is_zarr_store
-
     paths = _recorded_inputs(pred.attrs)
     try:
         if paths and all(is_scene_path(p) for p in paths):

@@ -20,13 +20,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import xcalving
+from xcalving.atomic import is_url, target_lock
 from xcalving.budget import DEFAULT_MAX_PIXELS
 from xcalving.cli import _dask
 from xcalving.errors import InputError, InputNotFoundError
 from xcalving.inference.options import DTYPES, OUTPUTS, PredictOptions
+from xcalving.io.lineage import input_fingerprint, input_paths
 from xcalving.io.resume import Flags, resumable_store, resume, write_partial
+from xcalving.io.scenes import is_scene_path
 from xcalving.runtime import PRECISIONS
-from xcalving.safety import partial_path
+from xcalving.safety import (
+    check_names,
+    check_replaceable,
+    is_zarr_store,
+    partial_path,
+    refuse_inputs,
+)
 
 #: How resuming's messages name --out, --resume and --overwrite.
 _FLAGS = Flags(out="--out", resume="--resume", overwrite="--overwrite")
@@ -139,10 +149,6 @@ def _max_pixels_arg(value: str) -> float | None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from xcalving.atomic import target_lock
-    from xcalving.io.lineage import input_paths
-    from xcalving.safety import refuse_inputs
-
     out = Path(args.out)
     resuming = _check_out(out, args)
     cube = _open_input(args.inputs, args)
@@ -191,9 +197,6 @@ def _open_input(values: list[str], args: argparse.Namespace) -> Any:
     with ``--crs``, ``--bounds``, ``--duplicates``); else one Zarr store. Anything else is
     refused in one line naming what is accepted, before Zarr can answer "no group found".
     """
-    import xcalving
-    from xcalving.io.scenes import is_scene_path
-
     if all(is_scene_path(v) for v in values):
         bounds = tuple(args.bounds) if args.bounds is not None else None
         scenes = xcalving.open_scenes(values, crs=args.crs, bounds=bounds,
@@ -213,9 +216,6 @@ def _open_input(values: list[str], args: argparse.Namespace) -> Any:
 
 def _check_zarr_input(path: str) -> None:
     """Refuse a local ``path`` that is not a Zarr store, saying what it is and what is read."""
-    from xcalving.atomic import is_url
-    from xcalving.safety import is_zarr_store
-
     if is_url(path) or is_zarr_store(path):
         return
     if not os.path.lexists(path):
@@ -234,8 +234,6 @@ def _check_zarr_input(path: str) -> None:
 
 def _check_out(out: Path, args: argparse.Namespace) -> bool:
     """Refuse an --out this run may not write, before anything is read; True: resume."""
-    from xcalving.safety import check_replaceable, is_zarr_store, partial_path
-
     partial = partial_path(out)
     exists = os.path.lexists(out)
     if args.resume and (partial.exists() or exists):
@@ -261,9 +259,6 @@ def _check_out(out: Path, args: argparse.Namespace) -> bool:
 
 def _prediction(cube: Any, args: argparse.Namespace) -> Any:
     """The lazy prediction of ``cube``; its attrs name the input and its data fingerprint."""
-    from xcalving.io.lineage import input_fingerprint
-    from xcalving.safety import check_names
-
     pred = cube.calving.predict(
         args.model, variable=args.variable, tile=args.tile, overlap=args.overlap,
         batch_size=args.batch_size, device=args.device, precision=args.precision,

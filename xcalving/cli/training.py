@@ -47,6 +47,7 @@ def _add_run_options(parser: Any, *, width: int, epochs: int) -> None:
 
 def _train_config(args: argparse.Namespace, **options: Any) -> TrainConfig:
     """The TrainConfig of the run options (:func:`_add_run_options`), plus ``options``."""
+    # heavy: xcalving.train.loop loads torch, matplotlib, safetensors
     from xcalving.train.loop import TrainConfig
 
     return TrainConfig(
@@ -108,6 +109,7 @@ def add_train(sub: Any) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    # heavy: xcalving.train.loop loads torch, matplotlib, safetensors
     from xcalving.train.loop import train
 
     config = _train_config(
@@ -158,6 +160,7 @@ def add_tune(sub: Any) -> None:
 
 
 def _run_tune(args: argparse.Namespace) -> int:
+    # heavy: xcalving.train.search loads torch, matplotlib, safetensors
     from xcalving.train.search import tune
 
     if args.scheduler is not None and args.workers:
@@ -185,7 +188,7 @@ def _tune_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
         with connect(scheduler) as client:
             yield client
         return
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster  # heavy: distributed, loaded on first use
 
     with LocalCluster(n_workers=workers or 2, threads_per_worker=1,
                       dashboard_address=None) as cluster, Client(cluster) as client:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
+
+from xcalving.errors import DamagedFileError, XcalvingError
 
 __all__ = ["add_weights"]
 
@@ -29,9 +32,10 @@ def add_weights(sub: Any) -> None:
 
 
 def _run_weights(args: argparse.Namespace) -> int:
-    import os
-
+    # heavy: xcalving.adapt.card loads torch, safetensors, tqdm
     from xcalving.adapt.card import finetune_card
+
+    # heavy: xcalving.model.cards loads torch, safetensors, tqdm
     from xcalving.model.cards import card, weights_table
 
     if args.name is None:
@@ -45,8 +49,6 @@ def _run_weights(args: argparse.Namespace) -> int:
 
 def _file_card(path: str, finetune_card: Any) -> str:
     """The card finetune wrote into ``path``; a damaged one is named, not a JSON error."""
-    from xcalving.errors import DamagedFileError, XcalvingError
-
     try:
         return str(finetune_card(path))
     except ValueError as err:

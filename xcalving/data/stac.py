@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from xcalving.data.synthetic import glacier_cube
 from xcalving.errors import InputError, require
 
 __all__ = ["write_s1_rtc_items", "CROSS_POL_OFFSET_DB"]
@@ -84,11 +85,10 @@ def write_s1_rtc_items(
     ('RTC', 3031)
     """
     pystac = _import_pystac()
-    import rasterio
-    from pyproj import Transformer
-    from shapely.geometry import box, mapping
+    import rasterio  # heavy: rasterio, loaded on first use
+    from pyproj import Transformer  # heavy: pyproj, loaded on first use
+    from shapely.geometry import box, mapping  # heavy: shapely, loaded on first use
 
-    from xcalving.data.synthetic import glacier_cube
 
     pols = [str(p).lower() for p in polarisations]
     unknown = sorted(set(pols) - {"hh", "hv", "vv", "vh"})

@@ -212,8 +212,6 @@ def _resampled(amplitude: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     coarser data with ``resolution=``) or blurred (a Gaussian of 0.5-1.5 pixels: data resampled
     from another grid). No-data pixels (0) stay 0 and are never blended in.
     """
-    from scipy import ndimage
-
     if rng.random() >= 0.5:
         return amplitude
     valid = (amplitude > 0).astype(np.float32)
@@ -339,7 +337,7 @@ class PatchStream(IterableDataset):
 
     def _open(self) -> Any:
         """The store's zarr group, opened once per process."""
-        import zarr
+        import zarr  # heavy: zarr, loaded on first use
 
         if self._group is None or self._pid != os.getpid():
             if isinstance(self.store, str) and "://" not in self.store \

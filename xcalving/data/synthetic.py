@@ -211,7 +211,7 @@ def glacier_cube(
 
 def _dates_bar(positions: np.ndarray, progress: bool) -> Iterable[float]:
     """``positions``, iterated under a bar of the dates made when ``progress`` is True."""
-    from xcalving._progress import tqdm_class
+    from xcalving._progress import tqdm_class  # heavy: xcalving._progress loads tqdm, dask
 
     return tqdm_class()(positions, total=len(positions), desc="synthetic scenes", unit="date",
                         disable=not progress)
@@ -219,7 +219,7 @@ def _dates_bar(positions: np.ndarray, progress: bool) -> Iterable[float]:
 
 def _grid(shape: tuple[int, int], resolution: float, origin: tuple[float, float]):
     """Pixel-centre coordinates and the affine transform of the grid."""
-    from affine import Affine
+    from affine import Affine  # heavy: affine, loaded on first use
 
     x = origin[0] + (np.arange(shape[1]) + 0.5) * resolution
     y = origin[1] - (np.arange(shape[0]) + 0.5) * resolution
@@ -228,6 +228,7 @@ def _grid(shape: tuple[int, int], resolution: float, origin: tuple[float, float]
 
 def _to_dataset(sar: np.ndarray, zones: np.ndarray, front: np.ndarray, times: pd.DatetimeIndex,
                 resolution: float, origin: tuple[float, float], crs: str) -> xr.Dataset:
+    # heavy: rioxarray, loaded on first use
     import rioxarray  # noqa: F401  (registers the .rio accessor)
 
     x, y, transform = _grid(sar.shape[1:], resolution, origin)
@@ -248,8 +249,8 @@ def _to_dataset(sar: np.ndarray, zones: np.ndarray, front: np.ndarray, times: pd
 def _lines_frame(lines: list[np.ndarray], times: pd.DatetimeIndex, shape: tuple[int, int],
                  resolution: float, origin: tuple[float, float], crs: str) -> gpd.GeoDataFrame:
     """The true lines in map coordinates, clipped to the scene (walls may lie outside it)."""
-    import geopandas as gpd
-    import shapely
+    import geopandas as gpd  # heavy: geopandas, loaded on first use
+    import shapely  # heavy: shapely, loaded on first use
 
     scene = shapely.box(origin[0], origin[1] - shape[0] * resolution,
                         origin[0] + shape[1] * resolution, origin[1])

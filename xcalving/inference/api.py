@@ -11,6 +11,7 @@ from xcalving.inference.inputs import check_values_in_memory, prepare_input
 from xcalving.inference.options import PredictOptions, check_tile, check_work
 from xcalving.inference.resample import resolution_spacings, run_resampled
 from xcalving.runtime import planned_runtime
+from xcalving.scaling import input_kind
 
 __all__ = ["predict"]
 
@@ -121,8 +122,8 @@ def predict(
     ...                  outputs="all").zone_probability.dims
     ('time', 'zone', 'y', 'x')
     """
+    # heavy: xcalving.model.weights loads torch, safetensors, tqdm
     from xcalving.model.weights import model_spec
-    from xcalving.scaling import input_kind
 
     options = PredictOptions(tile=tile, overlap=overlap, batch_size=batch_size, device=device,
                              precision=precision, band=band, scaling=scaling,

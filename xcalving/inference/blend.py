@@ -47,7 +47,7 @@ def predict_block(block: np.ndarray, origin: tuple[int, int], core: tuple[int, i
     complete), whose pixel (0, 0) is global pixel ``origin``; ``core`` = (row0, row1, col0,
     col1) is the part to return, global. ``block`` is read, never written.
     """
-    import torch
+    import torch  # heavy: torch, loaded on first use
 
     x = torch.from_numpy(_readable(block))
     out = np.zeros((block.shape[0], N_CHANNELS, *_core_shape(core)), np.float32)
@@ -67,7 +67,7 @@ def predict_block_on_device(block: np.ndarray, origin: tuple[int, int],
     (L, 5, rows, cols) array comes back. Each calling thread uses its own CUDA stream, so the
     copies of one block overlap the kernels of another. The same code as :func:`predict_block`.
     """
-    import torch
+    import torch  # heavy: torch, loaded on first use
 
     dev = runner.device
     stream = thread_stream(dev)
@@ -118,7 +118,7 @@ def _blend(total: Any, x: Any, origin: tuple[int, int], core: tuple[int, int, in
     lead indices. The windows go to the network ``batch_size`` at a time, window
     positions in rows-first order and, for each, every lead index.
     """
-    import torch
+    import torch  # heavy: torch, loaded on first use
 
     runner.use_threads()
     found = placements(plan, core)
@@ -170,7 +170,7 @@ def _add_window(total: Any, zones: Any, front: Any, place: Placement, share: Any
     ``total`` is (5, rows, cols) of one lead index, ``zones`` (4, H, W) and ``front``
     (1, H, W) the window's logits; ``probs`` (5, rows, cols of the part) is work space.
     """
-    import torch
+    import torch  # heavy: torch, loaded on first use
 
     rows, cols = place.window
     torch.sigmoid(front[:, rows, cols], out=probs[:1])

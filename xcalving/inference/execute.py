@@ -14,14 +14,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import xarray as xr
 
 from xcalving.errors import PerformanceWarning
+from xcalving.grid import refresh_transform
 from xcalving.inference.blend import predict_block, predict_block_on_device
 from xcalving.inference.inputs import dask_data, lead_dims, model_input
 from xcalving.inference.runner import N_CHANNELS, get_runner
 from xcalving.runtime import VERSION, resolve_device, resolve_precision
 from xcalving.scaling import fill_value
 from xcalving.windows import WindowPlan, plan_windows
+from xcalving.zones import ZONE_NAMES, zone_attrs
 
 if TYPE_CHECKING:
     from xcalving.inference.options import PredictOptions
@@ -46,7 +49,7 @@ def spatial_chunks(chunks: tuple[int, ...], n: int, tile: int, overlap: int) -> 
     >>> spatial_chunks((100,) * 10, 1000, tile=64, overlap=16)
     (250, 250, 250, 250)
     """
-    from dask.array.overlap import ensure_minimum_chunksize
+    from dask.array.overlap import ensure_minimum_chunksize  # heavy: dask, loaded on first use
 
     target = min(n, 4 * (tile - overlap) + overlap)
     if max(chunks) < target:
@@ -109,9 +112,9 @@ def run_blocks(data: Any, plan: WindowPlan, spec: ModelSpec, options: PredictOpt
     worker once rather than copied into every task); each task resolves ``options.device``
     and ``options.precision`` where it runs and takes its network from the process's cache.
     """
-    import dask
-    import dask.array as dsa
-    from dask.base import tokenize
+    import dask  # heavy: dask, loaded on first use
+    import dask.array as dsa  # heavy: dask, loaded on first use
+    from dask.base import tokenize  # heavy: dask, loaded on first use
 
     lead = data.ndim - 2
     # a halo only along axes with neighbouring blocks: one chunk along an axis needs none, and
@@ -212,10 +215,6 @@ def to_dataset(da: Any, out: Any, spec: ModelSpec, options: PredictOptions,
     the blocks ran at and ``spacings`` the (network, input) pixel spacings where the input was
     resampled, for the attributes: CF globals and provenance, every value a string or a number.
     """
-    import xarray as xr
-
-    from xcalving.zones import ZONE_NAMES, zone_attrs
-
     lead = lead_dims(da)
     front, zone_prob, zones = _split_channels(out, len(lead))
     dims = (*lead, "y", "x")
@@ -287,9 +286,9 @@ def _provenance(da: Any, spec: ModelSpec, options: PredictOptions, runtime: tupl
 
 def _georeference(ds: Any, da: Any) -> Any:
     """``ds`` with ``da``'s CRS, or an attribute saying there is none."""
+    # heavy: rioxarray, loaded on first use
     import rioxarray  # noqa: F401  (registers .rio)
 
-    from xcalving.grid import refresh_transform
 
     crs = da.rio.crs
     if crs is not None:  # the transform from the coordinates, never one cached in da's attrs

@@ -24,12 +24,16 @@ y/x coordinates that repeat or turn back (rows or columns in a scrambled order).
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import xarray as xr
 
 from xcalving.bands import choose_polarisation, polarisation_of
-from xcalving.errors import InputError, did_you_mean
+from xcalving.errors import InputError, XcalvingWarning, did_you_mean
+from xcalving.grid import check_monotonic
+from xcalving.scaling import check_values, fill_value, to_network_input
 
 if TYPE_CHECKING:
     from xcalving.model.weights import ModelSpec
@@ -52,14 +56,11 @@ _SPATIAL_HINTS = {"lat": "y", "latitude": "y", "lon": "x", "longitude": "x", "ro
 
 def prepare_input(da: Any, band: Any) -> Any:
     """``da`` checked, reduced to one band and transposed to (..., y, x)."""
-    import xarray as xr
-
     if isinstance(da, xr.Dataset):
         raise InputError("da is a Dataset; call ds.calving.predict(variable='sar', ...) or pass "
                          "one variable, e.g. predict(ds['sar'], ...).")
     if not isinstance(da, xr.DataArray):
         raise InputError(f"da must be an xarray.DataArray; got {type(da).__name__}.")
-    from xcalving.grid import check_monotonic
 
     _check_dims(da)
     for dim in ("y", "x"):  # scrambled rows would reach the network as they are
@@ -105,6 +106,7 @@ def _check_scene_dims(da: Any) -> None:
 
 def _check_crs(da: Any) -> None:
     """Refuse a geographic (lon/lat) grid: its pixels are not square on the ground."""
+    # heavy: rioxarray, loaded on first use
     import rioxarray  # noqa: F401  (registers .rio)
 
     crs = da.rio.crs
@@ -200,15 +202,13 @@ def check_values_in_memory(da: Any, kind: str) -> None:
     Dask-backed values are left alone here (that would compute): :func:`network_input` checks
     each block as it is computed.
     """
-    from xcalving.scaling import check_values
-
     if da.chunks is None:
         check_values(np.asarray(da.data), kind, _nodata(da))
 
 
 def dask_data(da: Any) -> Any:
     """``da``'s data as a dask array (numpy input: one chunk per scene)."""
-    import dask.array as dsa
+    import dask.array as dsa  # heavy: dask, loaded on first use
 
     if isinstance(da.data, dsa.Array):
         return da.data
@@ -228,8 +228,6 @@ def network_input(data: Any, da: Any, kind: str, spec: ModelSpec) -> Any:
 
 def _checked_network_input(block: np.ndarray, kind: str, scaling: Any, nodata: float | None,
                            dims: tuple[str, ...], block_info: Any = None) -> np.ndarray:
-    from xcalving.scaling import check_values, to_network_input
-
     where = "da"
     if block_info and 0 in block_info:
         place = ", ".join(f"{dim} {start}:{stop}" for dim, (start, stop)
@@ -254,8 +252,6 @@ def model_input(data: Any, da: Any, kind: str, spec: ModelSpec) -> Any:
 
 def fill_value_of(spec: ModelSpec) -> float:
     """The normalised value no-data pixels get for these weights."""
-    from xcalving.scaling import fill_value
-
     return fill_value(spec.scaling)
 
 
@@ -290,8 +286,9 @@ def with_context(x: Any, times: np.ndarray, fill: float, scene: Any = None) -> A
     as channel 0 (the resampled path passes the filled scene there). A single scene gets the
     single-scene context, with a warning.
     """
-    import dask.array as dsa
+    import dask.array as dsa  # heavy: dask, loaded on first use
 
+    # heavy: xcalving.model.context loads torch, safetensors, tqdm
     from xcalving.model.context import single_scene_context
 
     scene = x if scene is None else scene
@@ -310,6 +307,7 @@ def with_context(x: Any, times: np.ndarray, fill: float, scene: Any = None) -> A
 
 def _context_parts(x: Any, times: np.ndarray, fill: float) -> list[Any]:
     """The context (n, 2, y, x) of each time chunk of ``x``, from the scenes it needs."""
+    # heavy: xcalving.model.context loads torch, safetensors, tqdm
     from xcalving.model.context import neighbour_indices
 
     neighbours = neighbour_indices(times)
@@ -326,16 +324,13 @@ def _context_parts(x: Any, times: np.ndarray, fill: float) -> list[Any]:
 
 
 def _context_block(block: np.ndarray, local: list[list[int]], fill: float) -> np.ndarray:
+    # heavy: xcalving.model.context loads torch, safetensors, tqdm
     from xcalving.model.context import fill_context, summarise
 
     return fill_context(summarise(block, [np.asarray(n, int) for n in local]), fill)
 
 
 def _warn_single_scene() -> None:
-    import warnings
-
-    from xcalving.errors import XcalvingWarning
-
     warnings.warn("these weights use temporal context (the median and spread of neighbouring "
                   "dates) and da holds one scene: the scene stands in for its neighbours, which "
                   "usually costs accuracy. Pass the time series, (time, y, x), for the context.",

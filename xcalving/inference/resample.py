@@ -11,6 +11,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import xarray as xr
 
 from xcalving.errors import InputError, PerformanceWarning, XcalvingWarning
 from xcalving.grid import pixel_spacing
@@ -116,7 +117,7 @@ def _target_spacing(resolution: float | str, spec: ModelSpec) -> float:
 def run_resampled(da: Any, spacings: tuple[float, float], spec: ModelSpec,
                   options: PredictOptions) -> Any:
     """Run the network at ``spacings = (target, input)`` m; return (..., 5, y, x) on da's grid."""
-    import dask.array as dsa
+    import dask.array as dsa  # heavy: dask, loaded on first use
 
     target, spacing = spacings
     normalised = network_input(dask_data(da), da, options.scaling, spec)
@@ -146,7 +147,7 @@ def _context_on_target_grid(resampled: Any, normalised: Any, da: Any,
     a finer grid and then averaged would be another quantity); pixels where less than half of
     the resampled value came from valid input count as no data there.
     """
-    import dask.array as dsa
+    import dask.array as dsa  # heavy: dask, loaded on first use
 
     valid = dsa.where(dsa.isnan(normalised), np.float32(0.0), np.float32(1.0))
     share = _to_target_grid(valid, da, *spacings).data.astype(np.float32)
@@ -157,8 +158,6 @@ def _context_on_target_grid(resampled: Any, normalised: Any, da: Any,
 
 def _to_target_grid(filled: Any, da: Any, target: float, spacing: float) -> Any:
     """``filled`` (dask, on ``da``'s grid) resampled to pixels of ``target`` m, as a DataArray."""
-    import xarray as xr
-
     grid = xr.DataArray(filled, dims=da.dims, coords={"y": da["y"].values, "x": da["x"].values})
     factor = int(target // spacing)
     if factor >= 2:  # coarser: average blocks of pixels first (no aliasing of the speckle)
@@ -170,8 +169,6 @@ def _to_target_grid(filled: Any, da: Any, target: float, spacing: float) -> Any:
 
 def _to_input_grid(out: Any, grid: Any, da: Any) -> Any:
     """Probabilities ``out`` (..., 5, y, x) on ``grid``'s pixels, interpolated onto ``da``'s."""
-    import xarray as xr
-
     lead = list(da.dims[:-2])
     back = xr.DataArray(out, dims=(*lead, "channel", "y", "x"),
                         coords={"y": grid["y"].values, "x": grid["x"].values})

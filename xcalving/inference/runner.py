@@ -53,7 +53,7 @@ def model_cache_info() -> dict[str, Any]:
 
     Each network is built once per process, device and precision, whatever the number of tasks.
     """
-    import torch
+    import torch  # heavy: torch, loaded on first use
 
     # the count the runners set on the threads that run blocks (torch's count is per thread)
     threads = max((r.threads for r in _CACHE.values()), default=torch.get_num_threads())
@@ -67,6 +67,7 @@ def get_runner(spec: ModelSpec, device: str, precision: str) -> _Runner:
     oneDNN runs its convolutions 1.4-1.9x as fast (``docs/performance.rst``); a caller's other
     modules run as they are. The module converted is predict's own copy, never the caller's.
     """
+    # heavy: xcalving.model.weights loads torch, safetensors, tqdm
     from xcalving.model.weights import build_module
 
     key = (spec.sha256, device, precision)
@@ -75,7 +76,7 @@ def get_runner(spec: ModelSpec, device: str, precision: str) -> _Runner:
             module = build_module(spec).to(device).eval()
             channels_last = device == "cpu" and _is_asppunet(module)
             if channels_last:
-                import torch
+                import torch  # heavy: torch, loaded on first use
 
                 module = module.to(memory_format=torch.channels_last)
             _CACHE[key] = _Runner(module, device, precision, torch_threads_for_process(),
@@ -85,6 +86,7 @@ def get_runner(spec: ModelSpec, device: str, precision: str) -> _Runner:
 
 
 def _is_asppunet(module: Any) -> bool:
+    # heavy: xcalving.model.unet loads torch, safetensors, tqdm
     from xcalving.model.unet import ASPPUNet
 
     return isinstance(module, ASPPUNet)
@@ -124,7 +126,7 @@ class _Runner:
 
     def probs(self, x: Any) -> Any:
         """Front probability (sigmoid) and zone probabilities (softmax) of a batch tensor."""
-        import torch
+        import torch  # heavy: torch, loaded on first use
 
         zones, front = self.logits(x)
         return torch.cat([torch.sigmoid(front), torch.softmax(zones, dim=1)], dim=1)
@@ -136,13 +138,13 @@ class _Runner:
         that runs a block may have its own: set it before a block's first torch operation and
         on every call of the network (it costs nothing when equal).
         """
-        import torch
+        import torch  # heavy: torch, loaded on first use
 
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
 
     def _forward(self, x: Any) -> Any:
-        import torch
+        import torch  # heavy: torch, loaded on first use
 
         self.use_threads()
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
@@ -202,7 +204,7 @@ class _Runner:
         )
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        import torch
+        import torch  # heavy: torch, loaded on first use
 
         return self.probs(torch.from_numpy(batch).to(self.device)).cpu().numpy()
 
@@ -224,7 +226,7 @@ def _check_output(out: Any, x: Any) -> tuple[Any, Any]:
 
 def _structure_problems(out: Any, x: Any) -> list[str]:
     """What is wrong with the type and keys of ``out``, then with each tensor in it."""
-    import torch
+    import torch  # heavy: torch, loaded on first use
 
     by_name = "return them by name: {'front': front_logits, 'zones': zone_logits}"
     if isinstance(out, torch.Tensor):
@@ -248,7 +250,7 @@ def _structure_problems(out: Any, x: Any) -> list[str]:
 
 def _tensor_problems(key: str, t: Any, channels: int, x: Any) -> list[str]:
     """What is wrong with one output tensor, given the input batch ``x``."""
-    import torch
+    import torch  # heavy: torch, loaded on first use
 
     if not isinstance(t, torch.Tensor):
         return [f"{key!r} is a {type(t).__name__}, not a torch.Tensor"]
@@ -279,7 +281,7 @@ def _value_stats(zones: Any, front: Any, x: Any) -> dict[str, Any] | None:
 
     Run once per runner: the indexing and the read-back synchronise with the device.
     """
-    import torch
+    import torch  # heavy: torch, loaded on first use
 
     varies = x.flatten(1).amax(1) > x.flatten(1).amin(1)
     if not bool(varies.any()):
@@ -340,7 +342,7 @@ def _raised_message(err: Exception, x: Any) -> str:
 
 def _out_of_memory(err: Exception) -> bool:
     """Whether ``err`` is a lack of memory, which is no fault of the model's contract."""
-    import torch
+    import torch  # heavy: torch, loaded on first use
 
     return isinstance(err, MemoryError | getattr(torch, "OutOfMemoryError", MemoryError))
 

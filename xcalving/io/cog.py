@@ -94,7 +94,7 @@ def write_geotiff(values: np.ndarray, path: str, profile: dict[str, Any],
     ``extras``: ``storage`` (:class:`Storage`: how values are packed), ``bands`` (band
     descriptions), ``tags`` (text tags) and ``colours`` (the colour table of band 1, or None).
     """
-    import rasterio
+    import rasterio  # heavy: rasterio, loaded on first use
 
     storage: Storage = extras["storage"]
     with rasterio.open(path, "w", **profile) as dst:

@@ -5,6 +5,7 @@ And the blocks a store holds (:func:`missing_blocks`, for resuming).
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from xcalving.atomic import is_url
 from xcalving.errors import (
     DamagedFileError,
     InputError,
@@ -20,6 +22,7 @@ from xcalving.errors import (
     InputTypeError,
     XcalvingError,
 )
+from xcalving.safety import is_zarr_store
 
 __all__ = ["decoded_as_float32", "missing_blocks", "open_cube"]
 
@@ -77,9 +80,9 @@ def open_cube(
     if isinstance(path, os.PathLike) or "://" not in str(path):
         if not os.path.exists(path):
             raise InputNotFoundError(f"path: no Zarr store at {os.fspath(path)!r}.")
+    # heavy: rioxarray, loaded on first use
     import rioxarray  # noqa: F401  (registers .rio, for callers who never imported it)
 
-    from xcalving.atomic import is_url
 
     ds = _open_zarr(path, {} if chunks is None else chunks, storage_options)
     if not is_url(path):  # a remote read can fail for the network's sake: its error stands
@@ -96,9 +99,6 @@ def _open_zarr(path: Any, chunks: Any, storage_options: Any) -> xr.Dataset:
             return xr.open_zarr(path, chunks=chunks, decode_coords="all", consolidated=None,
                                 storage_options=storage_options)
     except Exception as err:
-        from xcalving.atomic import is_url
-        from xcalving.safety import is_zarr_store
-
         if is_url(path) or isinstance(err, XcalvingError):
             raise
         where = os.fspath(path)
@@ -118,7 +118,7 @@ def _guarded(ds: xr.Dataset, lazy: xr.Dataset, where: str) -> xr.Dataset:
     ``ds`` has: the same values, and zarr's or a codec's error becomes one that names the store
     and the variable.
     """
-    import dask.array as dsa
+    import dask.array as dsa  # heavy: dask, loaded on first use
 
     swapped: dict[Any, xr.Variable] = {}
     for name, var in ds.variables.items():
@@ -226,10 +226,8 @@ def missing_blocks(
     >>> len(missing_blocks(path, lazy))
     2
     """
-    import itertools
-
-    import fsspec
-    import zarr
+    import fsspec  # heavy: fsspec, loaded on first use
+    import zarr  # heavy: zarr, loaded on first use
 
     if not isinstance(template, xr.Dataset):
         raise InputTypeError(f"template must be an xarray.Dataset; got {type(template).__name__}.")
@@ -265,8 +263,6 @@ def _stored_array(group: Any, name: str, var: xr.DataArray, store: Any) -> Any:
 
 def _holds(array: Any, keys: set[str], dims: tuple[Any, ...], region: dict[str, slice]) -> bool:
     """Whether every stored chunk (or shard) of ``array`` that ``region`` touches exists."""
-    import itertools
-
     unit = array.shards or array.chunks
     spans = []
     for dim, size, step in zip(dims, array.shape, unit, strict=True):

@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
+import pandas as pd
+import xarray as xr
 
+from xcalving.atomic import is_url
 from xcalving.errors import (
     InputError,
     InputNotFoundError,
@@ -32,7 +35,11 @@ from xcalving.errors import (
     XcalvingWarning,
     did_you_mean,
 )
+from xcalving.grid import transform
 from xcalving.io.cog import Storage, cog_profile, is_zones, storage_of, write_geotiff, zone_colours
+from xcalving.io.cube import open_cube
+from xcalving.io.lineage import input_paths
+from xcalving.safety import check_names, check_target, is_zarr_store, mark_folder, marked_by, staged
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -127,8 +134,6 @@ CLI_NAMES = Names("STORE", "--out", "--variables", "--overwrite")
 def write_export(pred: Any, out: Any, *, variables: Sequence[str] | None, mode: str,
                  names: Names | None = None) -> list[str]:
     """:func:`export_geotiffs`, its messages naming the arguments as ``names`` says."""
-    from xcalving.safety import check_names
-
     names = names or Names()
     ds, inputs = _open_prediction(pred, names)
     chosen = _raster_variables(ds, variables, names)
@@ -140,15 +145,7 @@ def write_export(pred: Any, out: Any, *, variables: Sequence[str] | None, mode: 
 # --- what is exported ---------------------------------------------------------------------------
 def _open_prediction(pred: Any, names: Names) -> tuple[xr.Dataset, list[str]]:
     """The Dataset to export and the paths it reads (which ``out`` must stay clear of)."""
-    import xarray as xr
-
-    from xcalving.io.cube import open_cube
-    from xcalving.io.lineage import input_paths
-
     if isinstance(pred, str | os.PathLike):
-        from xcalving.atomic import is_url
-        from xcalving.safety import is_zarr_store
-
         if not is_url(pred) and not is_zarr_store(pred):
             what = ("nothing is there" if not os.path.lexists(pred) else "a folder without "
                     "Zarr metadata" if os.path.isdir(pred) else "a file")
@@ -206,8 +203,6 @@ def scene_labels(times: Any) -> list[str]:
     >>> scene_labels(np.array(["2020-01-05T10:30", "2020-01-05T22:00"], "datetime64[ns]"))
     ['2020-01-05T103000', '2020-01-05T220000']
     """
-    import pandas as pd
-
     stamps = pd.DatetimeIndex(np.asarray(times))
     days = stamps.strftime("%Y-%m-%d")
     midnight = bool((stamps == stamps.normalize()).all())
@@ -236,9 +231,8 @@ def _scenes(ds: xr.Dataset, layout: Layout) -> list[tuple[str, dict[str, str]]]:
 # --- the files ----------------------------------------------------------------------------------
 def _north_up(ds: xr.Dataset) -> tuple[Any, bool, bool]:
     """The transform of ``ds``'s grid with north up and x east, and whether to flip y, x."""
-    from affine import Affine
+    from affine import Affine  # heavy: affine, loaded on first use
 
-    from xcalving.grid import transform
 
     t = transform(ds, what="export_geotiffs")
     height, width = ds.sizes["y"], ds.sizes["x"]
@@ -266,7 +260,7 @@ def _extras(ds: xr.Dataset, name: str, layout: Layout, storage: Storage) -> dict
 
 def _scene_stack(var: xr.DataArray, layout: Layout, flips: tuple[bool, bool]) -> Any:
     """``var`` as a Dask array (scene, band, y, x), north up, one chunk a scene."""
-    import dask.array as dsa
+    import dask.array as dsa  # heavy: dask, loaded on first use
 
     data = var.transpose(*[d for d in layout if d], "y", "x").data
     if not isinstance(data, dsa.Array):
@@ -280,6 +274,7 @@ def _scene_stack(var: xr.DataArray, layout: Layout, flips: tuple[bool, bool]) ->
 
 def _write_tasks(ds: xr.Dataset, names: list[str]) -> list[Task]:
     """(scenes, file paths relative to the export folder, profile, extras) of each variable."""
+    # heavy: rioxarray, loaded on first use
     import rioxarray  # noqa: F401  (registers .rio)
 
     transform, flip_y, flip_x = _north_up(ds)
@@ -315,9 +310,6 @@ def _write_block(block: np.ndarray, paths: list[str], profile: dict[str, Any],
 # --- where ---------------------------------------------------------------------------------------
 def _check_out(out: Any, mode: str, inputs: list[str], names: Names) -> None:
     """Refuse an ``out`` this export may not write, before anything is computed."""
-    from xcalving.atomic import is_url
-    from xcalving.safety import check_target
-
     if not isinstance(out, str | os.PathLike):
         raise InputTypeError(f"{names.out} must be a folder path; got {type(out).__name__}.")
     if mode not in ("w-", "w"):
@@ -332,8 +324,6 @@ def _check_out(out: Any, mode: str, inputs: list[str], names: Names) -> None:
 
 def _only_exports(path: Path, names: Names) -> None:
     """Refuse to replace ``path`` unless an earlier export wrote it (and marked it)."""
-    from xcalving.safety import marked_by
-
     if marked_by(path) != WRITTEN_BY:
         raise UnsafeTargetError(f"{names.out}: {os.fspath(path)!r} is not a folder of GeoTIFFs "
                                 f"that xcalving export wrote; {names.flag} replaces only such a "
@@ -346,9 +336,8 @@ def _run(tasks: list[Task], out: Any, mode: str, names: Names) -> list[str]:
     One Dask computation writes every file, a scene a task: variables computed from the same
     blocks (a prediction's probabilities and zones) share them, so the network runs once.
     """
-    import dask
+    import dask  # heavy: dask, loaded on first use
 
-    from xcalving.safety import mark_folder, staged
 
     with staged(out, mode=mode, what=names.out, flag=names.flag,
                 check=lambda path: _only_exports(path, names)) as scratch:

@@ -19,6 +19,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from xcalving.atomic import file_digest
+from xcalving.errors import InputTypeError
+
 __all__ = ["input_fingerprint", "input_paths"]
 
 _ATOMS = (bytes, int, float, complex, bool, type(None), np.ndarray, np.generic, type,
@@ -33,7 +36,6 @@ def _variables(obj: xr.Dataset | xr.DataArray) -> tuple[list[xr.Variable], Mappi
         return [obj.variable, *(c.variable for c in obj.coords.values())], obj.encoding
     if isinstance(obj, xr.Dataset):
         return list(obj.variables.values()), obj.encoding
-    from xcalving.errors import InputTypeError
 
     raise InputTypeError(f"expected an xarray Dataset or DataArray; got {type(obj).__name__}.")
 
@@ -144,7 +146,7 @@ def _zarr_store_location(store: Any) -> str | None:
 
 def _children(obj: Any) -> Iterable[Any]:
     """What ``obj`` refers to: graph layers and tasks, container items, attributes."""
-    from dask.highlevelgraph import HighLevelGraph
+    from dask.highlevelgraph import HighLevelGraph  # heavy: dask, loaded on first use
 
     if callable(getattr(type(obj), "__dask_graph__", None)):  # a class attribute: no __getattr__
         graph = obj.__dask_graph__()
@@ -267,7 +269,7 @@ def _windows(shape: tuple[int, ...], samples: int) -> list[tuple[slice, ...]]:
 
 
 def _hash_samples(digest: Any, ds: xr.Dataset, samples: int) -> None:
-    import dask
+    import dask  # heavy: dask, loaded on first use
 
     pieces = []
     for name in sorted(ds.data_vars, key=str):
@@ -281,8 +283,6 @@ def _hash_samples(digest: Any, ds: xr.Dataset, samples: int) -> None:
 
 def _file_listing(location: str) -> str:
     """Relative path, size and sha256 of every file under ``location`` (a local file or folder)."""
-    from xcalving.atomic import file_digest
-
     if "://" in location or not os.path.exists(location):
         return ""
     if os.path.isfile(location):

@@ -43,7 +43,7 @@ class Flags:
 
 
 def _compute(job: Any, what: str) -> None:
-    import dask  # dask loads on first use, not with the package (``import xcalving``)
+    import dask  # heavy: dask, loaded on first use
 
     dask.compute(job)
 
@@ -142,7 +142,7 @@ def _check_complete(store: Path, pred: Any) -> None:
 
 def _fill(store: Path, pred: Any, run: Run) -> int:
     """Write only the blocks ``store`` lacks (predict is chunk-invariant); return how many."""
-    import dask  # as in _compute
+    import dask  # heavy: dask, loaded on first use
 
     regions = missing_blocks(store, pred)
     writable = pred.drop_vars([c for c in pred.coords if not pred[c].dims])

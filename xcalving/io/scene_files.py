@@ -9,13 +9,16 @@ from __future__ import annotations
 import glob
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
+from xcalving.bands import polarisation_of
 from xcalving.errors import (
     DamagedFileError,
     InputError,
@@ -23,6 +26,7 @@ from xcalving.errors import (
     InputTypeError,
     did_you_mean,
 )
+from xcalving.scaling import _UNIT_KINDS
 
 if TYPE_CHECKING:
     import pyproj
@@ -131,10 +135,8 @@ def _nearby(path: str, *, pattern: bool = False) -> str:
 
 def read_header(path: str) -> Scene:
     """CRS, grid, bands, units and date tag of one file; reads no pixels."""
-    import warnings
-
-    import pyproj
-    import rasterio
+    import pyproj  # heavy: pyproj, loaded on first use
+    import rasterio  # heavy: rasterio, loaded on first use
 
     try:
         with warnings.catch_warnings():
@@ -188,8 +190,6 @@ def _block_end(src: Any, band: int, row: int, col: int) -> int:
 
 def _labels(src: Any) -> tuple[Any, ...]:
     """Band labels: polarisations (``"VV"``), else descriptions, else band numbers."""
-    from xcalving.bands import polarisation_of
-
     descriptions = [d or "" for d in src.descriptions]
     if src.count == 1:  # only a polarisation matters (predict's rule); other names may hold dates
         return ((polarisation_of(descriptions[0]) or "").upper() or 1,)
@@ -216,8 +216,6 @@ def _units(src: Any) -> str | None:
 
 def _normalise_units(raw: str | None, description: str) -> str | None:
     """``"dB"``/``"linear"`` for units predict knows (a tag, else words of the description)."""
-    from xcalving.scaling import _UNIT_KINDS
-
     if not raw:
         words = set(re.split(r"[^0-9a-z]+", description.lower()))
         raw = "dB" if "db" in words else "linear" if words & {"linear", "power"} else ""
@@ -245,8 +243,6 @@ def scene_dates(scenes: list[Scene], times: Sequence[Any] | None) -> list[np.dat
 
 def _given_date(i: int, value: Any) -> np.datetime64:
     """``times[i]`` as a date; a missing one (None, NaT, NaN, "") or a bare number refused."""
-    import pandas as pd
-
     if isinstance(value, int | float | np.number) and not isinstance(value, bool):
         if not (isinstance(value, float | np.floating) and np.isnan(value)):
             raise InputError(f"times[{i}]={value!r} is a number, whose unit (days? seconds? "

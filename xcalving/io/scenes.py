@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import xarray as xr
 
 from xcalving.budget import DEFAULT_MAX_PIXELS, check_budget, check_max_pixels
 from xcalving.errors import DamagedFileError, InputError, did_you_mean
@@ -176,7 +177,7 @@ def open_scenes(
 
 # --- the grid ------------------------------------------------------------------------------------
 def _target_crs(crs: Any) -> pyproj.CRS:
-    import pyproj
+    import pyproj  # heavy: pyproj, loaded on first use
 
     try:
         target = pyproj.CRS.from_user_input(crs)
@@ -192,7 +193,7 @@ def _target_crs(crs: Any) -> pyproj.CRS:
 
 
 def _footprint(scene: Scene, target: pyproj.CRS) -> tuple[float, float, float, float]:
-    import pyproj
+    import pyproj  # heavy: pyproj, loaded on first use
 
     if scene.crs == target:
         return scene.bounds
@@ -204,7 +205,7 @@ def _spacing(scene: Scene, target: pyproj.CRS) -> float:
     """The scene's pixel spacing in metres (in the target CRS where it is not in metres)."""
     if scene.crs.is_projected and scene.crs.axis_info[0].unit_name == "metre":
         return min(abs(scene.transform.a), abs(scene.transform.e))
-    from rasterio.warp import calculate_default_transform
+    from rasterio.warp import calculate_default_transform  # heavy: rasterio, loaded on first use
 
     moved, _, _ = calculate_default_transform(scene.crs.to_wkt(), target.to_wkt(),
                                               scene.shape[1], scene.shape[0], *scene.bounds)
@@ -214,7 +215,7 @@ def _spacing(scene: Scene, target: pyproj.CRS) -> float:
 def _grid(scenes: list[Scene], target: pyproj.CRS, resolution: float | None,
           bounds: tuple[float, float, float, float] | None) -> tuple[Affine, tuple[int, int]]:
     """Transform and shape of the common grid: snapped outwards onto the anchor."""
-    from affine import Affine
+    from affine import Affine  # heavy: affine, loaded on first use
 
     footprints = [_footprint(s, target) for s in scenes]
     _check_overlap(scenes, footprints, bounds)
@@ -261,8 +262,8 @@ def _lazy_scene(scene: Scene, labels: tuple[Any, ...], target: pyproj.CRS,
 
     A graph: nothing is read until it is computed, and then block by block.
     """
-    import odc.geo.xr
-    from odc.geo.geobox import GeoBox
+    import odc.geo.xr  # heavy: odc, loaded on first use
+    from odc.geo.geobox import GeoBox  # heavy: odc, loaded on first use
 
     src = _scene_pixels(scene, chunks)  # float32, nodata is NaN from here on
     geobox = GeoBox(grid[1], grid[0], target)
@@ -276,10 +277,10 @@ def _lazy_scene(scene: Scene, labels: tuple[Any, ...], target: pyproj.CRS,
 
 def _scene_pixels(scene: Scene, chunks: tuple[int, int]) -> Any:
     """The file's pixels as a lazy (band, y, x) float32 DataArray on its own grid."""
-    import dask.array as darray
-    from dask.base import tokenize
-    from odc.geo.geobox import GeoBox
-    from odc.geo.xr import wrap_xr
+    import dask.array as darray  # heavy: dask, loaded on first use
+    from dask.base import tokenize  # heavy: dask, loaded on first use
+    from odc.geo.geobox import GeoBox  # heavy: odc, loaded on first use
+    from odc.geo.xr import wrap_xr  # heavy: odc, loaded on first use
 
     reader = _SceneFile(scene.path, (len(scene.labels), *scene.shape))
     stat = os.stat(scene.path)
@@ -320,8 +321,8 @@ class _SceneFile:
                 "or leave it out.") from err
 
     def _read(self, bands: range, rows: range, cols: range) -> np.ndarray:
-        import rasterio
-        from rasterio.windows import Window
+        import rasterio  # heavy: rasterio, loaded on first use
+        from rasterio.windows import Window  # heavy: rasterio, loaded on first use
 
         window = Window(cols.start, rows.start, len(cols), len(rows))
         indexes = [b + 1 for b in bands]
@@ -346,7 +347,7 @@ def _check_size(grid: tuple[Affine, tuple[int, int]], dates: int,
 
 def _nan_mean(layers: list[Any]) -> Any:
     """Mean of same-date scenes where they have data; NaN where none has."""
-    import dask.array as darray
+    import dask.array as darray  # heavy: dask, loaded on first use
 
     stack = darray.stack(layers)
     count = darray.isfinite(stack).sum(axis=0)
@@ -357,9 +358,10 @@ def _nan_mean(layers: list[Any]) -> Any:
 def _cube(stacks: list[Any], coords: dict[str, Any], labels: tuple[Any, ...],
           attrs: dict[str, Any], target: pyproj.CRS,
           grid: tuple[Affine, tuple[int, int]]) -> xr.DataArray:
-    import dask.array as darray
+    import dask.array as darray  # heavy: dask, loaded on first use
+
+    # heavy: rioxarray, loaded on first use
     import rioxarray  # noqa: F401  (registers .rio)
-    import xarray as xr
 
     transform, (height, width) = grid
     coords = {**coords, "band": list(labels),

@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save
 from torch import nn
 
+from xcalving.atomic import write_bytes
 from xcalving.errors import DeviceError, InputError, InputTypeError
 from xcalving.model.header import (
     CONFIG_LIMITS,
@@ -130,10 +131,6 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, header: dict[str,
     :func:`xcalving.atomic.write_bytes`: a second run writing ``path`` is refused, and a write
     that stops short (a full disk) never replaces a good file.
     """
-    from safetensors.torch import save
-
-    from xcalving.atomic import write_bytes
-
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes(path, save(tensors, metadata=header), what="save_model")
 

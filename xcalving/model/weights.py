@@ -12,10 +12,16 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
+from safetensors.torch import load as from_bytes
+from safetensors.torch import save as to_bytes
+from torch import nn
 
 from xcalving.errors import (
     InputError,
@@ -24,10 +30,14 @@ from xcalving.errors import (
     WeightsNotFoundError,
     did_you_mean,
 )
+from xcalving.model.checkpoint import load_model
 from xcalving.model.context import CONTEXT_CHANNELS
 from xcalving.model.files import sha256_file
+from xcalving.model.header import weights_facts
 from xcalving.model.registry import DEFAULT_WEIGHTS, REGISTRY, WeightsRecord, list_weights
+from xcalving.model.unet import ASPPUNet
 from xcalving.scaling import CAFFE_SCALING, Scaling
+from xcalving.zones import ZONE_NAMES
 
 __all__ = ["ModelSpec", "build_module", "model_spec"]
 
@@ -79,8 +89,6 @@ def _spec_from_file(path: Path, name: str, digest: str | None = None,
                     scaling: Scaling | None = None,
                     pixel_spacing: float | None = None) -> ModelSpec:
     """A file's spec: its header checked (no tensor read, no network built), then hashed."""
-    from xcalving.model.header import weights_facts
-
     config, stored_scaling, stored_spacing = weights_facts(path)  # regular file, sane header
     _check_predictable(config, repr(os.fspath(path)))
     scaling = scaling or stored_scaling or CAFFE_SCALING
@@ -93,8 +101,6 @@ def _spec_from_file(path: Path, name: str, digest: str | None = None,
 
 def _check_predictable(config: dict[str, Any], what: str) -> None:
     """Refuse an ASPPUNet that predict cannot feed or read: one input band, four zones."""
-    from xcalving.zones import ZONE_NAMES
-
     problems = []
     if config["in_channels"] not in (1, CONTEXT_CHANNELS):
         problems.append(f"in_channels={config['in_channels']} (predict feeds one band of SAR "
@@ -112,9 +118,6 @@ def _check_predictable(config: dict[str, Any], what: str) -> None:
 
 
 def _spec_from_module(module: Any) -> ModelSpec:
-    import torch
-    from safetensors.torch import save as to_bytes
-
     scaling = getattr(module, "xcalving_scaling", None) or CAFFE_SCALING
     spacing = getattr(module, "xcalving_pixel_spacing", None)
     stride = _module_stride(module)
@@ -156,8 +159,6 @@ def _hash_code(module: Any, digest: Any) -> None:
     the same ``repr`` and state: without their code they would share a hash, and so the
     process's network cache would serve the old version.
     """
-    import inspect
-
     seen: set[type] = set()
     for sub in module.modules():
         for cls in type(sub).__mro__:
@@ -177,8 +178,6 @@ def _code_bytes(code: Any) -> bytes:
     (``marshal`` output is not: it depends on reference counts; frozensets are sorted because
     their order depends on string hashing.)
     """
-    import inspect
-
     parts = [code.co_code, repr((code.co_names, code.co_varnames)).encode()]
     for const in code.co_consts:
         if inspect.iscode(const):
@@ -191,8 +190,6 @@ def _code_bytes(code: Any) -> bytes:
 
 def model_spec(model: Any) -> ModelSpec:
     """Resolve ``model=`` (None, a registered name, a path or an ``nn.Module``) to a spec."""
-    from torch import nn
-
     if model is None:
         model = DEFAULT_WEIGHTS
     if isinstance(model, nn.Module):
@@ -230,8 +227,6 @@ def build_module(spec: ModelSpec) -> Any:
     A file is hashed again first: it must be the file :func:`model_spec` hashed.
     """
     if spec.path is not None:
-        from xcalving.model.checkpoint import load_model
-
         digest = sha256_file(spec.path)
         if digest != spec.sha256:
             raise UnsafeFileError(
@@ -240,10 +235,6 @@ def build_module(spec: ModelSpec) -> Any:
             )
         return load_model(spec.path)
     if spec.state is not None:
-        from safetensors.torch import load as from_bytes
-
-        from xcalving.model.unet import ASPPUNet
-
         config, blob = spec.state
         net = ASPPUNet.from_config(config)
         net.load_state_dict(from_bytes(blob))

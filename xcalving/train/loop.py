@@ -24,15 +24,18 @@ import numpy as np
 import torch
 
 from xcalving.atomic import write_text
+from xcalving.data.stream import PatchStream
 from xcalving.errors import InputError
 from xcalving.metrics import bbox_accuracy, mean_distance_error, zone_iou
-from xcalving.model.checkpoint import save_model
+from xcalving.model.checkpoint import load_model, save_model
 from xcalving.model.context import CONTEXT_CHANNELS
 from xcalving.model.unet import ASPPUNet
-from xcalving.runtime import autocast
+from xcalving.model.weights import model_spec
+from xcalving.runtime import autocast, resolve_device
 from xcalving.scaling import CAFFE_SCALING, Scaling
 from xcalving.train.losses import FRONT_LOSSES, ZONE_LOSSES, dice_loss, recipe_loss
 from xcalving.train.state import load_state, prune, save_state, write_history
+from xcalving.vector.tracing import front_from_probability
 from xcalving.zones import front_from_zones
 
 __all__ = ["TrainConfig", "dice_loss", "learning_rate", "train", "train_step"]
@@ -141,7 +144,6 @@ def _dist_env() -> tuple[int, int, int]:
 def _device(config: TrainConfig, local_rank: int) -> torch.device:
     if config.device == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    from xcalving.runtime import resolve_device  # one check of device names for the package
 
     return torch.device(resolve_device(config.device))
 
@@ -163,8 +165,6 @@ def _mean_across_ranks(values: Sequence[float], distributed: bool) -> list[float
 
 # --- data ----------------------------------------------------------------------------------------
 def _streams(config: TrainConfig) -> tuple[Any, Any]:
-    from xcalving.data.stream import PatchStream
-
     rank, world, _ = _dist_env()
     scaling = Scaling.from_dict(config.scaling)
     common: dict[str, Any] = {"scaling": scaling, "front_dilation": config.front_dilation,
@@ -217,7 +217,7 @@ def train_step(model: Any, batch: dict[str, torch.Tensor], optimizer: Any, confi
 
 def _train_epoch(model: Any, loader: Any, optimizer: Any, config: TrainConfig,
                  device: torch.device, steps: int, epoch: int, show: bool) -> float:
-    from xcalving._progress import tqdm_class
+    from xcalving._progress import tqdm_class  # heavy: xcalving._progress loads dask
 
     tqdm = tqdm_class()
 
@@ -257,8 +257,6 @@ def _validate(model: Any, loader: Any, config: TrainConfig,
 def _scores(val_loss: float, probs: np.ndarray, zones_pred: np.ndarray, zones_true: np.ndarray,
             fronts_true: np.ndarray, config: TrainConfig) -> dict[str, float]:
     """Validation numbers: loss, bbox accuracy, zone IoU and MDE (pixels) both ways."""
-    from xcalving.vector.tracing import front_from_probability
-
     from_zones = np.stack([front_from_zones(z, config.min_length_px) for z in zones_pred])
     from_prob = np.stack([front_from_probability(p, 0.5, config.min_length_px) for p in probs])
     mde_z = mean_distance_error(from_zones, fronts_true)
@@ -299,8 +297,6 @@ def _initial_net(config: TrainConfig) -> ASPPUNet:
     object.__setattr__(net, "xcalving_scaling", Scaling.from_dict(config.scaling))
     if config.init is None:
         return net
-    from xcalving.model.checkpoint import load_model
-    from xcalving.model.weights import model_spec
 
     spec = model_spec(config.init)
     start = load_model(spec.path) if spec.path is not None else None

@@ -13,6 +13,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F  # noqa: N812
+from scipy import ndimage
 
 __all__ = ["DISTANCE_CAP_PX", "FRONT_LOSSES", "ZONE_LOSSES", "dice_loss", "distance_penalty",
            "front_loss", "recipe_loss", "zone_dice_loss", "zone_loss"]
@@ -57,8 +58,6 @@ def distance_penalty(logits: torch.Tensor, front: torch.Tensor,
     >>> float(distance_penalty(logits, front)) < 1e-9
     True
     """
-    from scipy import ndimage
-
     marks = front.detach().to("cpu", torch.bool).numpy()
     distance = torch.full(marks.shape, cap, dtype=torch.float32)
     for k, item in enumerate(marks):

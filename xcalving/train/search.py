@@ -19,10 +19,13 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from xcalving.atomic import write_figure, write_text
 from xcalving.errors import InputError, require
 from xcalving.plot import search_plot
-from xcalving.train.loop import TrainConfig
+from xcalving.runtime import torch_threads_for_process
+from xcalving.train.loop import TrainConfig, train
 
 __all__ = ["DEFAULT_SPACE", "tune"]
 
@@ -42,7 +45,7 @@ def _optuna() -> Any:
 
 def _storage(out: Path) -> Any:
     optuna = _optuna()
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend  # heavy: optuna, loaded on first use
 
     return optuna.storages.JournalStorage(JournalFileBackend(str(out / "study.journal")))
 
@@ -59,7 +62,6 @@ def _study(out: Path, seed: int, n_startup_trials: int) -> Any:
 def _objective(trial: Any, base: TrainConfig, space: dict[str, tuple[float, float]]) -> float:
     """One training run with the trial's lr and batch size, reporting every epoch."""
     optuna = _optuna()
-    from xcalving.train.loop import train
 
     lr = trial.suggest_float("lr", *space["lr"], log=True)
     batch = trial.suggest_int("batch_size", int(space["batch_size"][0]),
@@ -82,10 +84,6 @@ def _objective(trial: Any, base: TrainConfig, space: dict[str, tuple[float, floa
 def _run_one(out: str, base: dict[str, Any], space: dict[str, tuple[float, float]], seed: int,
              n_startup_trials: int) -> int:
     """Task body: load the shared study and run one trial in this worker process."""
-    import torch
-
-    from xcalving.runtime import torch_threads_for_process
-
     torch.set_num_threads(torch_threads_for_process())
     study = _study(Path(out), seed, n_startup_trials)
     study.optimize(lambda t: _objective(t, TrainConfig(**base), space), n_trials=1,
@@ -108,7 +106,7 @@ def _check_space(space: dict[str, tuple[float, float]]) -> dict[str, tuple[float
 
 def _client() -> Any:
     try:
-        from distributed import default_client
+        from distributed import default_client  # heavy: distributed, loaded on first use
 
         return default_client()
     except ValueError as err:
@@ -171,8 +169,6 @@ def tune(base: TrainConfig, *, n_trials: int = 20, space: dict[str, tuple[float,
     study = _study(out, seed, n_startup_trials)
     result = _write_results(study, out, optuna)
     if then_train:
-        from xcalving.train.loop import train
-
         best = replace(base, out=str(out / "best-run"), **result["params"])
         result["best_run"] = train(best)
     return result

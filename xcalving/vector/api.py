@@ -10,10 +10,13 @@ Front files (``write_fronts``, ``read_fronts``, ``check_fronts_path``) live in
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import pandas as pd
+import xarray as xr
 
 from xcalving.errors import InputError, XcalvingWarning
 from xcalving.grid import attrs_spacing, pixel_spacing, transform
@@ -60,6 +63,7 @@ def _grid(ds: Any) -> tuple[Any, float | None, str]:
     Both come from the coordinates (:mod:`xcalving.grid`), never from a cached GeoTransform;
     without a CRS, the ``pixel_spacing`` attribute gives the spacing.
     """
+    # heavy: rioxarray, loaded on first use
     import rioxarray  # noqa: F401
 
     if ds.rio.crs is None:
@@ -89,7 +93,7 @@ def _min_pixels(spacing: float | None, min_length: float, min_length_px: float |
 
 def _geometry(lines: list[np.ndarray], transform: Any) -> Any:
     """Polylines of (row, col) pixel centres → (Multi)LineString in map or pixel coordinates."""
-    import shapely
+    import shapely  # heavy: shapely, loaded on first use
 
     parts = []
     for line in lines:
@@ -137,8 +141,6 @@ def _scene_row(front: np.ndarray, scene: dict[str, np.ndarray], transform: Any,
 
 def _with_region(ds: Any, names: list[str], region: Any, lead: str | None) -> tuple[Any, list[str]]:
     """``ds`` with the region mask as a variable on the scene dims, where there is a region."""
-    import xarray as xr
-
     mask = region_mask(ds, region, lead)
     if mask is None:
         return ds.drop_vars(REGION_VARIABLE, errors="ignore"), names
@@ -159,8 +161,6 @@ def _method(ds: Any, method: str | None) -> str:
 
 def _check_fronts_input(ds: Any, method: str) -> tuple[list[str], str | None]:
     """The variables ``fronts`` reads (the one ``method`` needs first) and the scene dim."""
-    import xarray as xr
-
     if not isinstance(ds, xr.Dataset):
         raise InputError(
             f"ds must be a prediction Dataset (from predict()); got {type(ds).__name__}."
@@ -215,8 +215,8 @@ def _with_scene_dim(ds: Any, lead: str | None) -> tuple[Any, str]:
 
 def _scene_blocks(var: Any, lead: str) -> Any:
     """A dask array (scene, y, x) with one chunk a scene: a front is traced over its scene."""
-    import dask
-    import dask.array as dsa
+    import dask  # heavy: dask, loaded on first use
+    import dask.array as dsa  # heavy: dask, loaded on first use
 
     data = var.transpose(lead, "y", "x").data  # rows are y
     if not dask.is_dask_collection(data):
@@ -243,9 +243,7 @@ def _compute_rows(scenes: Any, lead: str, names: list[str], **settings: Any) -> 
     network output) are computed once: passing each variable to its own ``dask.delayed`` call
     optimises each one's graph apart, and the network runs once a variable.
     """
-    import functools
-
-    import dask.array as dsa
+    import dask.array as dsa  # heavy: dask, loaded on first use
 
     if scenes.sizes[lead] == 0:
         return []
@@ -259,8 +257,6 @@ def _compute_rows(scenes: Any, lead: str, names: list[str], **settings: Any) -> 
 
 def _index(scenes: Any, lead: str) -> Any:
     """The frame's index: the scene dim's coordinate (a DatetimeIndex for dates)."""
-    import pandas as pd
-
     if lead in scenes.coords:
         return pd.Index(scenes[lead].values, name=lead)
     if lead == "time":
@@ -409,8 +405,7 @@ def fronts(
     >>> fronts(cube[["zones"]].rename(time="date")).index.name  # any name of the scene dim
     'date'
     """
-    import geopandas as gpd
-    import pandas as pd
+    import geopandas as gpd  # heavy: geopandas, loaded on first use
 
     threshold = check_threshold(threshold)
     chosen = _method(ds, method)

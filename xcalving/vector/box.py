@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from xcalving.errors import InputError
 from xcalving.zones import ZONE_NAMES
@@ -27,7 +28,7 @@ _SAMPLES = 32
 
 def check_box(box: Any) -> tuple[Any, float]:
     """A shapely rectangle's upstream edge and its width; refused unless a rectangle in metres."""
-    import shapely
+    import shapely  # heavy: shapely, loaded on first use
 
     if not isinstance(box, shapely.Polygon) or len(box.exterior.coords) != 5:
         raise InputError(
@@ -45,7 +46,7 @@ def terminus_position(front: Any, box: Any) -> float:
 
     NaN where the front does not cut the box from side to side.
     """
-    import shapely
+    import shapely  # heavy: shapely, loaded on first use
 
     upstream, width = check_box(box)
     if front is None or front.is_empty:
@@ -86,7 +87,7 @@ def box_from_centreline(centreline: Any, width: float) -> Any:
     >>> [tuple(map(float, c)) for c in box.exterior.coords[:4]]
     [(500.0, 0.0), (-500.0, 0.0), (-500.0, 5000.0), (500.0, 5000.0)]
     """
-    import shapely
+    import shapely  # heavy: shapely, loaded on first use
 
     if not isinstance(centreline, shapely.LineString) or centreline.is_empty:
         raise InputError(f"centreline must be a shapely LineString of 2 or more points, drawn "
@@ -108,7 +109,7 @@ def box_from_centreline(centreline: Any, width: float) -> Any:
 
 def _reverse(box: Any) -> Any:
     """The same rectangle with its ends swapped: corners 2, 3, 0, 1."""
-    import shapely
+    import shapely  # heavy: shapely, loaded on first use
 
     coords = box.exterior.coords[:4]
     return shapely.Polygon([coords[2], coords[3], coords[0], coords[1]])
@@ -124,8 +125,8 @@ def _along(box: Any, point: Any) -> float:
 
 def _ocean_vote(box: Any, ocean: Any) -> float:
     """> 0 where ``ocean`` (a geometry) lies towards the box's downstream end, < 0 upstream."""
-    import shapely
-    from shapely.ops import nearest_points
+    import shapely  # heavy: shapely, loaded on first use
+    from shapely.ops import nearest_points  # heavy: shapely, loaded on first use
 
     if not isinstance(ocean, shapely.Geometry) or ocean.is_empty:
         raise InputError(f"ocean must be a shapely geometry in the ocean beyond the fronts (a "
@@ -150,8 +151,8 @@ def _zones_vote(box: Any, zones: Any, crs: Any) -> float:
 
     Pixels just inside both ends are counted over every scene of ``zones``.
     """
+    # heavy: rioxarray, loaded on first use
     import rioxarray  # noqa: F401  (registers .rio)
-    import xarray as xr
 
     if isinstance(zones, xr.Dataset) and "zones" in zones:
         zones = zones["zones"]

@@ -16,6 +16,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from xcalving.errors import InputError, XcalvingWarning
 
@@ -108,8 +109,6 @@ def terminus_change(fronts: gpd.GeoDataFrame, box: Any, *, ocean: Any = None,
     >>> terminus_change(fronts, box, ocean=shapely.Point(0, 6000))["change_m"].tolist()
     [0.0, -591.0]
     """
-    import pandas as pd
-
     box = _box_in_crs_of(fronts, box)
     check_box(box)
     fronts = _in_time_order(fronts)
@@ -139,8 +138,6 @@ def terminus_change(fronts: gpd.GeoDataFrame, box: Any, *, ocean: Any = None,
 
 def _in_time_order(fronts: Any) -> Any:
     """``fronts`` sorted by date; refused where a front has no date or shares its date."""
-    import pandas as pd
-
     missing = np.flatnonzero(np.asarray(pd.isna(fronts.index), bool))
     if len(missing):
         raise InputError(
@@ -185,8 +182,6 @@ def _first(positions: pd.Series) -> float:
 
 def _rates(positions: pd.Series) -> pd.Series:
     """Change since the previous valid position ÷ years between them (NaN without dates)."""
-    import pandas as pd
-
     valid = positions.dropna()
     if not isinstance(valid.index, pd.DatetimeIndex):
         return pd.Series(np.nan, index=positions.index)

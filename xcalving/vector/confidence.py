@@ -37,7 +37,14 @@ from scipy import ndimage
 from xcalving.errors import InputError
 from xcalving.vector.qc import outlier_flags, sinuosity
 from xcalving.vector.series import WINDOW, front_pairs, neighbour_distances
-from xcalving.zones import NO_DATA, OCEAN, drop_short_pieces, front_from_zones, main_ocean
+from xcalving.zones import (
+    NO_DATA,
+    OCEAN,
+    ZONE_NAMES,
+    drop_short_pieces,
+    front_from_zones,
+    main_ocean,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -166,7 +173,7 @@ def side_margin(to_front: np.ndarray, zones: np.ndarray,
 def _other_front(method: str, zones: np.ndarray | None, probability: np.ndarray | None,
                  min_pixels: float, threshold: float) -> np.ndarray | None:
     """The front of the head that ``method`` does not use (a raster), or None without it."""
-    from skimage.morphology import skeletonize
+    from skimage.morphology import skeletonize  # heavy: skimage, loaded on first use
 
     if method == "zones":
         if probability is None:
@@ -217,8 +224,6 @@ def with_margin(ds: Any, names: list[str]) -> tuple[Any, list[str]]:
 
     It is built from the same (lazy) blocks as the other variables, so they are computed once.
     """
-    from xcalving.zones import ZONE_NAMES
-
     zp = ds.get("zone_probability")
     if zp is None or "zone" not in zp.dims or zp.sizes["zone"] != len(ZONE_NAMES) or \
             set(zp.dims) - {"zone"} != set(ds[names[0]].dims):

@@ -12,6 +12,10 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+import pyarrow.parquet as pq
+
+from xcalving.atomic import staged_file
 from xcalving.errors import (
     InputError,
     InputNotFoundError,
@@ -117,11 +121,9 @@ def _is_front_file(path: str, ext: str) -> bool:
     """Whether ``path`` reads as a front file of its extension's format (schema only)."""
     try:
         if ext == ".parquet":
-            import pyarrow.parquet as pq
-
             names = set(pq.read_schema(path).names)
         else:
-            import pyogrio
+            import pyogrio  # heavy: pyogrio, loaded on first use
 
             layer = _LAYER if ext == ".gpkg" else None
             names = set(pyogrio.read_info(path, layer=layer)["fields"])
@@ -166,9 +168,8 @@ def write_fronts(frame: gpd.GeoDataFrame, path: Any, *, overwrite: bool = False)
     lock against a second run). A write that fails or stops short (a full disk) raises
     :class:`~xcalving.errors.WriteVerificationError` and changes nothing.
     """
-    import geopandas as gpd
+    import geopandas as gpd  # heavy: geopandas, loaded on first use
 
-    from xcalving.atomic import staged_file
 
     path = check_fronts_path(path, overwrite=overwrite)
     if not isinstance(frame, gpd.GeoDataFrame):
@@ -186,7 +187,7 @@ def write_fronts(frame: gpd.GeoDataFrame, path: Any, *, overwrite: bool = False)
 
 def _other_layers(path: str) -> dict[str, int]:
     """Feature counts of the layers of a GeoPackage other than ``fronts`` (kept on rewrite)."""
-    import pyogrio
+    import pyogrio  # heavy: pyogrio, loaded on first use
 
     _refuse_open_elsewhere(path)
     names = [str(name) for name, _ in pyogrio.list_layers(path) if name != _LAYER]
@@ -205,11 +206,9 @@ def _check_written(path: Any, ext: str, rows: int, others: dict[str, int]) -> No
     """Read the staged file back in full: ``rows`` fronts, and ``others`` layers unchanged."""
     path = os.fspath(path)
     if ext == ".parquet":
-        import pyarrow.parquet as pq
-
         found = pq.read_table(path).num_rows
     else:
-        import pyogrio
+        import pyogrio  # heavy: pyogrio, loaded on first use
 
         layer = _LAYER if ext == ".gpkg" else None
         found = len(pyogrio.read_dataframe(path, layer=layer, read_geometry=True))
@@ -243,8 +242,7 @@ def read_fronts(path: Any, *, index: str | None = None) -> gpd.GeoDataFrame:
         The column to index by; default: the first column (where :func:`write_fronts` puts the
         index). A datetime column comes back as a DatetimeIndex (time-zone naive).
     """
-    import pandas as pd
-    import shapely
+    import shapely  # heavy: shapely, loaded on first use
 
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -268,8 +266,8 @@ def read_fronts(path: Any, *, index: str | None = None) -> gpd.GeoDataFrame:
 
 def _read(path: str, ext: str) -> Any:
     """The frame of a front file: a GeoPackage's ``fronts`` layer, wherever it lies in the file."""
-    import geopandas as gpd
-    import pyogrio
+    import geopandas as gpd  # heavy: geopandas, loaded on first use
+    import pyogrio  # heavy: pyogrio, loaded on first use
 
     if ext == ".parquet":
         return gpd.read_parquet(path)

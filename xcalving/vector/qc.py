@@ -47,6 +47,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from xcalving.errors import InputError
 from xcalving.vector.box import terminus_position
@@ -98,7 +99,7 @@ def sinuosity(geometry: Any) -> float:
     >>> round(sinuosity(shapely.LineString([(0, 0), (1, 1), (2, 0)])), 3)
     1.414
     """
-    import shapely
+    import shapely  # heavy: shapely, loaded on first use
 
     if geometry is None or geometry.is_empty:
         return float("nan")
@@ -197,8 +198,6 @@ def window_outliers(values: np.ndarray, series: list[np.ndarray], *, window: int
 
 def _reasons(broken: dict[str, np.ndarray], n: int) -> pd.DataFrame:
     """The flag columns from a boolean array per rule."""
-    import pandas as pd
-
     reason = [",".join(r for r in REASONS if r in broken and broken[r][i]) for i in range(n)]
     return pd.DataFrame({"outlier": np.array([bool(r) for r in reason], bool),
                          "qc_reason": np.array(reason, dtype=object)})

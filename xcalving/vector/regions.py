@@ -67,7 +67,7 @@ def _checked_raster(ds: xr.Dataset, region: xr.DataArray, scene_dim: str | None)
 
 def _geometries(ds: xr.Dataset, region: Any) -> list[Any]:
     """Shapely geometries in ``ds``'s CRS from geometries, a GeoSeries/GeoDataFrame or a box."""
-    import shapely
+    import shapely  # heavy: shapely, loaded on first use
 
     if hasattr(region, "geometry") and hasattr(region, "crs"):
         if region.crs is not None and ds.rio.crs is not None and region.crs != ds.rio.crs:
@@ -91,7 +91,7 @@ def _geometries(ds: xr.Dataset, region: Any) -> list[Any]:
 
 def _rasterised(ds: xr.Dataset, geometries: list[Any]) -> xr.DataArray:
     """Pixels touched by the geometries, on ``ds``'s grid (coordinates give the transform)."""
-    from rasterio.features import geometry_mask
+    from rasterio.features import geometry_mask  # heavy: rasterio, loaded on first use
 
     if not geometries:
         raise InputError("region holds no geometry: pass at least one polygon, line or box.")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -35,8 +37,6 @@ def time_order(index: Any) -> np.ndarray:
     Positions whose index value is missing (NaT) are left out, unless all are: a frame without
     any date is a series in its rows' order, as is one whose index does not sort (mixed types).
     """
-    import pandas as pd
-
     positions = np.arange(len(index))
     dated = positions[~np.asarray(pd.isna(index), bool)]
     if not len(dated):
@@ -57,8 +57,6 @@ def series_rows(frame: Any) -> list[np.ndarray]:
 
 def series_times(frame: Any, series: list[np.ndarray]) -> np.ndarray:
     """Each row's time for trend lines: days for a DatetimeIndex, else its rank in its series."""
-    import pandas as pd
-
     times = np.full(len(frame), np.nan)
     for rows in series:
         if isinstance(frame.index, pd.DatetimeIndex) and len(rows):
@@ -71,8 +69,7 @@ def series_times(frame: Any, series: list[np.ndarray]) -> np.ndarray:
 # --- distances -----------------------------------------------------------------------------------
 def _samples(geometry: Any, step: float) -> Any:
     """A k-d tree of points every ``step`` (coarser for very long fronts) along ``geometry``."""
-    import shapely
-    from scipy.spatial import cKDTree
+    import shapely  # heavy: shapely, loaded on first use
 
     step = max(step, geometry.length / _MAX_POINTS)
     # a piece of one pixel is a line of two equal points, which GEOS will not segmentize

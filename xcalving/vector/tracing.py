@@ -75,7 +75,7 @@ def pixel_length(line: np.ndarray) -> float:
 def front_from_probability(probability: np.ndarray, threshold: float = 0.5,
                            min_pixels: float = 0.0, bbox: np.ndarray | None = None) -> np.ndarray:
     """Threshold, skeletonize, keep the longest path of each piece, then the length rule."""
-    from skimage.morphology import skeletonize
+    from skimage.morphology import skeletonize  # heavy: skimage, loaded on first use
 
     mask = np.nan_to_num(np.asarray(probability, float), nan=0.0) > threshold
     if bbox is not None:
@@ -93,7 +93,7 @@ def _head_mask(probability: np.ndarray, threshold: float) -> np.ndarray:
     Where nothing reaches ``threshold`` but the probability still rises above the low
     threshold, the strongest half of it is taken: a faint front is still a front.
     """
-    from skimage.filters import apply_hysteresis_threshold
+    from skimage.filters import apply_hysteresis_threshold  # heavy: skimage, loaded on first use
 
     low = threshold / 2
     mask = apply_hysteresis_threshold(probability, low, threshold)
@@ -119,7 +119,7 @@ def front_from_head(probability: np.ndarray, threshold: float = 0.5, min_pixels:
     length rule. When the gate removes every piece, the strongest piece is kept: the answer is
     empty only where the probability shows no front at all.
     """
-    from skimage.morphology import skeletonize
+    from skimage.morphology import skeletonize  # heavy: skimage, loaded on first use
 
     p = np.nan_to_num(np.asarray(probability, float), nan=0.0)
     mask = _head_mask(p, threshold)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -210,8 +211,6 @@ def _spacing_attr(value: Any) -> float | str:
 
 def _read_bbox(path: str, shape: tuple[int, int]) -> np.ndarray:
     """A CaFFe bounding-box file (corner points "x,y", one a line) as a boolean raster."""
-    import re
-
     points = []
     try:
         text = Path(path).read_text()
@@ -245,7 +244,7 @@ def label_region(front: np.ndarray, pad: int = REGION_PAD_PX) -> np.ndarray:
     zones give the labelled front back (``fronts(ds, region="label_region")``). Derived from the
     label itself, it would hide every false front further away: never score a model with it.
     """
-    from skimage.morphology import disk
+    from skimage.morphology import disk  # heavy: skimage, loaded on first use
 
     if not front.any():
         return np.ones(front.shape, bool)

@@ -80,7 +80,7 @@ def _skeleton(catalog: pd.DataFrame, plan: list[np.ndarray], window: int,
               chunk_samples: int, spacing: float | None = None,
               context: bool = False) -> xr.Dataset:
     """The store's layout: lazy zeros for the patches, the per-sample coordinates filled in."""
-    import dask.array as da
+    import dask.array as da  # heavy: dask, loaded on first use
 
     scene = np.repeat(np.arange(len(plan)), [len(p) for p in plan])
     offsets = np.concatenate(plan)
@@ -160,9 +160,9 @@ def _scene_arrays(row: Mapping[str, Any], spacing: float | None) -> dict[str, np
 def _write_patches(catalog: pd.DataFrame, plan: list[np.ndarray], store: Any, window: int,
                    chunk_samples: int, progress: bool, spacing: float | None = None,
                    context: bool = False) -> None:
-    import zarr
+    import zarr  # heavy: zarr, loaded on first use
 
-    from xcalving._progress import tqdm_class
+    from xcalving._progress import tqdm_class  # heavy: xcalving._progress loads dask
 
     tqdm = tqdm_class()
     names = ("sar", "zones", "front", *(_CONTEXT_ATTRS if context else ()))

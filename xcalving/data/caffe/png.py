@@ -19,7 +19,7 @@ _LABELS = {"zones": (ZONE_GREYS, "no data, rock, glacier, ocean"),
 
 def _read_grey_png(path: str | os.PathLike[str], what: str) -> np.ndarray:
     """Read an 8-bit single-channel PNG fully, turning every decoding failure into InputError."""
-    from PIL import Image
+    from PIL import Image  # heavy: PIL, loaded on first use
 
     try:
         with Image.open(path, formats=["PNG"]) as image:
@@ -101,7 +101,7 @@ def _grey_to_classes(grey: np.ndarray, path: str | os.PathLike[str], kind: str) 
 
 def _image_shape(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(rows, cols) of a PNG from its header, without decoding the pixels."""
-    from PIL import Image
+    from PIL import Image  # heavy: PIL, loaded on first use
 
     try:
         with Image.open(path, formats=["PNG"]) as image:

@@ -32,6 +32,7 @@ import xarray as xr
 from scipy import ndimage
 
 from xcalving.errors import InputError
+from xcalving.vector.tracing import trace_lines
 
 __all__ = ["COPY_SPACING", "COPY_SIZE", "TRAINING_SPACING", "engineering_crs", "name_spacing",
            "unsquash", "unsquashed_shape"]
@@ -80,7 +81,7 @@ def unsquashed_shape(shape: tuple[int, int], spacing_xy: tuple[float, float],
 
 def engineering_crs(glacier: str) -> Any:
     """A local metric CRS for one glacier's scenes: metres east and north, no geolocation."""
-    import pyproj
+    import pyproj  # heavy: pyproj, loaded on first use
 
     return pyproj.CRS.from_wkt(
         f'ENGCRS["CaFFe {glacier} scene grid",EDATUM["CaFFe {glacier} scene corner"],'
@@ -113,9 +114,8 @@ def _resample_sar(sar: np.ndarray, where: np.ndarray) -> np.ndarray:
 def _redraw_front(front: np.ndarray, out: tuple[int, int], spacing_xy: tuple[float, float],
                   spacing: float) -> np.ndarray:
     """The front's traced lines scaled to the new grid and drawn one pixel wide."""
-    from skimage.draw import line
+    from skimage.draw import line  # heavy: skimage, loaded on first use
 
-    from xcalving.vector.tracing import trace_lines
 
     drawn = np.zeros(out, bool)
     sy, sx = spacing_xy[1] / spacing, spacing_xy[0] / spacing
@@ -137,6 +137,7 @@ def unsquash(scene: xr.Dataset, spacing_xy: tuple[float, float], spacing: float)
     ``pixel_spacing`` is set. ``x`` runs east from 0 at the scene's left edge, ``y`` north from
     0 at its bottom edge (descending rows), in :func:`engineering_crs` of ``attrs["glacier"]``.
     """
+    # heavy: rioxarray, loaded on first use
     import rioxarray  # noqa: F401  (registers .rio)
 
     if not (isinstance(spacing, int | float) and math.isfinite(spacing) and spacing > 0):
