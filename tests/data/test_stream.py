@@ -11,8 +11,9 @@ from PIL import Image
 from skimage.morphology import disk
 
 import xcalving
+from xcalving.data.augment import thicken_front
 from xcalving.data.caffe import caffe_to_zarr, shipped_scenes
-from xcalving.data.stream import PatchStream, epoch_order, shard, thicken_front
+from xcalving.data.stream import PatchStream, epoch_order, shard
 from xcalving.errors import InputError, InputTypeError
 from xcalving.scaling import CAFFE_SCALING, fill_value, to_network_input
 from xcalving.testing import write_fixture_tree
@@ -274,14 +275,14 @@ def test_store_as_fsspec_url(store):
 
 def test_physical_augmentation_multilooks_or_blurs_and_keeps_no_data():
     """'physical': half the scenes look as coarser or smoother data resampled to the grid."""
-    from xcalving.data.stream import _resampled
+    from xcalving.data.augment import resampled
 
     rng = np.random.default_rng(0)
     amplitude = rng.uniform(1, 255, (64, 64)).astype(np.float32)
     amplitude[:, :8] = 0  # a swath edge of no data
     changed = 0
     for _ in range(40):
-        out = _resampled(amplitude, rng)
+        out = resampled(amplitude, rng)
         assert out.shape == amplitude.shape and out.dtype == np.float32
         assert (out[:, :8] == 0).all() and (out[:, 8:] >= 1).all() and out.max() <= 255
         if not np.array_equal(out, amplitude):

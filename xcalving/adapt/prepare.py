@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from xcalving.adapt.sources import UNKNOWN, RawScene, valid_pixels
-from xcalving.data.stream import _flip_rotate, _gamma, _radiometry, _rezoom, thicken_front
+from xcalving.data.augment import flip_rotate, gamma, radiometry, rezoom, thicken_front
 from xcalving.errors import InputError, PerformanceWarning, XcalvingWarning
 from xcalving.model.context import (
     SINGLE_SCENE_RATE,
@@ -280,9 +280,9 @@ class Windows:
         """
         images, zones, fronts = [], [], []
         for _ in range(n):
-            grey, zone, front, *context = _flip_rotate(_rezoom(self.window(), self.rng),
-                                                       self.rng)
-            amplitude = _gamma(_radiometry(grey, self.rng), self.rng)
+            grey, zone, front, *context = flip_rotate(rezoom(self.window(), self.rng),
+                                                      self.rng)
+            amplitude = gamma(radiometry(grey, self.rng), self.rng)
             image = to_network_input(amplitude, "uint8", self.scaling)
             if self.context:
                 single = not context or self.rng.random() < SINGLE_SCENE_RATE
