@@ -10,7 +10,6 @@ Front files (``write_fronts``, ``read_fronts``, ``check_fronts_path``) live in
 
 from __future__ import annotations
 
-import functools
 import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,26 +20,14 @@ import xarray as xr
 from xcalving.errors import InputError, XcalvingWarning
 from xcalving.grid import attrs_spacing, pixel_spacing, transform
 from xcalving.metrics import check_threshold
-from xcalving.vector.confidence import (
-    MARGIN,
-    SERIES_COLUMNS,
-    assess_fronts,
-    scene_signals,
-    with_margin,
-)
+from xcalving.vector.confidence import SERIES_COLUMNS, assess_fronts, with_margin
 from xcalving.vector.qc import grid_id
 from xcalving.vector.regions import REGION_VARIABLE, region_mask
-from xcalving.vector.tracing import (
-    front_from_head,
-    front_from_probability,
-    pixel_length,
-    trace_lines,
-)
-from xcalving.zones import MIN_LENGTH_M, check_ocean_rule, front_from_zones
+from xcalving.vector.rows import compute_rows
+from xcalving.zones import MIN_LENGTH_M, check_ocean_rule
 
 if TYPE_CHECKING:
     import geopandas as gpd
-    import xarray as xr
 
 __all__ = ["COLUMNS", "DEFAULT_METHOD", "fronts", "label_fronts"]
 
@@ -89,54 +76,6 @@ def _min_pixels(spacing: float | None, min_length: float, min_length_px: float |
         )
         return 0.0
     return min_length / spacing
-
-
-def _geometry(lines: list[np.ndarray], transform: Any) -> Any:
-    """Polylines of (row, col) pixel centres → (Multi)LineString in map or pixel coordinates."""
-    import shapely  # heavy: shapely, loaded on first use
-
-    parts = []
-    for line in lines:
-        rows, cols = line[:, 0] + 0.5, line[:, 1] + 0.5
-        xs, ys = (cols, rows) if transform is None else \
-            (transform.c + transform.a * cols + transform.b * rows,
-             transform.f + transform.d * cols + transform.e * rows)
-        coords = np.column_stack([xs, ys])
-        parts.append(shapely.LineString(coords if len(coords) > 1 else np.repeat(coords, 2, 0)))
-    if not parts:
-        return shapely.LineString()
-    return parts[0] if len(parts) == 1 else shapely.MultiLineString(parts)
-
-
-def _scene_front(scene: dict[str, np.ndarray], method: str, min_pixels: float, threshold: float,
-                 ocean: str) -> np.ndarray:
-    zones, probability = scene.get("zones"), scene.get("front_probability")
-    region = scene.get(REGION_VARIABLE)
-    if method == "zones" and zones is not None:
-        return front_from_zones(zones, min_pixels, bbox=region, ocean=ocean)
-    if method == "probability" and probability is not None:
-        return front_from_probability(probability, threshold, min_pixels, bbox=region)
-    if method == "gated" and probability is not None:
-        return front_from_head(probability, threshold, min_pixels, bbox=region, zones=zones,
-                               ocean=ocean)
-    raise InputError(f"method={method!r}: the variable it needs is missing.")
-
-
-def _scene_row(front: np.ndarray, scene: dict[str, np.ndarray], transform: Any,
-               spacing: float | None, **settings: Any) -> dict[str, Any]:
-    """One scene's columns; the confidence signals are measured here, in the same task."""
-    lines = trace_lines(front)
-    pieces = [pixel_length(line) for line in lines]
-    length_px = sum(pieces)
-    probability = scene.get("front_probability")
-    mean_p = float(np.nanmean(probability[front])) if probability is not None and front.any() \
-        else np.nan
-    signals = scene_signals(front, pieces, zones=scene.get("zones"), probability=probability,
-                            margin=scene.get(MARGIN), **settings)
-    return {"geometry": _geometry(lines, transform),
-            "length_m": length_px * spacing if spacing else np.nan, "length_px": length_px,
-            "mean_probability": mean_p, "n_segments": len(lines), "n_pixels": int(front.sum()),
-            **signals}
 
 
 def _with_region(ds: Any, names: list[str], region: Any, lead: str | None) -> tuple[Any, list[str]]:
@@ -211,48 +150,6 @@ def _with_scene_dim(ds: Any, lead: str | None) -> tuple[Any, str]:
                  if c.ndim == 0 and np.issubdtype(c.dtype, np.datetime64)]
         name = dated[0] if len(dated) == 1 else name
     return ds.expand_dims(name), name
-
-
-def _scene_blocks(var: Any, lead: str) -> Any:
-    """A dask array (scene, y, x) with one chunk a scene: a front is traced over its scene."""
-    import dask  # heavy: dask, loaded on first use
-    import dask.array as dsa  # heavy: dask, loaded on first use
-
-    data = var.transpose(lead, "y", "x").data  # rows are y
-    if not dask.is_dask_collection(data):
-        data = dsa.from_array(np.asarray(data), chunks=(1, -1, -1), name=False)
-    return data.rechunk((1, -1, -1))
-
-
-def _rows_of_blocks(*blocks: np.ndarray, names: tuple[str, ...], method: str,
-                    min_pixels: float, threshold: float, ocean: str, transform: Any,
-                    spacing: float | None) -> np.ndarray:
-    """One scene's blocks (1, y, x), one a variable → its row, in an object array of one."""
-    scene = dict(zip(names, (block[0] for block in blocks), strict=True))
-    front = _scene_front(scene, method, min_pixels, threshold, ocean)
-    out = np.empty(1, object)
-    out[0] = _scene_row(front, scene, transform, spacing, method=method, min_pixels=min_pixels,
-                        threshold=threshold)
-    return out
-
-
-def _compute_rows(scenes: Any, lead: str, names: list[str], **settings: Any) -> list[Any]:
-    """Every scene's row, computed in one graph.
-
-    All variables enter one ``map_blocks`` call, so the blocks they share (a lazy prediction's
-    network output) are computed once: passing each variable to its own ``dask.delayed`` call
-    optimises each one's graph apart, and the network runs once a variable.
-    """
-    import dask.array as dsa  # heavy: dask, loaded on first use
-
-    if scenes.sizes[lead] == 0:
-        return []
-    stacks = [_scene_blocks(scenes[name], lead) for name in names]
-    # the settings travel in a partial: dask would read a tuple (the transform) as a task
-    function = functools.partial(_rows_of_blocks, names=tuple(names), **settings)
-    rows = dsa.map_blocks(function, *stacks, drop_axis=[1, 2], dtype=object,
-                          meta=np.empty((0,), object), token="xcalving-fronts")
-    return list(rows.compute())
 
 
 def _index(scenes: Any, lead: str) -> Any:
@@ -418,7 +315,7 @@ def fronts(
         warnings.warn(f"fronts: length_m is NaN: {why}", XcalvingWarning, stacklevel=2)
     ds, names = with_margin(ds, names)
     scenes, dim = _with_scene_dim(ds[names], lead)
-    rows = _compute_rows(scenes, dim, names, method=chosen, min_pixels=min_pixels,
+    rows = compute_rows(scenes, dim, names, method=chosen, min_pixels=min_pixels,
                          threshold=threshold, ocean=ocean, transform=transform, spacing=spacing)
     table = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
     table.index = _index(scenes, dim)

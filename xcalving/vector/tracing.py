@@ -2,7 +2,7 @@
 
 :func:`trace_lines` orders each 8-connected piece of a front raster into a path of (row, col)
 vertices; :func:`front_from_probability` turns a probability map into such a raster.
-:mod:`xcalving.vector.api` maps them over the scenes of a prediction.
+:mod:`xcalving.vector.rows` maps them over the scenes of a prediction.
 """
 
 from __future__ import annotations
