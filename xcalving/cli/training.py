@@ -12,7 +12,7 @@ from xcalving.cli._dask import connect
 from xcalving.errors import InputError, InputNotFoundError
 
 if TYPE_CHECKING:
-    from xcalving.train.loop import TrainConfig
+    from xcalving.train.config import TrainConfig
 
 
 def _add_run_options(parser: Any, *, width: int, epochs: int) -> None:
@@ -47,8 +47,8 @@ def _add_run_options(parser: Any, *, width: int, epochs: int) -> None:
 
 def _train_config(args: argparse.Namespace, **options: Any) -> TrainConfig:
     """The TrainConfig of the run options (:func:`_add_run_options`), plus ``options``."""
-    # heavy: xcalving.train.loop loads torch, matplotlib, safetensors
-    from xcalving.train.loop import TrainConfig
+    # heavy: xcalving.train.config loads torch, matplotlib, safetensors
+    from xcalving.train.config import TrainConfig
 
     return TrainConfig(
         store=args.store, out=args.out, train_glaciers=args.train_glaciers,

@@ -25,7 +25,8 @@ from xcalving.atomic import write_figure, write_text
 from xcalving.errors import InputError, require
 from xcalving.plot import search_plot
 from xcalving.runtime import torch_threads_for_process
-from xcalving.train.loop import TrainConfig, train
+from xcalving.train.config import TrainConfig
+from xcalving.train.loop import train
 
 __all__ = ["DEFAULT_SPACE", "tune"]
 
