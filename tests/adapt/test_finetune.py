@@ -250,7 +250,7 @@ def test_replay_mixes_scenes_of_other_glaciers_into_training(base, caffe_tree, t
 
 def _shipped_outside(tree) -> int:
     """Shipped CaFFe scenes of glaciers other than those named in ``tree``."""
-    from xcalving.adapt.api import scene_glaciers
+    from xcalving.adapt.base import scene_glaciers
     from xcalving.data.caffe import open_caffe, shipped_scenes
 
     adapted = scene_glaciers(list(open_caffe(tree)["stem"]))

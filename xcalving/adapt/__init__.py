@@ -7,7 +7,8 @@ on a laptop; :func:`finetune_card` shows what a fine-tuned file was made from an
 One module per job: ``sources`` (reading a CaFFe tree, a Zarr cube, GeoTIFF scenes), ``labels``
 (front lines and zone polygons from a GIS, rasterised on each scene's grid), ``prepare`` (one
 pixel spacing, 8-bit grey, random augmented windows), ``loop`` (what trains, the loss, the
-budget, Ctrl-C), ``card`` (scores and the card) and ``api`` (:func:`finetune`).
+budget, Ctrl-C), ``card`` (scores and the card), ``base`` (the base weights and the scenes
+they replay) and ``api`` (:func:`finetune`).
 """
 
 from __future__ import annotations

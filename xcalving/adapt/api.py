@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 import xcalving
+from xcalving.adapt.base import Base, base_recipe, load_base, replay_scenes, scene_glaciers
 from xcalving.adapt.card import FACTS_KEY, SCORE_NOTE, render_card, score_scenes
 from xcalving.adapt.labels import apply_labels
 from xcalving.adapt.loop import BATCHNORM, TRAINABLE, LoopResult, Recipe, run_loop
@@ -25,49 +26,18 @@ from xcalving.adapt.prepare import (
     window_size,
 )
 from xcalving.adapt.sources import read_scenes
-from xcalving.data.caffe.catalog import open_caffe, shipped_scenes
-from xcalving.data.caffe.names import parse_name
 from xcalving.errors import (
     InputError,
     InputTypeError,
     TargetExistsError,
     UnsafeTargetError,
-    WeightsNotFoundError,
     did_you_mean,
 )
-from xcalving.model.checkpoint import load_model, read_metadata, save_model
+from xcalving.model.checkpoint import load_model, save_model
 from xcalving.model.context import uses_context
-from xcalving.model.header import weights_facts
-from xcalving.model.registry import REGISTRY
-from xcalving.model.weights import model_spec
 from xcalving.runtime import VERSION, resolve_device
-from xcalving.scaling import Scaling
 
-__all__ = ["REPLAY_SETS", "FinetuneResult", "finetune", "scene_glaciers"]
-
-
-def _shipped_caffe256() -> Any:
-    """The 21 shipped CaFFe scenes, with the copy's per-glacier spacing (un-squashed on read)."""
-    return open_caffe(shipped_scenes(), pixel_spacing="caffe256")
-
-
-def scene_glaciers(names: list[str]) -> set[str]:
-    """The glacier codes of CaFFe-named scenes (other names give none).
-
-    >>> sorted(scene_glaciers(["DBE_2011-07-05_TSX_7_1_110", "my_scene"]))
-    ['DBE']
-    """
-    found = set()
-    for name in names:
-        try:
-            found.add(parse_name(name).glacier)
-        except InputError:
-            continue
-    return found
-
-
-#: Labelled scene sets a registered base may name as its ``replay`` (``replay="auto"``).
-REPLAY_SETS: dict[str, Callable[[], Any]] = {"shipped-caffe256": _shipped_caffe256}
+__all__ = ["FinetuneResult", "finetune"]
 
 
 @dataclass(frozen=True)
@@ -85,51 +55,6 @@ class FinetuneResult:
     def card(self) -> str:
         """The Markdown card of the weights (see :func:`xcalving.adapt.finetune_card`)."""
         return render_card(self.path.name, self.facts)
-
-
-@dataclass(frozen=True)
-class _Base:
-    name: str
-    sha256: str
-    path: str
-    scaling: Scaling
-    spacing: float | None
-    meta: dict[str, str]
-
-
-def _load_base(base: Any) -> _Base:
-    if not isinstance(base, str | os.PathLike):
-        raise InputTypeError(f"base must be a registered weights name ({', '.join(REGISTRY)}) or "
-                             f"the path of a .safetensors file; got {type(base).__name__}.")
-    try:
-        spec = model_spec(base)
-    except WeightsNotFoundError as err:
-        raise WeightsNotFoundError(str(err).replace("model:", "base:", 1)) from err
-    assert spec.path is not None  # a name or a path always resolves to a file
-    registered = isinstance(base, str) and base in REGISTRY
-    recorded = REGISTRY[str(base)].scaling if registered else weights_facts(spec.path, "base")[1]
-    if recorded is None:
-        raise InputError(
-            f"base: {os.fspath(base)!r} records no input scaling, so the scaling it was trained "
-            "on is unknown and fine-tuning would bake in a guess. Rewrite it with "
-            "xcalving.model.save_model(net, path, scaling=CAFFE_SCALING) if it was trained on "
-            "CaFFe-style 8-bit input (or the Scaling it was trained with).")
-    name = str(base) if registered else Path(base).name
-    return _Base(name, spec.sha256, spec.path, spec.scaling, spec.pixel_spacing,
-                 read_metadata(spec.path))
-
-
-def _base_recipe(meta: dict[str, str]) -> dict[str, Any]:
-    """Loss weights and front thickening of the base's own recipe (defaults where unrecorded)."""
-    try:
-        config = json.loads(meta.get("training", "{}")).get("config", {})
-    except (ValueError, AttributeError):
-        config = {}
-    return {"front_weight": float(config.get("front_weight", 1.0)),
-            "zone_weight": float(config.get("zone_weight", 1.0)),
-            "zone_loss": str(config.get("zone_loss", "ce")),
-            "label_smoothing": float(config.get("label_smoothing", 0.0)),
-            "front_dilation": int(config.get("front_dilation", 10))}
 
 
 def _check_options(max_minutes: Any, max_steps: Any, lr: Any, batch_size: Any, window: Any,
@@ -153,7 +78,7 @@ def _check_options(max_minutes: Any, max_steps: Any, lr: Any, batch_size: Any, w
                              + did_you_mean(str(value), choices))
 
 
-def _check_out(out: Any, overwrite: bool, base: _Base) -> Path:
+def _check_out(out: Any, overwrite: bool, base: Base) -> Path:
     if not isinstance(out, str | os.PathLike):
         raise InputTypeError(f"out must be the path of the new .safetensors file; got "
                              f"{type(out).__name__}.")
@@ -182,35 +107,6 @@ def refuse_package_target(path: str | os.PathLike[str], *, what: str = "out") ->
             "e.g. mine.safetensors in your project folder.")
 
 
-def _replay_scenes(replay: Any, share: Any, scaling: str, base: _Base,
-                   adapted: set[str] | None = None) -> list[LabelledScene]:
-    """The replayed scenes at the training spacing (none without ``replay``).
-
-    Scenes of a glacier being adapted (``adapted``: glacier codes of the data's scene names)
-    are never replayed: the replay keeps what the base knew of *other* glaciers.
-    """
-    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
-        raise InputError(f"replay_share must be a share of the training windows between 0 and "
-                         f"1 (exclusive), e.g. 0.25; got {share!r}.")
-    if isinstance(replay, str) and replay == "auto":
-        record = REGISTRY.get(base.name)  # the registered file itself, not a namesake
-        named = record.replay if record is not None and record.sha256 == base.sha256 else ""
-        replay = REPLAY_SETS[named]() if named else None
-    if replay is None:
-        return []
-    # read as the base learnt: at its spacing where it records one, else as they come (caffe256)
-    raw = read_scenes(replay, scaling=scaling, resolution=base.spacing,
-                      caffe_spacing="name" if base.spacing is not None else None)
-    raw = [s for s in raw if not scene_glaciers([s.name]) & (adapted or set())]
-    if not raw:
-        return []
-    if not any(s.zones is not None or s.front is not None for s in raw):
-        raise InputError("replay: none of its scenes has labels (zones or a front); replay "
-                         "takes labelled scenes of other glaciers, e.g. a CaFFe data_raw tree.")
-    scenes, _ = prepare_scenes(raw, target=base.spacing)
-    return scenes
-
-
 def _notes(scenes: list[LabelledScene], recipe: Recipe, run: LoopResult) -> list[str]:
     notes = []
     if recipe.front_only and recipe.zone_weight > 0:
@@ -228,7 +124,7 @@ def _notes(scenes: list[LabelledScene], recipe: Recipe, run: LoopResult) -> list
     return notes
 
 
-def _facts(base: _Base, scenes: list[LabelledScene], spacing: float | None, recipe: Recipe,
+def _facts(base: Base, scenes: list[LabelledScene], spacing: float | None, recipe: Recipe,
            run: LoopResult, device: str, scores: dict[str, Any]) -> dict[str, Any]:
 
     kinds = {s.labels for s in scenes}
@@ -361,15 +257,15 @@ def finetune(
     """
     started = time.perf_counter()
     _check_options(max_minutes, max_steps, lr, batch_size, window, trainable, batchnorm)
-    spec = _load_base(base)
+    spec = load_base(base)
     path = _check_out(out, overwrite, spec)
     raw = read_scenes(data, scaling=scaling, caffe_spacing=caffe_spacing,
                       resolution=spec.spacing)
     if labels is not None:
         raw = apply_labels(raw, labels, date_column=date_column, class_column=class_column)
     scenes, spacing = prepare_scenes(raw, target=spec.spacing)
-    kept = _replay_scenes(replay, replay_share, scaling, spec,
-                          adapted=scene_glaciers([s.name for s in raw]))
+    kept = replay_scenes(replay, replay_share, scaling, spec,
+                         adapted=scene_glaciers([s.name for s in raw]))
     dev = resolve_device(device)
     torch.manual_seed(seed)
     net = load_model(spec.path, device=dev)
@@ -377,7 +273,7 @@ def finetune(
                     lr=float(lr), batch_size=batch_size,
                     window=window_size(scenes, window, net.stride),
                     front_only=all(s.labels == "front" for s in scenes),
-                    replay_share=replay_share if kept else 0.0, **_base_recipe(spec.meta))
+                    replay_share=replay_share if kept else 0.0, **base_recipe(spec.meta))
     scoring = time.perf_counter()
     before = score_scenes(net, scenes, device=dev) if score else None
     reserve = time.perf_counter() - scoring + 1.0  # to score the result the same way, and save
@@ -414,7 +310,7 @@ def _scores(before: dict[str, Any] | None, net: Any, scenes: list[LabelledScene]
     return {"note": SCORE_NOTE, "before": before, "after": after}
 
 
-def _save(net: Any, path: Path, base: _Base, facts: dict[str, Any],
+def _save(net: Any, path: Path, base: Base, facts: dict[str, Any],
           spacing: float | None) -> None:
     names = ", ".join(s["name"] for s in facts["scenes"][:5])
     metadata = {

@@ -36,7 +36,7 @@ class WeightsRecord:
     data: str = ""
     training: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     #: Labelled scenes of its own training data that ``finetune(replay="auto")`` mixes in: a
-    #: key of :data:`xcalving.adapt.api.REPLAY_SETS`, or "" for none.
+    #: key of :data:`xcalving.adapt.base.REPLAY_SETS`, or "" for none.
     replay: str = ""
     #: The front method the leave-one-glacier-out folds chose for these weights: ``fronts()``
     #: uses it by default on their predictions ("zones", "probability" or "gated").
