@@ -20,7 +20,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -40,9 +40,6 @@ from xcalving.io.cog import Storage, cog_profile, is_zones, storage_of, write_ge
 from xcalving.io.cube import open_cube
 from xcalving.io.lineage import input_paths
 from xcalving.safety import check_names, check_target, is_zarr_store, mark_folder, marked_by, staged
-
-if TYPE_CHECKING:
-    import xarray as xr
 
 __all__ = ["CLI_NAMES", "WRITTEN_BY", "Names", "export_geotiffs", "scene_labels", "write_export"]
 

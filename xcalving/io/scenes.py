@@ -36,7 +36,6 @@ from xcalving.io.scene_files import (
 
 if TYPE_CHECKING:
     import pyproj
-    import xarray as xr
     from affine import Affine
 
 __all__ = ["DUPLICATES", "SCENE_SUFFIXES", "is_scene_path", "open_scenes"]

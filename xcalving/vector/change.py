@@ -22,7 +22,6 @@ from xcalving.errors import InputError, XcalvingWarning
 
 if TYPE_CHECKING:
     import geopandas as gpd
-    import pandas as pd
 
 from xcalving.vector.box import check_box, ocean_at_upstream_end, terminus_position
 from xcalving.vector.qc import (

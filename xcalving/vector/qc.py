@@ -62,7 +62,6 @@ from xcalving.vector.series import (
 
 if TYPE_CHECKING:
     import geopandas as gpd
-    import pandas as pd
 
 __all__ = ["FLAG_COLUMNS", "REASONS", "flag_outliers", "grid_id", "outlier_flags",
            "pixel_size_of", "position_outliers", "sinuosity", "window_outliers"]
