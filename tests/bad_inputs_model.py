@@ -72,10 +72,10 @@ def _edited_header(tmp: Path) -> Path:
     return tmp / "edited.safetensors"
 
 
-def _three_band_weights(tmp: Path) -> Path:
+def _two_band_weights(tmp: Path) -> Path:
     from xcalving.model import ASPPUNet, save_model
 
-    return save_model(ASPPUNet(in_channels=3, width=4), tmp / "rgb.safetensors")
+    return save_model(ASPPUNet(in_channels=2, width=4), tmp / "hh_hv.safetensors")
 
 
 def _dev_zero() -> str:
@@ -144,7 +144,7 @@ def cases(Case) -> list:  # noqa: N803  (the row class of the matrix)
              "InputError", "ValueError",
              r"do not match the network.*width=1024, but the tensors were saved with width=4",
              lambda t: xcalving.predict(_sar(), _edited_header(t))),
-        Case("weights-bands", "model", "weights of a network for three bands", "InputError",
-             "ValueError", r"in_channels=3 \(predict feeds one band",
-             lambda t: xcalving.predict(_sar(), _three_band_weights(t))),
+        Case("weights-bands", "model", "weights of a network for two bands", "InputError",
+             "ValueError", r"in_channels=2 \(predict feeds one band",
+             lambda t: xcalving.predict(_sar(), _two_band_weights(t))),
     ]

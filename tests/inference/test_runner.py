@@ -302,7 +302,7 @@ def test_a_symlink_to_a_weights_file_is_a_weights_file(tmp_path):
 
 
 # --- networks predict cannot feed ----------------------------------------------------------------
-@pytest.mark.parametrize("kwargs, match", [({"in_channels": 3}, r"in_channels=3 \(predict feeds "
+@pytest.mark.parametrize("kwargs, match", [({"in_channels": 2}, r"in_channels=2 \(predict feeds "
                                                                  r"one band"),
                                            ({"n_zones": 3}, r"n_zones=3 \(predict reads 4")])
 def test_a_network_of_other_bands_or_zones_is_refused_before_anything_runs(sar, tmp_path,
