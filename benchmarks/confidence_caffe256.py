@@ -75,8 +75,13 @@ def run_weights(run: Path, epoch: int | None) -> Path:
 
 
 def run_table(run: Path, data: Path, cache: Path | None,
-              epoch: int | None = None) -> pd.DataFrame:
-    """One row per held-out scene: the front's signals, confidence columns and error."""
+              epoch: int | None = None, spacing: float | None = None) -> pd.DataFrame:
+    """One row per held-out scene: the front's signals, confidence columns and error.
+
+    With ``spacing`` the scenes are un-squashed to square pixels of ``spacing`` m (a dated,
+    georeferenced cube, as ``logo_caffe256.py --spacing`` scores them): ``fronts()`` then runs
+    with its defaults in metres (pieces of at most 750 m dropped); errors stay in pixels.
+    """
     import xcalving
     from xcalving.vector.tracing import front_from_probability
     from xcalving.zones import front_from_zones
@@ -87,15 +92,18 @@ def run_table(run: Path, data: Path, cache: Path | None,
         return pd.read_parquet(stored)
     recipe, held_out = run.name.rsplit("-", 1)
     method = RECIPES[recipe]["method"]
-    scenes = held_out_scenes(data, held_out)
-    pred = xcalving.predict(scenes.sar, model=str(weights), tile=256, overlap=0,
-                            scaling="uint8", outputs="all").compute()
+    scenes = held_out_scenes(data, held_out, spacing)
+    pred = xcalving.predict(scenes.sar, model=str(weights), tile=256,
+                            overlap=0 if spacing is None else 64, scaling="uint8",
+                            outputs="all").compute()
+    min_px = 10 if spacing is None else 750 / spacing
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # no CRS: pixel coordinates, as intended
-        frame = xcalving.fronts(pred, method=method, min_length_px=10)
-    rasters = np.stack([front_from_zones(z, 10) for z in pred.zones.values]) \
+        frame = xcalving.fronts(pred, method=method, region=False, min_length_px=10) \
+            if spacing is None else xcalving.fronts(pred, method=method, region=False)
+    rasters = np.stack([front_from_zones(z, min_px) for z in pred.zones.values]) \
         if method == "zones" else \
-        np.stack([front_from_probability(p, 0.5, 10) for p in pred.front_probability.values])
+        np.stack([front_from_probability(p, 0.5, min_px) for p in pred.front_probability.values])
     sums, counts = front_errors(rasters, scenes.front.values.astype(bool))
     table = pd.DataFrame(frame.drop(columns="geometry"))
     table = table.assign(run=f"{run.parent.name}/{run.name}", recipe=recipe, held_out=held_out,
@@ -243,9 +251,15 @@ def main() -> None:
     parser.add_argument("--png", type=Path, default=None, help="write the curves here")
     parser.add_argument("--epoch", type=int, default=None,
                         help="score each run's weights of this epoch where kept (default: last)")
+    parser.add_argument("--spacing", type=float, default=None,
+                        help="un-squash the scenes to square pixels of this many metres")
+    parser.add_argument("--recipes", nargs="+", default=None,
+                        help="only the runs of these recipes")
     args = parser.parse_args()
-    table = pd.concat([run_table(run, args.data, args.cache, args.epoch)
-                       for run in finished_runs(args.runs)], ignore_index=True)
+    runs = [run for run in finished_runs(args.runs)
+            if args.recipes is None or run.name.rsplit("-", 1)[0] in args.recipes]
+    table = pd.concat([run_table(run, args.data, args.cache, args.epoch, args.spacing)
+                       for run in runs], ignore_index=True)
     table["cv_confidence"], models = cross_fitted(table)
     print(markdown(table))
     print("Cross-fitted models:\n" + "\n".join(models) + "\n")

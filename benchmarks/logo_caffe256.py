@@ -286,18 +286,18 @@ def _fronts(pred: xr.Dataset, method: str, min_pixels: float) -> np.ndarray:
                      for p in pred.front_probability.values])
 
 
-def evaluate(weights: Path | str, scenes: xr.Dataset, method: str | list[str],
+def evaluate(weights: Path | str | list[Path], scenes: xr.Dataset, method: str | list[str],
              spacing: float | None = None) -> dict[str, Any]:
     """MDE (px and m, pooled, both halves, per-scene median), no-front count and zone IoU.
 
     Fronts come from the whole scene (no region: the user's default path); pieces of at most
     750 m (10 px without a spacing) are dropped. With several methods, a dict method → row.
+    A list of weights is an ensemble: their probabilities are averaged before extraction.
     """
-    import xcalving
     from xcalving.metrics import zone_iou
 
-    pred = xcalving.predict(scenes.sar, model=str(weights), tile=256,
-                            overlap=0 if spacing is None else 64, scaling="uint8").compute()
+    members = weights if isinstance(weights, list) else [weights]
+    pred = _mean_prediction([_predict(w, scenes, spacing) for w in members])
     min_pixels = 10 if spacing is None else 750 / spacing
     iou = float(zone_iou(pred.zones.values, scenes.zones.values).mean)
     rows = {}
@@ -309,6 +309,45 @@ def evaluate(weights: Path | str, scenes: xr.Dataset, method: str | list[str],
                 row[f"{key}_m"] = row[f"{key}_px"] * spacing
         rows[name] = {**row, "n_scenes": int(scenes.sizes["time"]), "zone_iou": iou}
     return rows[method] if isinstance(method, str) else rows
+
+
+def _predict(weights: Path | str, scenes: xr.Dataset, spacing: float | None) -> xr.Dataset:
+    import xcalving
+
+    return xcalving.predict(scenes.sar, model=str(weights), tile=256,
+                            overlap=0 if spacing is None else 64, scaling="uint8",
+                            outputs="all").compute()
+
+
+def _mean_prediction(preds: list[xr.Dataset]) -> xr.Dataset:
+    """An ensemble's prediction: mean front and zone probabilities, zones their arg-max."""
+    if len(preds) == 1:
+        return preds[0]
+    front = sum(p.front_probability for p in preds) / len(preds)
+    zone = sum(p.zone_probability for p in preds) / len(preds)
+    zones = zone.fillna(0).argmax("zone").where(front.notnull(), 0).astype(np.uint8)
+    return xr.Dataset({"front_probability": front, "zones": zones, "zone_probability": zone})
+
+
+def score_ensemble(data: Path, runs: Path, members: list[str], spacing: float | None,
+                   folds: list[str], method: str = "probability") -> list[dict[str, Any]]:
+    """Score, on each fold, the mean prediction of the members' fold models (last epochs).
+
+    Every member of a fold never saw its held-out glacier, so the ensemble did not either; it
+    costs ``len(members)`` predictions. Rows go to ensemble-FOLDS.json.
+    """
+    rows = []
+    for held_out in folds:
+        scenes = held_out_scenes(data, held_out, spacing)
+        weights = [last_weights(runs / f"{m}-{held_out}") for m in members]
+        row = {"recipe": "ensemble(" + "+".join(members) + ")", "held_out": held_out,
+               "epochs": trained_epochs(runs / f"{members[0]}-{held_out}"), "method": method,
+               "train_minutes": float("nan"), "inference_cost": len(members),
+               **evaluate(weights, scenes, method, spacing)}
+        rows.append(row)
+        print(row, flush=True)
+    (runs / f"ensemble-{'-'.join(folds)}.json").write_text(json.dumps(rows, indent=2))
+    return rows
 
 
 def score(data: Path, runs: Path, at: list[int] | None = None,
@@ -427,7 +466,7 @@ def main() -> None:
     """Train the folds, or score them."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["train", "score", "final", "choose"])
+    parser.add_argument("action", choices=["train", "score", "final", "choose", "ensemble"])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/caffe256"))
     parser.add_argument("--runs", type=Path, default=Path("runs/logo"))
     parser.add_argument("--folds", nargs="+", default=list(GLACIERS), choices=GLACIERS)
@@ -453,6 +492,9 @@ def main() -> None:
     if args.action == "score":
         score(args.data, args.runs, args.at, args.swa, args.spacing, args.methods,
               args.folds if args.folds != list(GLACIERS) else None)
+        return
+    if args.action == "ensemble":  # the mean prediction of the --recipes' fold models
+        score_ensemble(args.data, args.runs, args.recipes, args.spacing, args.folds)
         return
     if args.action == "choose":  # print the recipe the rule picks from the scored folds
         rows = read_tables(args.runs)
