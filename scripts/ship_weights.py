@@ -115,6 +115,9 @@ def _card_facts(config: dict[str, object], args: argparse.Namespace) -> dict[str
         record = json.loads(args.spacing_record.read_text())
         facts["spacing_range"] = record["spacing_range"]
         facts["resolution_model"] = record["resolution_model"]
+        facts["spacing_check"] = [{k: row[k] for k in ("spacing", "resolution", "mde_m",
+                                                       "n_no_front", "n_scenes")}
+                                  for row in record["rows"]]
     return facts
 
 
