@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from xcalving.adapt.sources import UNKNOWN, RawScene, valid_pixels
@@ -26,10 +25,8 @@ from xcalving.data.augment import flip_rotate, gamma, radiometry, rezoom, thicke
 from xcalving.errors import InputError, PerformanceWarning, XcalvingWarning
 from xcalving.model.context import (
     SINGLE_SCENE_RATE,
-    grey_context,
-    neighbour_indices,
+    grey_series_context,
     network_channels,
-    summarise,
 )
 from xcalving.scaling import Scaling, check_values, db_to_grey, fill_value, to_network_input
 from xcalving.zones import front_from_zones
@@ -190,12 +187,9 @@ def add_context(scenes: list[LabelledScene], series: Callable[[LabelledScene], s
         if scene.date:
             groups.setdefault((series(scene), *scene.grey.shape), []).append(scene)
     for members in (m for m in groups.values() if len(m) > 1):
-        grey = np.stack([s.grey for s in members]).astype(np.float32)
-        grey[grey == 0] = np.nan
-        times = pd.to_datetime([s.date for s in members]).to_numpy()
-        summary = summarise(grey, neighbour_indices(times))
-        for scene, one in zip(members, summary, strict=True):
-            scene.context = grey_context(one)
+        context = grey_series_context([s.grey for s in members], [s.date for s in members])
+        for scene, one in zip(members, context, strict=True):
+            scene.context = one
 
 
 # --- training windows ----------------------------------------------------------------------------

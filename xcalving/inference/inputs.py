@@ -247,12 +247,7 @@ def model_input(data: Any, da: Any, kind: str, spec: ModelSpec) -> Any:
     x = network_input(data, da, kind, spec)
     if spec.in_channels == 1:
         return x
-    return with_context(x, scene_times(da), fill_value_of(spec))
-
-
-def fill_value_of(spec: ModelSpec) -> float:
-    """The normalised value no-data pixels get for these weights."""
-    return fill_value(spec.scaling)
+    return with_context(x, scene_times(da), fill_value(spec.scaling))
 
 
 def scene_times(da: Any) -> np.ndarray:

@@ -28,10 +28,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from xcalving.scaling import Scaling, fill_value, to_network_input
 
 __all__ = ["CONTEXT_CHANNELS", "NEIGHBOURS", "SINGLE_SCENE_RATE", "fill_context", "grey_context",
+           "grey_series_context",
            "neighbour_indices", "network_channels", "single_scene_context", "summarise",
            "uses_context"]
 
@@ -126,6 +128,18 @@ def grey_context(summary: np.ndarray) -> np.ndarray:
         np.where(np.isnan(median), 0, np.clip(np.rint(median), 1, 255)),
         np.where(np.isnan(spread), 0, np.clip(np.rint(spread), 0, 255)),
     ]).astype(np.uint8)
+
+
+def grey_series_context(greys: Sequence[np.ndarray], dates: Sequence[Any]) -> list[np.ndarray]:
+    """The 8-bit context (:func:`grey_context`) of each scene of one series on one grid.
+
+    ``greys`` are the scenes as 8-bit grey (0 = no data), ``dates`` their dates; each scene is
+    summarised by its nearest others of the series.
+    """
+    grey = np.stack(greys).astype(np.float32)
+    grey[grey == 0] = np.nan
+    times = pd.to_datetime(list(dates)).to_numpy()
+    return [grey_context(one) for one in summarise(grey, neighbour_indices(times))]
 
 
 def network_channels(image: np.ndarray, context: np.ndarray | None, scaling: Scaling,

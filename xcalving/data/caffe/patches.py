@@ -22,7 +22,7 @@ from xcalving.data.caffe.catalog import (
 from xcalving.data.caffe.png import _image_shape, _read_scene_arrays
 from xcalving.data.caffe.scale import unsquashed_shape
 from xcalving.errors import InputError
-from xcalving.model.context import grey_context, neighbour_indices, summarise
+from xcalving.model.context import grey_series_context
 from xcalving.safety import check_target, staged
 from xcalving.windows import window_starts
 
@@ -199,12 +199,10 @@ def _add_context(arrays: list[dict[str, np.ndarray]], rows: list[dict[str, Any]]
     for i, scene in enumerate(arrays):
         by_shape.setdefault((rows[i]["split"], *scene["sar"].shape), []).append(i)
     for members in by_shape.values():
-        grey = np.stack([arrays[i]["sar"] for i in members]).astype(np.float32)
-        grey[grey == 0] = np.nan
-        times = pd.to_datetime([rows[i]["date"] for i in members]).to_numpy()
-        summary = summarise(grey, neighbour_indices(times))
-        for slot, i in enumerate(members):
-            arrays[i]["ctx_median"], arrays[i]["ctx_spread"] = grey_context(summary[slot])
+        context = grey_series_context([arrays[i]["sar"] for i in members],
+                                      [rows[i]["date"] for i in members])
+        for i, one in zip(members, context, strict=True):
+            arrays[i]["ctx_median"], arrays[i]["ctx_spread"] = one
 
 
 def _input_files(catalog: pd.DataFrame) -> list[str]:
