@@ -65,6 +65,16 @@ RECIPES: dict[str, dict[str, Any]] = {
     "glacierdl-physical": {"config": {"width": 8, "lr": 1e-4, "zone_weight": 0.0,
                                       "front_weight": 1.0, "augment": "physical"},
                            "method": "probability"},
+    # GlacierDL's recipe with a second seed: the baseline re-run in the fifth round, and a
+    # measure of one run's noise beside the first seed's row
+    "glacierdl-s1": {"config": {"width": 8, "lr": 1e-4, "zone_weight": 0.0, "front_weight": 1.0,
+                                "augment": True, "seed": 1}, "method": "probability"},
+    # GlacierDL's recipe with augmentation aimed at the failures on never-seen glaciers: zoom
+    # 0.5-2x, another scene mixed into the ocean (p 0.3), multilook or blur half the time, no
+    # gamma, and every training glacier drawn equally often
+    "glacierdl-aimed": {"config": {"width": 8, "lr": 1e-4, "zone_weight": 0.0,
+                                   "front_weight": 1.0, "augment": "aimed", "balance": True},
+                        "method": "probability"},
     # temporal context: the shipped recipe, each scene fed with the median and spread of its
     # six nearest other dates (xcalving.model.context)
     "temporal": {"config": {"width": 8, "lr": 1e-4, "zone_weight": 0.0, "front_weight": 1.0,
@@ -477,7 +487,7 @@ def main() -> None:
                         choices=["zones", "probability", "gated"],
                         help="score: also read every model's fronts these ways")
     parser.add_argument("--augment", default=None,
-                        choices=["none", "standard", "heavy", "physical"],
+                        choices=["none", "standard", "heavy", "physical", "aimed"],
                         help="train/final: replace the recipe's augmentation")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="train: a time budget per fold-run on top of the epochs")

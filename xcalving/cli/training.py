@@ -39,6 +39,11 @@ def _add_run_options(parser: Any, *, width: int, epochs: int) -> None:
     parser.add_argument("--physical-augment", action="store_true",
                         help="--heavy-augment plus multilook or blur half the time, so that "
                              "scenes resampled to the network's spacing are in distribution")
+    parser.add_argument("--aimed-augment", action="store_true",
+                        help="--physical-augment without the gamma, with a zoom of 0.5-2x and "
+                             "another scene mixed into the ocean three times in ten")
+    parser.add_argument("--balance", action="store_true",
+                        help="draw every training glacier equally often in each epoch")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="time budget in minutes (of each run; default: none)")
     parser.add_argument("--seed", type=int, default=0,
@@ -54,19 +59,19 @@ def _train_config(args: argparse.Namespace, **options: Any) -> TrainConfig:
         store=args.store, out=args.out, train_glaciers=args.train_glaciers,
         val_glaciers=args.val_glaciers, train_split=args.train_split, val_split=args.val_split,
         width=args.width, epochs=args.epochs, patience=args.patience,
-        augment=_augment(args), max_minutes=args.max_minutes, seed=args.seed, **options,
+        augment=_augment(args), balance=args.balance, max_minutes=args.max_minutes,
+        seed=args.seed, **options,
     )
 
 
-def _augment(args: argparse.Namespace) -> bool | Literal["heavy", "physical"]:
-    given = [flag for flag, on in (("--no-augment", args.no_augment),
-                                   ("--heavy-augment", args.heavy_augment),
-                                   ("--physical-augment", args.physical_augment)) if on]
+def _augment(args: argparse.Namespace) -> bool | Literal["heavy", "physical", "aimed"]:
+    flags: dict[str, bool | Literal["heavy", "physical", "aimed"]] = {
+        "--no-augment": False, "--heavy-augment": "heavy", "--physical-augment": "physical",
+        "--aimed-augment": "aimed"}
+    given = [flag for flag in flags if getattr(args, flag[2:].replace("-", "_"))]
     if len(given) > 1:
         raise InputError(f"{' and '.join(given)} contradict each other; pass one.")
-    if args.no_augment:
-        return False
-    return "physical" if args.physical_augment else ("heavy" if args.heavy_augment else True)
+    return flags[given[0]] if given else True
 
 
 def add_train(sub: Any) -> None:

@@ -1,7 +1,8 @@
 """Patch transforms on numpy arrays, shared by training and fine-tuning (cheap, no torch).
 
-:func:`thicken_front` widens the one-pixel front label; the random augmentations (zoom-in,
-flips and quarter turns, speckle and contrast, coarser or smoother sensors, gamma) are the ones
+:func:`thicken_front` widens the one-pixel front label; the random augmentations (zoom in or
+out, flips and quarter turns, speckle and contrast, coarser or smoother sensors, gamma, another
+scene mixed into the ocean) are the ones
 :class:`~xcalving.data.stream.PatchStream` applies to training patches and
 :mod:`xcalving.adapt.prepare` to a user's scenes.
 """
@@ -13,7 +14,14 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["flip_rotate", "gamma", "radiometry", "resampled", "rezoom", "thicken_front"]
+from xcalving.zones import OCEAN
+
+#: The augmentation levels of :class:`~xcalving.data.stream.PatchStream` (``True`` is the basic
+#: one: flips, turns, speckle, contrast; the others add to it, see its ``augment``).
+AUGMENTS = (False, True, "heavy", "physical", "aimed")
+
+__all__ = ["AUGMENTS", "flip_rotate", "gamma", "ocean_mixup", "radiometry", "resampled", "rezoom",
+           "thicken_front"]
 
 
 def thicken_front(front: np.ndarray, radius: int) -> np.ndarray:
@@ -61,19 +69,71 @@ def radiometry(sar: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def rezoom(arrays: Sequence[np.ndarray], rng: np.random.Generator,
-            max_zoom: float = 1.5) -> list[np.ndarray]:
-    """Zoom in by a random factor in [1, ``max_zoom``]: crop a random window, enlarge it back.
+            max_zoom: float = 1.5, min_zoom: float = 1.0) -> list[np.ndarray]:
+    """Zoom by a random factor in [``min_zoom``, ``max_zoom``], keeping the patch size.
 
-    Nearest-neighbour for every array, so labels keep their classes; the scene looks as if seen
-    at a finer pixel spacing, which teaches the network fjords of other sizes in pixels.
+    A factor above 1 crops a random window and enlarges it back; below 1 the whole patch
+    shrinks into a random place of an empty (0: no data, zone NA, no front) patch of the same
+    size. Nearest-neighbour for every array, so labels keep their classes; the scene looks as
+    if seen at a finer or coarser pixel spacing, which teaches the network fjords of other
+    sizes in pixels.
+
+    Examples
+    --------
+    >>> a = np.ones((8, 8), np.uint8)
+    >>> [int(z.sum()) for z in rezoom([a], np.random.default_rng(0), 0.5, 0.5)]
+    [16]
     """
     rows, cols = arrays[0].shape
-    zoom = rng.uniform(1.0, max_zoom)
+    zoom = rng.uniform(min_zoom, max_zoom)
+    if zoom < 1.0:
+        return _shrunk(arrays, rng, zoom)
     h, w = max(1, round(rows / zoom)), max(1, round(cols / zoom))
     top, left = int(rng.integers(rows - h + 1)), int(rng.integers(cols - w + 1))
     take_r = top + (np.arange(rows) * h // rows)
     take_c = left + (np.arange(cols) * w // cols)
     return [np.ascontiguousarray(a[np.ix_(take_r, take_c)]) for a in arrays]
+
+
+def _shrunk(arrays: Sequence[np.ndarray], rng: np.random.Generator,
+            zoom: float) -> list[np.ndarray]:
+    """The whole patches shrunk by ``zoom`` < 1 into one random place of empty patches."""
+    rows, cols = arrays[0].shape
+    h, w = max(1, round(rows * zoom)), max(1, round(cols * zoom))
+    top, left = int(rng.integers(rows - h + 1)), int(rng.integers(cols - w + 1))
+    take_r, take_c = np.arange(h) * rows // h, np.arange(w) * cols // w
+    out = []
+    for a in arrays:
+        canvas = np.zeros_like(a)
+        canvas[top:top + h, left:left + w] = a[np.ix_(take_r, take_c)]
+        out.append(canvas)
+    return out
+
+
+def ocean_mixup(amplitude: np.ndarray, zones: np.ndarray, partner: np.ndarray,
+                rng: np.random.Generator, rate: float = 0.3,
+                weights: tuple[float, float] = (0.15, 0.30)) -> np.ndarray:
+    """With probability ``rate``, blend another scene into this one's ocean (and melange).
+
+    Where this patch's label is ocean and both patches hold data, the grey value becomes
+    ``(1 - w) * own + w * partner`` with ``w`` drawn from ``weights``: open water, sea ice and
+    melange of other scenes show through, so that a bright or textured fjord is not read as
+    glacier. Land and no-data pixels are never touched.
+
+    Examples
+    --------
+    >>> own, other = np.full((2, 2), 100.0), np.full((2, 2), 200.0)
+    >>> zones = np.array([[3, 3], [2, 0]])
+    >>> mixed = ocean_mixup(own, zones, other, np.random.default_rng(0), rate=1.0)
+    >>> bool(mixed[0, 0] > 100), float(mixed[1, 0]), float(mixed[1, 1])  # land, no data kept
+    (True, 100.0, 100.0)
+    """
+    if partner.shape != amplitude.shape or rng.random() >= rate:
+        return amplitude
+    w = np.float32(rng.uniform(*weights))
+    where = (zones == OCEAN) & (amplitude > 0) & (partner > 0)
+    mixed = (1 - w) * amplitude.astype(np.float32) + w * partner.astype(np.float32)
+    return np.where(where, mixed, amplitude).astype(np.float32)
 
 
 def gamma(amplitude: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -28,12 +28,21 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from xcalving.data.augment import flip_rotate, gamma, radiometry, resampled, rezoom, thicken_front
+from xcalving.data.augment import (
+    AUGMENTS,
+    flip_rotate,
+    gamma,
+    ocean_mixup,
+    radiometry,
+    resampled,
+    rezoom,
+    thicken_front,
+)
 from xcalving.errors import InputError, InputNotFoundError, InputTypeError, did_you_mean
 from xcalving.model.context import SINGLE_SCENE_RATE, network_channels
 from xcalving.scaling import CAFFE_SCALING, Scaling, fill_value, to_network_input
 
-__all__ = ["PatchStream", "epoch_order", "shard"]
+__all__ = ["PatchStream", "balanced", "epoch_order", "shard"]
 
 _REQUIRED = ("sar", "zones", "front", "glacier", "split")
 # (index, sar, zones, front[, ctx_median, ctx_spread]) of one sample, as read from the store
@@ -69,6 +78,34 @@ def epoch_order(selected: np.ndarray, chunk_len: int, *, seed: int, epoch: int,
     runs = np.split(selected, np.flatnonzero(np.diff(selected // chunk_len)) + 1)
     parts = [rng.permutation(runs[k]) for k in rng.permutation(len(runs))]
     return np.concatenate(parts) if parts else selected[:0]
+
+
+def balanced(selected: np.ndarray, groups: np.ndarray, *, seed: int, epoch: int) -> np.ndarray:
+    """An epoch's samples with every group (glacier) equally often, as many as ``selected``.
+
+    Each group gets ``len(selected) / n_groups`` draws (the remainder to the first groups):
+    a larger group a random subset, a smaller one all its samples and random repeats. The
+    draw is a function of ``(seed, epoch)``, so every rank and worker agrees on it. Returns
+    sorted store indices (repeats included) for :func:`epoch_order`.
+
+    Examples
+    --------
+    >>> groups = np.array(["A"] * 6 + ["B"] * 2)
+    >>> picked = balanced(np.arange(8), groups, seed=0, epoch=0)
+    >>> int((picked < 6).sum()), int((picked >= 6).sum())
+    (4, 4)
+    """
+    rng = np.random.default_rng([seed, epoch, 1])
+    names = sorted(set(np.asarray(groups).tolist()))
+    shares = np.full(len(names), len(selected) // len(names))
+    shares[: len(selected) % len(names)] += 1
+    parts = []
+    for name, share in zip(names, shares, strict=True):
+        members = selected[groups == name]
+        repeats = rng.choice(members, share - members.size) if share > members.size else []
+        own = members if share >= members.size else rng.choice(members, share, replace=False)
+        parts.append(np.concatenate([own, np.asarray(repeats, dtype=members.dtype)]))
+    return np.sort(np.concatenate(parts))
 
 
 def shard(order: np.ndarray, *, rank: int = 0, world_size: int = 1, worker: int = 0,
@@ -157,7 +194,13 @@ class PatchStream(IterableDataset):
         contrast/brightness jitter; geometry is applied to image and labels alike.
         ``"heavy"`` adds a random zoom-in of up to 1.5× and a random gamma; ``"physical"``
         adds to ``"heavy"`` a multilook or blur half the time, so that scenes resampled to
-        the network's spacing (from coarser or finer data) are in distribution.
+        the network's spacing (from coarser or finer data) are in distribution;
+        ``"aimed"`` is ``"physical"`` without the gamma (a random gamma erased the
+        glacier/melange brightness difference in synthetic runs), with the zoom widened to
+        0.5-2× (zooming out shrinks the patch into an empty one) and, three times in ten,
+        another patch mixed into the ocean (:func:`~xcalving.data.augment.ocean_mixup`): the
+        failures seen on never-seen glaciers are fjords of another size and a bright ocean
+        read as glacier.
     front_dilation
         Radius in pixels of the disk that thickens the front target (0: one pixel).
     shuffle
@@ -170,6 +213,9 @@ class PatchStream(IterableDataset):
         Distributed shard; default from :mod:`torch.distributed` when initialised, else 0 of 1.
     storage_options
         Passed to fsspec for remote stores.
+    balance
+        Draw every glacier equally often in each epoch (:func:`balanced`), with as many
+        samples an epoch as without.
     context
         Add the temporal context to ``image``: (3, H, W), the scene, the median and the spread
         of its nearest other dates (:mod:`xcalving.model.context`), from the store's
@@ -218,13 +264,17 @@ class PatchStream(IterableDataset):
         world_size: int | None = None,
         storage_options: Mapping[str, Any] | None = None,
         context: bool = False,
+        balance: bool = False,
     ) -> None:
         super().__init__()
         _check_options(scaling, front_dilation, shuffle_buffer, seed)
         self.store = os.fspath(store) if isinstance(store, os.PathLike) else store
         self.storage_options = dict(storage_options) if storage_options else None
         self.scaling, self.front_dilation = scaling, front_dilation
-        self.augment: bool | str = augment if augment in ("heavy", "physical") else bool(augment)
+        if augment not in AUGMENTS:
+            raise InputError(f"augment must be one of {AUGMENTS}; got {augment!r}.")
+        self.augment: bool | str = augment if isinstance(augment, str) else bool(augment)
+        self.balance = bool(balance)
         self.shuffle, self.shuffle_buffer, self.seed = bool(shuffle), shuffle_buffer, seed
         self.rank, self.world_size = _resolve_rank(rank, world_size)
         self.epoch = 0
@@ -236,6 +286,8 @@ class PatchStream(IterableDataset):
         self.context = bool(context)
         self.selected = self._select(group, _as_names(glaciers, "glaciers"),
                                      _as_names(split, "split"))
+        # the glacier of each selected sample, for balance
+        self._glaciers = np.asarray(group["glacier"][:]).astype(object)[self.selected]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -298,7 +350,10 @@ class PatchStream(IterableDataset):
 
     def indices(self, worker: int = 0, num_workers: int = 1) -> np.ndarray:
         """Store indices this rank's ``worker`` reads this epoch, before the shuffle buffer."""
-        order = epoch_order(self.selected, self.chunk_len, seed=self.seed, epoch=self.epoch,
+        selected = self.selected
+        if self.balance:
+            selected = balanced(selected, self._glaciers, seed=self.seed, epoch=self.epoch)
+        order = epoch_order(selected, self.chunk_len, seed=self.seed, epoch=self.epoch,
                             shuffle=self.shuffle)
         return shard(order, rank=self.rank, world_size=self.world_size, worker=worker,
                      num_workers=num_workers)
@@ -329,8 +384,10 @@ class PatchStream(IterableDataset):
         raw = self._read(self.indices(worker, num_workers))
         if self.shuffle and self.shuffle_buffer > 1:
             raw = _buffered(raw, self.shuffle_buffer, rng)
+        partner = None  # the previous sample's grey values, for the ocean mix-up
         for sample in raw:
-            yield self._item(sample, rng)
+            yield self._item(sample, rng, partner)
+            partner = sample[1]
 
     def _read(self, indices: np.ndarray) -> Iterator[_Raw]:
         """Samples in the given order, reading each run of one chunk with one request."""
@@ -346,18 +403,23 @@ class PatchStream(IterableDataset):
             for i in run:
                 yield (int(i), *(b[i - lo] for b in block))
 
-    def _item(self, sample: _Raw, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    def _item(self, sample: _Raw, rng: np.random.Generator,
+              partner: np.ndarray | None = None) -> dict[str, torch.Tensor]:
         index, sar, zones, front, *context = sample
         amplitude: np.ndarray = sar
         if self.augment:
-            heavy = self.augment in ("heavy", "physical")
-            if heavy:
-                sar, zones, front, *context = rezoom((sar, zones, front, *context), rng)
+            if self.augment in ("heavy", "physical", "aimed"):
+                low, high = (0.5, 2.0) if self.augment == "aimed" else (1.0, 1.5)
+                sar, zones, front, *context = rezoom((sar, zones, front, *context), rng,
+                                                     max_zoom=high, min_zoom=low)
             sar, zones, front, *context = flip_rotate((sar, zones, front, *context), rng)
-            amplitude = radiometry(sar, rng)
-            if self.augment == "physical":
+            amplitude = sar
+            if self.augment == "aimed" and partner is not None:
+                amplitude = ocean_mixup(sar, zones, partner, rng)
+            amplitude = radiometry(amplitude, rng)
+            if self.augment in ("physical", "aimed"):
                 amplitude = resampled(amplitude, rng)
-            if heavy:
+            if self.augment in ("heavy", "physical"):
                 amplitude = gamma(amplitude, rng)
         image = to_network_input(amplitude, "uint8", self.scaling)
         if context:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from xcalving.data.augment import AUGMENTS
 from xcalving.errors import InputError
 from xcalving.scaling import CAFFE_SCALING
 from xcalving.train.losses import FRONT_LOSSES, ZONE_LOSSES
@@ -39,7 +40,7 @@ class TrainConfig:
     zone_loss: Literal["ce", "ce+dice"] = "ce"
     label_smoothing: float = 0.0
     front_dilation: int = 10
-    augment: bool | Literal["heavy", "physical"] = True
+    augment: bool | Literal["heavy", "physical", "aimed"] = True
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"
@@ -57,6 +58,8 @@ class TrainConfig:
     #: temporal context: the network sees each scene with the median and spread of its nearest
     #: other dates (:mod:`xcalving.model.context`); the store needs ``caffe_to_zarr(context=True)``
     context: bool = False
+    #: draw every training glacier equally often in each epoch (same number of samples)
+    balance: bool = False
 
     def __post_init__(self) -> None:
         for name in ("width", "epochs", "batch_size", "patience"):
@@ -82,9 +85,8 @@ class TrainConfig:
         if self.front_loss not in FRONT_LOSSES:
             raise InputError(f"front_loss must be one of {FRONT_LOSSES}; got "
                              f"{self.front_loss!r}.")
-        if self.augment not in (True, False, "heavy", "physical"):
-            raise InputError(f"augment must be True, False, 'heavy' or 'physical'; got "
-                             f"{self.augment!r}.")
+        if self.augment not in AUGMENTS:
+            raise InputError(f"augment must be one of {AUGMENTS}; got {self.augment!r}.")
 
 
 def learning_rate(config: TrainConfig, step: int, total: int) -> float:

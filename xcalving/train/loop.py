@@ -86,7 +86,8 @@ def _streams(config: TrainConfig) -> tuple[Any, Any]:
                               "seed": config.seed, "rank": rank, "world_size": world,
                               "context": config.context}
     train = PatchStream(config.store, glaciers=config.train_glaciers, split=config.train_split,
-                        augment=config.augment, shuffle=True, **common)
+                        augment=config.augment, shuffle=True, balance=config.balance,
+                        **common)
     val = PatchStream(config.store, glaciers=config.val_glaciers, split=config.val_split,
                       augment=False, shuffle=False, **common)
     if train.n_samples == 0 or val.n_samples == 0:
