@@ -74,28 +74,37 @@ def run_weights(run: Path, epoch: int | None) -> Path:
     return kept[epoch] if epoch in kept else last_weights(run)
 
 
-def run_table(run: Path, data: Path, cache: Path | None,
-              epoch: int | None = None, spacing: float | None = None) -> pd.DataFrame:
+def run_table(run: Path, data: Path, cache: Path | None, epoch: int | None = None,
+              spacing: float | None = None, tta: bool = False,
+              members: tuple[str, ...] = ()) -> pd.DataFrame:
     """One row per held-out scene: the front's signals, confidence columns and error.
 
     With ``spacing`` the scenes are un-squashed to square pixels of ``spacing`` m (a dated,
     georeferenced cube, as ``logo_caffe256.py --spacing`` scores them): ``fronts()`` then runs
     with its defaults in metres (pieces of at most 750 m dropped); errors stay in pixels.
+    With ``tta`` every scene is also predicted flipped (``predict(..., tta=True)``); with
+    ``members`` the run's weights form an ensemble with the last weights of these recipes'
+    runs held out on the same glacier (beside it, in the same folder). Either way the fronts
+    are traced from the members' mean, and ``member_distance_px`` is measured.
     """
     import xcalving
     from xcalving.vector.tracing import front_from_probability
     from xcalving.zones import front_from_zones
 
     weights = run_weights(run, epoch)
-    stored = cache / f"{run.parent.name}-{run.name}-{weights.stem}.parquet" if cache else None
+    recipe, held_out = run.name.rsplit("-", 1)
+    variant = ("+tta" if tta else "") + "".join(f"+{m}" for m in members)
+    stored = cache / f"{run.parent.name}-{run.name}{variant}-{weights.stem}.parquet" \
+        if cache else None
     if stored is not None and stored.exists():
         return pd.read_parquet(stored)
-    recipe, held_out = run.name.rsplit("-", 1)
     method = RECIPES[recipe]["method"]
+    model: Any = [str(weights), *(str(last_weights(run.parent / f"{m}-{held_out}"))
+                                  for m in members)] if members else str(weights)
     scenes = held_out_scenes(data, held_out, spacing)
-    pred = xcalving.predict(scenes.sar, model=str(weights), tile=256,
+    pred = xcalving.predict(scenes.sar, model=model, tile=256,
                             overlap=0 if spacing is None else 64, scaling="uint8",
-                            outputs="all").compute()
+                            outputs="all", tta=tta).compute()
     min_px = 10 if spacing is None else 750 / spacing
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # no CRS: pixel coordinates, as intended
@@ -106,7 +115,8 @@ def run_table(run: Path, data: Path, cache: Path | None,
         np.stack([front_from_probability(p, 0.5, min_px) for p in pred.front_probability.values])
     sums, counts = front_errors(rasters, scenes.front.values.astype(bool))
     table = pd.DataFrame(frame.drop(columns="geometry"))
-    table = table.assign(run=f"{run.parent.name}/{run.name}", recipe=recipe, held_out=held_out,
+    table = table.assign(run=f"{run.parent.name}/{run.name}{variant}", recipe=recipe,
+                         held_out=held_out,
                          method=method, error_sum=sums, error_count=counts,
                          error=sums / np.maximum(counts, 1))
     table.loc[counts == 0, "error"] = np.nan
@@ -255,11 +265,15 @@ def main() -> None:
                         help="un-squash the scenes to square pixels of this many metres")
     parser.add_argument("--recipes", nargs="+", default=None,
                         help="only the runs of these recipes")
+    parser.add_argument("--tta", action="store_true",
+                        help="predict every scene flipped too; fronts from the mean of the four")
+    parser.add_argument("--members", nargs="+", default=(),
+                        help="ensemble each run with these recipes' runs of its held-out glacier")
     args = parser.parse_args()
     runs = [run for run in finished_runs(args.runs)
             if args.recipes is None or run.name.rsplit("-", 1)[0] in args.recipes]
-    table = pd.concat([run_table(run, args.data, args.cache, args.epoch, args.spacing)
-                       for run in runs], ignore_index=True)
+    table = pd.concat([run_table(run, args.data, args.cache, args.epoch, args.spacing, args.tta,
+                                 tuple(args.members)) for run in runs], ignore_index=True)
     table["cv_confidence"], models = cross_fitted(table)
     print(markdown(table))
     print("Cross-fitted models:\n" + "\n".join(models) + "\n")

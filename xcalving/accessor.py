@@ -35,7 +35,7 @@ class CalvingDataArrayAccessor:
                 precision: str = _D.precision, band: Any = _D.band, scaling: str = _D.scaling,
                 resolution: float | str | None = _D.resolution, dtype: str = _D.dtype,
                 outputs: str | Sequence[str] = _D.outputs,
-                max_pixels: float | None = _D.max_pixels) -> xr.Dataset:
+                max_pixels: float | None = _D.max_pixels, tta: bool = _D.tta) -> xr.Dataset:
         """Lazy front probability and zones; see :func:`xcalving.predict`."""
         return predict(self._obj, model, **_options(locals()))
 
@@ -52,7 +52,7 @@ class CalvingDatasetAccessor:
                 device: str = _D.device, precision: str = _D.precision, band: Any = _D.band,
                 scaling: str = _D.scaling, resolution: float | str | None = _D.resolution,
                 dtype: str = _D.dtype, outputs: str | Sequence[str] = _D.outputs,
-                max_pixels: float | None = _D.max_pixels) -> xr.Dataset:
+                max_pixels: float | None = _D.max_pixels, tta: bool = _D.tta) -> xr.Dataset:
         """Predict on one variable of the Dataset; see :func:`xcalving.predict`.
 
         ``variable=None`` chooses as :func:`xcalving.bands.dataset_variable` does: ``"sar"``

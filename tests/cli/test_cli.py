@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -507,3 +509,7 @@ def test_synth_jitters_size_and_spacing_and_train_warm_starts_with_heavy_augment
         np.testing.assert_array_equal(b.detach().numpy(), a.detach().numpy())
     assert main(["train", *common, "--out", str(tmp_path / "c"), "--heavy-augment",
                  "--no-augment"]) == 1
+    assert main(["train", *common, "--out", str(tmp_path / "d"), "--aimed-augment",
+                 "--balance"]) == 0
+    config = json.loads((tmp_path / "d" / "summary.json").read_text())["config"]
+    assert (config["augment"], config["balance"]) == ("aimed", True)

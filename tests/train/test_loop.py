@@ -160,3 +160,12 @@ def test_warm_start_begins_from_the_init_weights(fixture_store, tmp_path):
     with pytest.raises(InputError, match="init: .* width 4"):
         train(TrainConfig(store=fixture_store, out=str(tmp_path / "c"), width=4,
                           aspp_rates=(2,), epochs=1, init=str(start)))
+
+
+def test_config_takes_the_aimed_augmentation_and_balance():
+    from xcalving.train.config import TrainConfig
+
+    config = TrainConfig(store="s", out="o", augment="aimed", balance=True)
+    assert config.augment == "aimed" and config.balance
+    with pytest.raises(InputError, match="augment must be one of"):
+        TrainConfig(store="s", out="o", augment="strong")

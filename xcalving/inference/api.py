@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 from xcalving.inference.execute import run_on_input_grid, to_dataset
 from xcalving.inference.inputs import check_values_in_memory, prepare_input
+from xcalving.inference.members import run_members
 from xcalving.inference.options import PredictOptions, check_tile, check_work
 from xcalving.inference.resample import resolution_spacings, run_resampled
 from xcalving.runtime import planned_runtime
@@ -33,6 +34,7 @@ def predict(
     dtype: str = _D.dtype,
     outputs: str | Sequence[str] = _D.outputs,
     max_pixels: float | None = _D.max_pixels,
+    tta: bool = _D.tta,
 ) -> Any:
     """Predict calving-front probability and zones over a SAR cube, lazily.
 
@@ -46,7 +48,10 @@ def predict(
     model
         A registered weights name, a path to a ``.safetensors`` checkpoint (hashed; the hash is
         recorded), an ``nn.Module`` returning ``{"zones", "front"}`` logits, or ``None`` for the
-        package's default weights.
+        package's default weights. A list of these is an ensemble: every member predicts, the
+        probabilities are averaged (:func:`xcalving.inference.members.combine`) and each
+        member's front probability is kept as ``member_front_probability`` (``member``, ...,
+        y, x), from which :func:`xcalving.fronts` measures the members' disagreement.
     tile, overlap
         Window size and overlap in pixels. ``tile`` must be a multiple of the network stride.
     batch_size
@@ -96,6 +101,10 @@ def predict(
         overlaps and ``resolution=`` counted, estimated before anything is built; more is
         refused (:class:`~xcalving.errors.WorkBudgetError`), as is ``resolution=`` more than
         8x finer than the input. Default ``2**34`` (about 1.7e10); ``None``: no budget.
+    tta
+        Test-time flips: each weights also runs on the cube flipped left-right, up-down and
+        both, the flips undone on the output, and the four are combined as an ensemble is
+        (four times the work; ``member_front_probability`` holds each flip).
 
     Returns
     -------
@@ -128,7 +137,9 @@ def predict(
     options = PredictOptions(tile=tile, overlap=overlap, batch_size=batch_size, device=device,
                              precision=precision, band=band, scaling=scaling,
                              resolution=resolution, dtype=dtype, outputs=outputs,
-                             max_pixels=max_pixels)
+                             max_pixels=max_pixels, tta=tta)
+    if options.tta or isinstance(model, list | tuple):
+        return _ensemble(da, model, options)
     da = prepare_input(da, options.band)
     options = replace(options, scaling=input_kind(da, options.scaling))
     check_values_in_memory(da, options.scaling)  # dask input: checked block by block, when run
@@ -142,3 +153,13 @@ def predict(
     else:
         out = run_resampled(da, spacings, spec, options)
     return to_dataset(da, out, spec, options, runtime, spacings)
+
+
+def _ensemble(da: Any, model: Any, options: PredictOptions) -> Any:
+    """Every member (weights, and flips with ``tta``) predicted as one call, then combined."""
+    models = list(model) if isinstance(model, list | tuple) else [model]
+    inner = {f.name: getattr(options, f.name) for f in fields(options)}
+    inner.update(tta=False, outputs=("front_probability", "zone_probability", "zones"))
+    out = run_members(da, models, options.tta, lambda cube, m: predict(cube, m, **inner))
+    return out.drop_vars([name for name in ("zone_probability", "zones")
+                          if name not in options.outputs])

@@ -70,12 +70,17 @@ class PredictOptions:
     outputs: Sequence[str] = ("front_probability", "zones")
     #: Pixels the windows may feed the network (:mod:`xcalving.budget`); None: no budget.
     max_pixels: float | None = DEFAULT_MAX_PIXELS
+    #: Test-time flips: each weights also runs on the cube flipped (x, y, both), mean taken.
+    tta: bool = False
 
     def __post_init__(self) -> None:
         _check_whole_numbers(tile=self.tile, overlap=self.overlap, batch_size=self.batch_size)
         check_precision(self.precision)
         _check_resolution(self.resolution)
         object.__setattr__(self, "max_pixels", check_max_pixels(self.max_pixels))
+        if not isinstance(self.tta, bool | np.bool_):
+            raise InputTypeError(f"tta must be True or False; got {self.tta!r}.")
+        object.__setattr__(self, "tta", bool(self.tta))
         # frozen: the checked, normalised forms replace what was given
         object.__setattr__(self, "dtype", _check_dtype(self.dtype))
         object.__setattr__(self, "outputs", _check_outputs(self.outputs))

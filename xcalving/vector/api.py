@@ -19,6 +19,7 @@ import xarray as xr
 
 from xcalving.errors import InputError, XcalvingWarning
 from xcalving.grid import attrs_spacing, pixel_spacing, transform
+from xcalving.inference.members import MEMBER_VARIABLE
 from xcalving.metrics import check_threshold
 from xcalving.vector.confidence import SERIES_COLUMNS, assess_fronts, with_margin
 from xcalving.vector.qc import grid_id
@@ -36,7 +37,7 @@ ROW_ATTRS = ("glacier", "satellite", "sensor", "platform", "model", "model_sha25
 #: The columns computed for each scene, then over the series (:mod:`xcalving.vector.confidence`,
 #: :mod:`xcalving.vector.qc`); coordinates of these names are not copied.
 ROW_COLUMNS = ("geometry", "length_m", "length_px", "mean_probability", "n_segments", "n_pixels",
-               "longest_share", "head_distance_px", "side_margin")
+               "longest_share", "head_distance_px", "side_margin", "member_distance_px")
 COLUMNS = ROW_COLUMNS + SERIES_COLUMNS
 _NEEDS = {"zones": "zones", "probability": "front_probability", "gated": "front_probability"}
 #: The front method where neither the call nor the prediction names one.
@@ -118,6 +119,9 @@ def _check_fronts_input(ds: Any, method: str) -> tuple[list[str], str | None]:
     for other in ("zones", "front_probability"):  # for the confidence signals
         if other != need and other in ds and set(ds[other].dims) == set(ds[need].dims):
             names.append(other)
+    members = ds.get(MEMBER_VARIABLE)
+    if members is not None and set(members.dims) == {"member", *ds[need].dims}:
+        names.append(MEMBER_VARIABLE)
     return names, lead
 
 

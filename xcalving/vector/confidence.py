@@ -13,6 +13,12 @@
   the side they lie on (after CaFFe's clean-up) − 1;
 * ``longest_share`` -- the share of the front's length in its longest piece (fragmentation);
 
+* ``member_distance_px`` -- disagreement of an ensemble (``predict(..., model=[...])``) or
+  of test-time flips (``predict(..., tta=True)``): the median over the members of the mean
+  distance (pixels, capped as above) between the front used and the front each member's own
+  front probability gives (thresholded and traced as ``method="probability"`` does); NaN
+  without members;
+
 and, over the series, ``neighbour_distance_px`` -- the median distance (pixels) to the fronts
 of up to 8 dates either side on the same grid (:func:`xcalving.vector.series.neighbour_distances`).
 
@@ -37,6 +43,7 @@ from scipy import ndimage
 from xcalving.errors import InputError
 from xcalving.vector.qc import outlier_flags, sinuosity
 from xcalving.vector.series import WINDOW, front_pairs, neighbour_distances
+from xcalving.vector.tracing import front_from_probability
 from xcalving.zones import (
     NO_DATA,
     OCEAN,
@@ -52,16 +59,17 @@ if TYPE_CHECKING:
 
 __all__ = ["BAND_PX", "CALIBRATION", "EXPECTED_SIGNS", "HEAD_CAP_PX", "MARGIN", "SERIES_COLUMNS",
            "SIGNALS", "Calibration", "assess_fronts", "confidence", "fit_calibration",
-           "head_distance", "scene_signals", "side_margin", "with_margin"]
+           "head_distance", "member_distance", "scene_signals", "side_margin", "with_margin"]
 
 #: The signals the model combines, as columns of the fronts frame.
-SIGNALS = ("neighbour_distance_px", "head_distance_px", "side_margin", "longest_share")
+SIGNALS = ("neighbour_distance_px", "head_distance_px", "side_margin", "longest_share",
+           "member_distance_px")
 #: The sign of each signal's weight that its meaning predicts: far from the neighbours and from
 #: the other head is bad, clear sides and one unbroken piece are good.
 EXPECTED_SIGNS = {"neighbour_distance_px": -1, "head_distance_px": -1, "side_margin": 1,
-                  "longest_share": 1}
+                  "longest_share": 1, "member_distance_px": -1}
 #: Signals that enter the model as log1p (distances: a long right tail).
-_LOG = frozenset({"neighbour_distance_px", "head_distance_px"})
+_LOG = frozenset({"neighbour_distance_px", "head_distance_px", "member_distance_px"})
 #: The columns :func:`assess_fronts` computes over the series, in the frame's order.
 SERIES_COLUMNS = ("sinuosity", "neighbour_distance_px", "grid_id", "confidence", "outlier",
                   "qc_reason")
@@ -183,14 +191,39 @@ def _other_front(method: str, zones: np.ndarray | None, probability: np.ndarray 
     return None if zones is None else front_from_zones(zones, min_pixels)
 
 
+def member_distance(front: np.ndarray, members: np.ndarray | None, *, threshold: float = 0.5,
+                    min_pixels: float = 0.0, bbox: np.ndarray | None = None,
+                    to_front: np.ndarray | None = None) -> float:
+    """Median over ``members`` (member, y, x front probabilities) of the distance to ``front``.
+
+    Each member's front is traced from its probability as ``method="probability"`` does; the
+    distance is :func:`head_distance` (capped at :data:`HEAD_CAP_PX`). NaN without members or
+    without a front.
+
+    Examples
+    --------
+    >>> front = np.zeros((16, 16), bool); front[:, 4] = True
+    >>> members = np.zeros((3, 16, 16)); members[0, :, 4] = members[1, :, 6] = 1
+    >>> member_distance(front, members)  # 0, 2 and 64 (no front): the median
+    2.0
+    """
+    if members is None or members.shape[0] == 0 or not front.any():
+        return float("nan")
+    distances = [head_distance(front, front_from_probability(p, threshold, min_pixels, bbox),
+                               to_front) for p in members]
+    return float(np.median(distances))
+
+
 def scene_signals(front: np.ndarray, piece_lengths: list[float], *, method: str,
                   zones: np.ndarray | None = None, probability: np.ndarray | None = None,
-                  margin: np.ndarray | None = None, min_pixels: float = 0.0,
+                  margin: np.ndarray | None = None, members: np.ndarray | None = None,
+                  bbox: np.ndarray | None = None, min_pixels: float = 0.0,
                   threshold: float = 0.5) -> dict[str, float]:
     """The per-scene signals of one front raster (``head_distance_px``, ``side_margin``, ...).
 
     ``piece_lengths`` are the lengths (pixels) of the traced pieces; ``zones``,
-    ``probability`` and ``margin`` the scene's rasters where the prediction has them.
+    ``probability``, ``margin`` and ``members`` (member, y, x) the scene's rasters where the
+    prediction has them; ``bbox`` the region the fronts were traced in.
 
     Examples
     --------
@@ -201,7 +234,7 @@ def scene_signals(front: np.ndarray, piece_lengths: list[float], *, method: str,
     (1.0, 1.0)
     """
     empty = {"head_distance_px": float("nan"), "side_margin": float("nan"),
-             "longest_share": float("nan")}
+             "longest_share": float("nan"), "member_distance_px": float("nan")}
     if not front.any():
         return empty
     to_front = ndimage.distance_transform_edt(~front)
@@ -212,6 +245,9 @@ def scene_signals(front: np.ndarray, piece_lengths: list[float], *, method: str,
                                                                              to_front),
         "side_margin": float("nan") if zones is None else side_margin(to_front, zones, margin),
         "longest_share": max(piece_lengths) / total if total > 0 else 1.0,
+        "member_distance_px": member_distance(front, members, threshold=threshold,
+                                              min_pixels=min_pixels, bbox=bbox,
+                                              to_front=to_front),
     }
 
 

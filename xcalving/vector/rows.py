@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from xcalving.errors import InputError
+from xcalving.inference.members import MEMBER_VARIABLE
 from xcalving.vector.confidence import MARGIN, scene_signals
 from xcalving.vector.regions import REGION_VARIABLE
 from xcalving.vector.tracing import (
@@ -68,7 +69,8 @@ def _scene_row(front: np.ndarray, scene: dict[str, np.ndarray], transform: Any,
     mean_p = float(np.nanmean(probability[front])) if probability is not None and front.any() \
         else np.nan
     signals = scene_signals(front, pieces, zones=scene.get("zones"), probability=probability,
-                            margin=scene.get(MARGIN), **settings)
+                            margin=scene.get(MARGIN), members=scene.get(MEMBER_VARIABLE),
+                            bbox=scene.get(REGION_VARIABLE), **settings)
     return {"geometry": _geometry(lines, transform),
             "length_m": length_px * spacing if spacing else np.nan, "length_px": length_px,
             "mean_probability": mean_p, "n_segments": len(lines), "n_pixels": int(front.sum()),
@@ -76,21 +78,32 @@ def _scene_row(front: np.ndarray, scene: dict[str, np.ndarray], transform: Any,
 
 
 def _scene_blocks(var: Any, lead: str) -> Any:
-    """A dask array (scene, y, x) with one chunk a scene: a front is traced over its scene."""
+    """A dask array (scene, y, x) with one chunk a scene: a front is traced over its scene.
+
+    A variable with a ``member`` dim enters as (scene, member · y, x), its members stacked
+    along the rows (:func:`_rows_of_blocks` unstacks them): every input has the same rank.
+    """
     import dask  # heavy: dask, loaded on first use
     import dask.array as dsa  # heavy: dask, loaded on first use
 
-    data = var.transpose(lead, "y", "x").data  # rows are y
+    members = "member" in var.dims
+    data = var.transpose(lead, *(("member",) if members else ()), "y", "x").data  # rows are y
     if not dask.is_dask_collection(data):
-        data = dsa.from_array(np.asarray(data), chunks=(1, -1, -1), name=False)
-    return data.rechunk((1, -1, -1))
+        data = dsa.from_array(np.asarray(data), chunks=(1,) + (-1,) * (data.ndim - 1),
+                              name=False)
+    data = data.rechunk((1,) + (-1,) * (data.ndim - 1))
+    return data.reshape(data.shape[0], -1, data.shape[-1]) if members else data
 
 
 def _rows_of_blocks(*blocks: np.ndarray, names: tuple[str, ...], method: str,
                     min_pixels: float, threshold: float, ocean: str, transform: Any,
-                    spacing: float | None) -> np.ndarray:
-    """One scene's blocks (1, y, x), one a variable → its row, in an object array of one."""
-    scene = dict(zip(names, (block[0] for block in blocks), strict=True))
+                    spacing: float | None, rows: int) -> np.ndarray:
+    """One scene's blocks (1, y, x), one a variable → its row, in an object array of one.
+
+    ``rows`` is the scene's number of rows, to unstack the members of a stacked variable.
+    """
+    scene = {name: block[0].reshape(-1, rows, block.shape[-1]) if name == MEMBER_VARIABLE
+             else block[0] for name, block in zip(names, blocks, strict=True)}
     front = _scene_front(scene, method, min_pixels, threshold, ocean)
     out = np.empty(1, object)
     out[0] = _scene_row(front, scene, transform, spacing, method=method, min_pixels=min_pixels,
@@ -111,7 +124,8 @@ def compute_rows(scenes: Any, lead: str, names: list[str], **settings: Any) -> l
         return []
     stacks = [_scene_blocks(scenes[name], lead) for name in names]
     # the settings travel in a partial: dask would read a tuple (the transform) as a task
-    function = functools.partial(_rows_of_blocks, names=tuple(names), **settings)
+    function = functools.partial(_rows_of_blocks, names=tuple(names), rows=scenes.sizes["y"],
+                                 **settings)
     rows = dsa.map_blocks(function, *stacks, drop_axis=[1, 2], dtype=object,
                           meta=np.empty((0,), object), token="xcalving-fronts")
     return list(rows.compute())
