@@ -79,7 +79,11 @@ def test_scene_signals_of_a_clean_and_a_fragmented_front():
     front = front_from_zones(zones)
     probability = front.astype(np.float32)  # the front head agrees
     clean = scene_signals(front, [39.0], method="zones", zones=zones, probability=probability)
+    assert np.isnan(clean.pop("member_distance_px"))  # no ensemble members
     assert clean == {"head_distance_px": 0.0, "side_margin": 1.0, "longest_share": 1.0}
+    members = np.stack([probability, np.roll(probability, 4, axis=1)])  # one agrees, one 4 px
+    assert scene_signals(front, [39.0], method="zones", zones=zones,
+                         members=members)["member_distance_px"] == pytest.approx(2.0)
     broken = scene_signals(front, [30.0, 10.0], method="zones", zones=zones)
     assert broken["longest_share"] == 0.75 and np.isnan(broken["head_distance_px"])
     assert all(np.isnan(v) for v in scene_signals(np.zeros_like(front), [], method="zones",

@@ -210,7 +210,8 @@ def test_scene_and_model_columns(synthetic):
     frame = ds.calving.fronts()
     assert list(frame.columns) == ["geometry", "length_m", "length_px", "mean_probability",
                                    "n_segments", "n_pixels", "longest_share", "head_distance_px",
-                                   "side_margin", "sinuosity", "neighbour_distance_px",
+                                   "side_margin", "member_distance_px", "sinuosity",
+                                   "neighbour_distance_px",
                                    "grid_id", "confidence", "outlier", "qc_reason", "stem",
                                    "satellite", "orbit", "platform", "glacier", "model",
                                    "model_sha256"]

@@ -297,7 +297,7 @@ def confidence(signals: Any, *, method: str = "zones",
     return np.where(empty, 0.0, score)
 
 
-def fit_calibration(signals: pd.DataFrame, errors: Any, *, names: tuple[str, ...] = SIGNALS,
+def fit_calibration(signals: pd.DataFrame, errors: Any, *, names: tuple[str, ...] | None = None,
                     groups: Any = None, l2: float = 1.0, source: str = "") -> Calibration:
     """Fit the logistic model: P(error ≤ median error) from standardised signals.
 
@@ -314,7 +314,8 @@ def fit_calibration(signals: pd.DataFrame, errors: Any, *, names: tuple[str, ...
         Each front's error (e.g. its MDE against a label); fronts without one (NaN) and empty
         fronts are left out.
     names
-        The signals to use.
+        The signals to use; default the :data:`SIGNALS` that ``signals`` has with at least
+        one finite value (``member_distance_px`` only exists for ensembles).
     groups
         One label a front: the signal selection above; None keeps every signal in ``names``.
     l2
@@ -333,6 +334,9 @@ def fit_calibration(signals: pd.DataFrame, errors: Any, *, names: tuple[str, ...
     >>> model.weights["neighbour_distance_px"] < 0
     True
     """
+    if names is None:
+        names = tuple(n for n in SIGNALS if n in getattr(signals, "columns", ())
+                      and np.isfinite(_transformed(signals, n)).any())
     if groups is not None:
         names = _stable_signals(signals, errors, np.asarray(groups), names, l2)
     errors = np.asarray(errors, float)
