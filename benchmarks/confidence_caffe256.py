@@ -76,7 +76,7 @@ def run_weights(run: Path, epoch: int | None) -> Path:
 
 def run_table(run: Path, data: Path, cache: Path | None, epoch: int | None = None,
               spacing: float | None = None, tta: bool = False,
-              members: tuple[str, ...] = ()) -> pd.DataFrame:
+              members: tuple[str, ...] = (), signal_only: bool = False) -> pd.DataFrame:
     """One row per held-out scene: the front's signals, confidence columns and error.
 
     With ``spacing`` the scenes are un-squashed to square pixels of ``spacing`` m (a dated,
@@ -85,15 +85,19 @@ def run_table(run: Path, data: Path, cache: Path | None, epoch: int | None = Non
     With ``tta`` every scene is also predicted flipped (``predict(..., tta=True)``); with
     ``members`` the run's weights form an ensemble with the last weights of these recipes'
     runs held out on the same glacier (beside it, in the same folder). Either way the fronts
-    are traced from the members' mean, and ``member_distance_px`` is measured.
+    are traced from the members' mean, and ``member_distance_px`` is measured; with
+    ``signal_only`` the fronts are the run's own weights' (what a user of those weights gets)
+    and the members only give the signal.
     """
     import xcalving
+    from xcalving.inference.members import MEMBER_VARIABLE
     from xcalving.vector.tracing import front_from_probability
     from xcalving.zones import front_from_zones
 
     weights = run_weights(run, epoch)
     recipe, held_out = run.name.rsplit("-", 1)
-    variant = ("+tta" if tta else "") + "".join(f"+{m}" for m in members)
+    variant = ("+tta" if tta else "") + "".join(f"+{m}" for m in members) + \
+        ("-signal" if signal_only and (tta or members) else "")
     stored = cache / f"{run.parent.name}-{run.name}{variant}-{weights.stem}.parquet" \
         if cache else None
     if stored is not None and stored.exists():
@@ -102,9 +106,13 @@ def run_table(run: Path, data: Path, cache: Path | None, epoch: int | None = Non
     model: Any = [str(weights), *(str(last_weights(run.parent / f"{m}-{held_out}"))
                                   for m in members)] if members else str(weights)
     scenes = held_out_scenes(data, held_out, spacing)
-    pred = xcalving.predict(scenes.sar, model=model, tile=256,
-                            overlap=0 if spacing is None else 64, scaling="uint8",
-                            outputs="all", tta=tta).compute()
+    options: dict[str, Any] = {"tile": 256, "overlap": 0 if spacing is None else 64,
+                               "scaling": "uint8", "outputs": "all"}
+    pred = xcalving.predict(scenes.sar, model=model, tta=tta, **options)
+    if signal_only and (tta or members):  # fronts of the run's own weights, members' signal
+        pred = xcalving.predict(scenes.sar, model=str(weights), **options).assign(
+            {MEMBER_VARIABLE: pred[MEMBER_VARIABLE]})
+    pred = pred.compute()
     min_px = 10 if spacing is None else 750 / spacing
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # no CRS: pixel coordinates, as intended
@@ -269,11 +277,15 @@ def main() -> None:
                         help="predict every scene flipped too; fronts from the mean of the four")
     parser.add_argument("--members", nargs="+", default=(),
                         help="ensemble each run with these recipes' runs of its held-out glacier")
+    parser.add_argument("--signal-only", action="store_true",
+                        help="with --tta/--members: fronts of the run's own weights, the members "
+                             "only measure member_distance_px")
     args = parser.parse_args()
     runs = [run for run in finished_runs(args.runs)
             if args.recipes is None or run.name.rsplit("-", 1)[0] in args.recipes]
     table = pd.concat([run_table(run, args.data, args.cache, args.epoch, args.spacing, args.tta,
-                                 tuple(args.members)) for run in runs], ignore_index=True)
+                                 tuple(args.members), args.signal_only) for run in runs],
+                      ignore_index=True)
     table["cv_confidence"], models = cross_fitted(table)
     print(markdown(table))
     print("Cross-fitted models:\n" + "\n".join(models) + "\n")
