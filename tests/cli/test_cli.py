@@ -104,6 +104,24 @@ def test_predict_at_another_resolution(small_cube, tmp_path, capsys):
     assert not (tmp_path / "p2.zarr").exists()
 
 
+def test_predict_tta_and_an_ensemble_write_their_members(small_cube, tmp_path):
+    """--tta and several --model: the mean is written, with every member's front probability."""
+    cube, _ = small_cube
+    store = xcalving.write_cube(cube, tmp_path / "cube.zarr")
+    base = ["predict", store, "--tile", "32", "--overlap", "8"]
+    assert main([*base, "--model", "demo", "--tta", "--out", str(tmp_path / "t.zarr")]) == 0
+    pred = xcalving.open_cube(tmp_path / "t.zarr")
+    assert pred.member_front_probability.sizes["member"] == 4
+    assert pred.attrs["members"] == "demo:none,demo:x,demo:y,demo:xy"
+    mean = pred.member_front_probability.mean("member")
+    np.testing.assert_allclose(pred.front_probability.values, mean.values, atol=1 / 254)
+    assert main([*base, "--model", "demo", "demo", "--out", str(tmp_path / "e.zarr")]) == 0
+    pred = xcalving.open_cube(tmp_path / "e.zarr")
+    assert pred.attrs["members"] == "demo-0,demo-1"
+    frame = xcalving.fronts(pred)
+    assert (frame["member_distance_px"].dropna() == 0).all()  # the same weights twice agree
+
+
 def test_predict_with_an_unknown_model_says_what_exists(small_cube, tmp_path, capsys):
     cube, _ = small_cube
     store = xcalving.write_cube(cube, tmp_path / "cube.zarr")

@@ -11,7 +11,7 @@ from torch import nn
 
 import xcalving
 from xcalving.errors import InputError, InputTypeError
-from xcalving.inference.members import MEMBER_VARIABLE, combine, flip
+from xcalving.inference.members import MEMBER_VARIABLE, MEMBER_ZONES, combine, flip
 
 LINE = 120  # grey value of the one-pixel front line; glacier 200 on its left, ocean 40 right
 
@@ -87,7 +87,7 @@ def test_tta_is_lazy_and_chunk_invariant(cube):
 
 def test_ensemble_of_weights_keeps_outputs_and_names(cube):
     pred = _predict(cube, [LineFinder(0).eval(), LineFinder(3).eval()])
-    assert list(pred.data_vars) == ["front_probability", MEMBER_VARIABLE, "zones"]
+    assert list(pred.data_vars) == ["front_probability", MEMBER_VARIABLE, "zones", MEMBER_ZONES]
     assert pred.attrs["members"] == "model-0,model-1"
     assert pred[MEMBER_VARIABLE].member.values.tolist() == ["model-0", "model-1"]
     first, second = (pred[MEMBER_VARIABLE].isel(member=i, time=0).values for i in (0, 1))

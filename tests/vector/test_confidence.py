@@ -81,9 +81,9 @@ def test_scene_signals_of_a_clean_and_a_fragmented_front():
     clean = scene_signals(front, [39.0], method="zones", zones=zones, probability=probability)
     assert np.isnan(clean.pop("member_distance_px"))  # no ensemble members
     assert clean == {"head_distance_px": 0.0, "side_margin": 1.0, "longest_share": 1.0}
-    members = np.stack([probability, np.roll(probability, 4, axis=1)])  # one agrees, one 4 px
+    members = [front, np.roll(front, 4, axis=1)]  # one agrees, one lies 4 px away
     assert scene_signals(front, [39.0], method="zones", zones=zones,
-                         members=members)["member_distance_px"] == pytest.approx(2.0)
+                         member_fronts=members)["member_distance_px"] == pytest.approx(2.0)
     broken = scene_signals(front, [30.0, 10.0], method="zones", zones=zones)
     assert broken["longest_share"] == 0.75 and np.isnan(broken["head_distance_px"])
     assert all(np.isnan(v) for v in scene_signals(np.zeros_like(front), [], method="zones",

@@ -73,9 +73,13 @@ def add_predict(sub: Any) -> None:
                            "date each (from the file name), opened onto one grid")
     pred.add_argument("--out", required=True,
                       help="output Zarr store: a new path, never the input (required)")
-    pred.add_argument("--model", default=None,
+    pred.add_argument("--model", default=None, nargs="+",
                       help="registered weights name (see 'xcalving weights') or a .safetensors "
-                           "path (default: the package's default weights)")
+                           "path (default: the package's default weights); several: an "
+                           "ensemble, probabilities averaged")
+    pred.add_argument("--tta", action="store_true",
+                      help="test-time flips: also predict the cube flipped (x, y, both) and "
+                           "average; four times the work")
     pred.add_argument("--variable", default=None,
                       help="Zarr input: the backscatter variable (default: sar, else HH, else "
                            "VV, else the only one)")
@@ -259,12 +263,13 @@ def _check_out(out: Path, args: argparse.Namespace) -> bool:
 
 def _prediction(cube: Any, args: argparse.Namespace) -> Any:
     """The lazy prediction of ``cube``; its attrs name the input and its data fingerprint."""
+    model = args.model[0] if args.model and len(args.model) == 1 else args.model
     pred = cube.calving.predict(
-        args.model, variable=args.variable, tile=args.tile, overlap=args.overlap,
+        model, variable=args.variable, tile=args.tile, overlap=args.overlap,
         batch_size=args.batch_size, device=args.device, precision=args.precision,
         band=args.band, scaling=args.scaling, resolution=_resolution_arg(args.resolution),
         dtype=args.dtype, outputs="all" if "all" in args.outputs else args.outputs,
-        max_pixels=args.max_pixels,
+        max_pixels=args.max_pixels, tta=args.tta,
     )
     check_names(pred)
     inputs = [str(v) for v in args.inputs]

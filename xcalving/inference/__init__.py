@@ -22,12 +22,15 @@ process, device and precision (see :func:`model_cache_info`).
 The package follows the data: ``api`` (:func:`predict`) checks the options (``options``) and
 the input (``inputs``), optionally resamples it (``resample``), maps the blocks and builds the
 Dataset (``execute``); each block blends its windows (``blend``) with the network from the
-process's cache (``runner``). Importing it loads neither torch nor dask.
+process's cache (``runner``). Ensembles and test-time flips (``members``) are several such
+predictions, combined. Importing it loads neither torch nor dask.
 """
 
 from xcalving.inference.api import predict
 from xcalving.inference.execute import spatial_chunks
+from xcalving.inference.members import combine
 from xcalving.inference.options import PredictOptions, check_tile
 from xcalving.inference.runner import model_cache_info
 
-__all__ = ["PredictOptions", "check_tile", "model_cache_info", "predict", "spatial_chunks"]
+__all__ = ["PredictOptions", "check_tile", "combine", "model_cache_info", "predict",
+           "spatial_chunks"]

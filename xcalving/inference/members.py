@@ -4,9 +4,10 @@
 weights on the cube as it is and flipped left-right, up-down and both (the flips are undone on
 the output, so every member lies on the input's grid). :func:`combine` averages the members'
 probabilities (never their lines: fronts are traced once, from the mean) and keeps each
-member's front probability as ``member_front_probability`` (``member``, ..., y, x), from which
-:func:`xcalving.fronts` measures how far the members' fronts lie from the front it traces
-(``member_distance_px``, a confidence signal). Everything stays lazy; the cost is one network
+member's front probability and zones as ``member_front_probability`` and ``member_zones``
+(``member``, ..., y, x), from which :func:`xcalving.fronts` traces each member's front the way
+it traces the front and measures how far they lie from it (``member_distance_px``, a
+confidence signal). Everything stays lazy; the cost is one network
 pass per member.
 """
 
@@ -20,12 +21,17 @@ import xarray as xr
 
 from xcalving.errors import InputError, InputTypeError
 
-__all__ = ["FLIPS", "MEMBER_VARIABLE", "combine", "flip", "member_names"]
+__all__ = ["FLIPS", "MEMBER_VARIABLE", "MEMBER_VARIABLES", "MEMBER_ZONES", "combine", "flip",
+           "member_names"]
 
 #: The test-time flips: the dims each reverses.
 FLIPS: dict[str, tuple[str, ...]] = {"none": (), "x": ("x",), "y": ("y",), "xy": ("y", "x")}
 #: The variable that keeps each member's front probability.
 MEMBER_VARIABLE = "member_front_probability"
+#: The variable that keeps each member's zones.
+MEMBER_ZONES = "member_zones"
+#: The per-member variables, by the prediction variable they keep.
+MEMBER_VARIABLES = {"front_probability": MEMBER_VARIABLE, "zones": MEMBER_ZONES}
 
 
 def flip(obj: Any, dims: Sequence[str]) -> Any:
@@ -89,8 +95,9 @@ def combine(predictions: Sequence[xr.Dataset] | Mapping[str, xr.Dataset]) -> xr.
         ``front_probability`` the members' mean; where every member has ``zone_probability``,
         its mean and ``zones`` its arg-max (0 where no data), else the first member's
         ``zones``; :data:`MEMBER_VARIABLE` (``member``, ..., y, x) every member's front
-        probability. Attributes are the first member's, with ``members`` (the labels,
-        comma-separated) and ``front_method`` only where every member agrees on it.
+        probability and, where every member has zones, :data:`MEMBER_ZONES` its zones.
+        Attributes are the first member's, with ``members`` (the labels, comma-separated)
+        and ``front_method`` only where every member agrees on it.
     """
     named = _named(predictions)
     try:
@@ -98,7 +105,8 @@ def combine(predictions: Sequence[xr.Dataset] | Mapping[str, xr.Dataset]) -> xr.
     except ValueError as err:
         raise InputError("predictions: the members are not on one grid (their coordinates "
                          f"differ: {err}); predict every member on the same cube.") from err
-    members = xr.DataArray(list(named), dims="member", name="member")
+    # object dtype: Zarr v3 stores variable-length strings without an "unstable dtype" warning
+    members = xr.DataArray(np.array(list(named), dtype=object), dims="member", name="member")
     front = xr.concat([ds["front_probability"] for ds in aligned], members)
     first = aligned[0]
     out = first.drop_vars([v for v in first.data_vars])
@@ -108,6 +116,9 @@ def combine(predictions: Sequence[xr.Dataset] | Mapping[str, xr.Dataset]) -> xr.
     out[MEMBER_VARIABLE] = front.assign_attrs(
         long_name="calving front probability of each member", units="1")
     out = out.assign(_zones(aligned))
+    if all("zones" in ds for ds in aligned):
+        out[MEMBER_ZONES] = xr.concat([ds["zones"] for ds in aligned], members).assign_attrs(
+            aligned[0]["zones"].attrs, long_name="zones of each member")
     out.attrs = _attrs(aligned, list(named))
     return out
 

@@ -19,7 +19,7 @@ import xarray as xr
 
 from xcalving.errors import InputError, XcalvingWarning
 from xcalving.grid import attrs_spacing, pixel_spacing, transform
-from xcalving.inference.members import MEMBER_VARIABLE
+from xcalving.inference.members import MEMBER_VARIABLES
 from xcalving.metrics import check_threshold
 from xcalving.vector.confidence import SERIES_COLUMNS, assess_fronts, with_margin
 from xcalving.vector.qc import grid_id
@@ -119,9 +119,10 @@ def _check_fronts_input(ds: Any, method: str) -> tuple[list[str], str | None]:
     for other in ("zones", "front_probability"):  # for the confidence signals
         if other != need and other in ds and set(ds[other].dims) == set(ds[need].dims):
             names.append(other)
-    members = ds.get(MEMBER_VARIABLE)
-    if members is not None and set(members.dims) == {"member", *ds[need].dims}:
-        names.append(MEMBER_VARIABLE)
+    for member in MEMBER_VARIABLES.values():  # an ensemble's members: the disagreement signal
+        var = ds.get(member)
+        if var is not None and set(var.dims) == {"member", *ds[need].dims}:
+            names.append(member)
     return names, lead
 
 

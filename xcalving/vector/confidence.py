@@ -15,9 +15,8 @@
 
 * ``member_distance_px`` -- disagreement of an ensemble (``predict(..., model=[...])``) or
   of test-time flips (``predict(..., tta=True)``): the median over the members of the mean
-  distance (pixels, capped as above) between the front used and the front each member's own
-  front probability gives (thresholded and traced as ``method="probability"`` does); NaN
-  without members;
+  distance (pixels, capped as above) between the front used and each member's own front,
+  traced from the member's rasters by the same method; NaN without members;
 
 and, over the series, ``neighbour_distance_px`` -- the median distance (pixels) to the fronts
 of up to 8 dates either side on the same grid (:func:`xcalving.vector.series.neighbour_distances`).
@@ -34,6 +33,7 @@ calibration ones.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,6 @@ from scipy import ndimage
 from xcalving.errors import InputError
 from xcalving.vector.qc import outlier_flags, sinuosity
 from xcalving.vector.series import WINDOW, front_pairs, neighbour_distances
-from xcalving.vector.tracing import front_from_probability
 from xcalving.zones import (
     NO_DATA,
     OCEAN,
@@ -191,39 +190,36 @@ def _other_front(method: str, zones: np.ndarray | None, probability: np.ndarray 
     return None if zones is None else front_from_zones(zones, min_pixels)
 
 
-def member_distance(front: np.ndarray, members: np.ndarray | None, *, threshold: float = 0.5,
-                    min_pixels: float = 0.0, bbox: np.ndarray | None = None,
+def member_distance(front: np.ndarray, member_fronts: Sequence[np.ndarray] | None,
                     to_front: np.ndarray | None = None) -> float:
-    """Median over ``members`` (member, y, x front probabilities) of the distance to ``front``.
+    """Median over the members' front rasters of their :func:`head_distance` to ``front``.
 
-    Each member's front is traced from its probability as ``method="probability"`` does; the
-    distance is :func:`head_distance` (capped at :data:`HEAD_CAP_PX`). NaN without members or
-    without a front.
+    NaN without members or without a front; a member without a front counts
+    :data:`HEAD_CAP_PX`.
 
     Examples
     --------
     >>> front = np.zeros((16, 16), bool); front[:, 4] = True
-    >>> members = np.zeros((3, 16, 16)); members[0, :, 4] = members[1, :, 6] = 1
-    >>> member_distance(front, members)  # 0, 2 and 64 (no front): the median
+    >>> others = [np.zeros((16, 16), bool) for _ in range(3)]
+    >>> others[0][:, 4] = others[1][:, 6] = True
+    >>> member_distance(front, others)  # 0, 2 and 64 (no front): the median
     2.0
     """
-    if members is None or members.shape[0] == 0 or not front.any():
+    if not member_fronts or not front.any():
         return float("nan")
-    distances = [head_distance(front, front_from_probability(p, threshold, min_pixels, bbox),
-                               to_front) for p in members]
-    return float(np.median(distances))
+    return float(np.median([head_distance(front, other, to_front) for other in member_fronts]))
 
 
 def scene_signals(front: np.ndarray, piece_lengths: list[float], *, method: str,
                   zones: np.ndarray | None = None, probability: np.ndarray | None = None,
-                  margin: np.ndarray | None = None, members: np.ndarray | None = None,
-                  bbox: np.ndarray | None = None, min_pixels: float = 0.0,
+                  margin: np.ndarray | None = None,
+                  member_fronts: Sequence[np.ndarray] | None = None, min_pixels: float = 0.0,
                   threshold: float = 0.5) -> dict[str, float]:
     """The per-scene signals of one front raster (``head_distance_px``, ``side_margin``, ...).
 
     ``piece_lengths`` are the lengths (pixels) of the traced pieces; ``zones``,
-    ``probability``, ``margin`` and ``members`` (member, y, x) the scene's rasters where the
-    prediction has them; ``bbox`` the region the fronts were traced in.
+    ``probability`` and ``margin`` the scene's rasters where the prediction has them;
+    ``member_fronts`` the fronts of an ensemble's members, traced the same way.
 
     Examples
     --------
@@ -245,9 +241,7 @@ def scene_signals(front: np.ndarray, piece_lengths: list[float], *, method: str,
                                                                              to_front),
         "side_margin": float("nan") if zones is None else side_margin(to_front, zones, margin),
         "longest_share": max(piece_lengths) / total if total > 0 else 1.0,
-        "member_distance_px": member_distance(front, members, threshold=threshold,
-                                              min_pixels=min_pixels, bbox=bbox,
-                                              to_front=to_front),
+        "member_distance_px": member_distance(front, member_fronts, to_front),
     }
 
 

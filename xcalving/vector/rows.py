@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from xcalving.errors import InputError
-from xcalving.inference.members import MEMBER_VARIABLE
+from xcalving.inference.members import MEMBER_VARIABLES
 from xcalving.vector.confidence import MARGIN, scene_signals
 from xcalving.vector.regions import REGION_VARIABLE
 from xcalving.vector.tracing import (
@@ -59,9 +59,30 @@ def _scene_front(scene: dict[str, np.ndarray], method: str, min_pixels: float, t
     raise InputError(f"method={method!r}: the variable it needs is missing.")
 
 
+def _member_fronts(scene: dict[str, np.ndarray], method: str, min_pixels: float,
+                   threshold: float, ocean: str) -> list[np.ndarray] | None:
+    """Each ensemble member's front, traced from its own rasters as the scene's front is.
+
+    None without members, or where the members lack what ``method`` reads.
+    """
+    own = {name: scene[member] for name, member in MEMBER_VARIABLES.items() if member in scene}
+    if not own:
+        return None
+    region = {REGION_VARIABLE: scene[REGION_VARIABLE]} if REGION_VARIABLE in scene else {}
+    n = len(next(iter(own.values())))
+    try:
+        return [_scene_front({**{k: v[i] for k, v in own.items()}, **region}, method,
+                             min_pixels, threshold, ocean) for i in range(n)]
+    except InputError:  # e.g. zones asked for, members without zones
+        return None
+
+
 def _scene_row(front: np.ndarray, scene: dict[str, np.ndarray], transform: Any,
                spacing: float | None, **settings: Any) -> dict[str, Any]:
     """One scene's columns; the confidence signals are measured here, in the same task."""
+    ocean = settings.pop("ocean")
+    member_fronts = _member_fronts(scene, settings["method"], settings["min_pixels"],
+                                   settings["threshold"], ocean)
     lines = trace_lines(front)
     pieces = [pixel_length(line) for line in lines]
     length_px = sum(pieces)
@@ -69,8 +90,7 @@ def _scene_row(front: np.ndarray, scene: dict[str, np.ndarray], transform: Any,
     mean_p = float(np.nanmean(probability[front])) if probability is not None and front.any() \
         else np.nan
     signals = scene_signals(front, pieces, zones=scene.get("zones"), probability=probability,
-                            margin=scene.get(MARGIN), members=scene.get(MEMBER_VARIABLE),
-                            bbox=scene.get(REGION_VARIABLE), **settings)
+                            margin=scene.get(MARGIN), member_fronts=member_fronts, **settings)
     return {"geometry": _geometry(lines, transform),
             "length_m": length_px * spacing if spacing else np.nan, "length_px": length_px,
             "mean_probability": mean_p, "n_segments": len(lines), "n_pixels": int(front.sum()),
@@ -102,12 +122,13 @@ def _rows_of_blocks(*blocks: np.ndarray, names: tuple[str, ...], method: str,
 
     ``rows`` is the scene's number of rows, to unstack the members of a stacked variable.
     """
-    scene = {name: block[0].reshape(-1, rows, block.shape[-1]) if name == MEMBER_VARIABLE
+    stacked = set(MEMBER_VARIABLES.values())
+    scene = {name: block[0].reshape(-1, rows, block.shape[-1]) if name in stacked
              else block[0] for name, block in zip(names, blocks, strict=True)}
     front = _scene_front(scene, method, min_pixels, threshold, ocean)
     out = np.empty(1, object)
     out[0] = _scene_row(front, scene, transform, spacing, method=method, min_pixels=min_pixels,
-                        threshold=threshold)
+                        threshold=threshold, ocean=ocean)
     return out
 
 
