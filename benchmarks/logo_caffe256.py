@@ -398,10 +398,14 @@ def score(data: Path, runs: Path, at: list[int] | None = None,
     return rows
 
 
-def read_tables(runs: Path) -> list[dict[str, Any]]:
-    """The rows of every table*.json of ``runs`` (folds scored apart), each row once."""
+def read_tables(runs: Path, ensembles: bool = False) -> list[dict[str, Any]]:
+    """The rows of every table*.json of ``runs`` (folds scored apart), each row once.
+
+    With ``ensembles``, the rows of ensemble-*.json too (where the round's rule named them).
+    """
     rows: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for path in sorted(runs.glob("table*.json")):
+    paths = [*runs.glob("table*.json"), *(runs.glob("ensemble-*.json") if ensembles else [])]
+    for path in sorted(paths):
         for row in json.loads(path.read_text()):
             rows[(row["recipe"], row["held_out"], row["epochs"])] = row
     return list(rows.values())
@@ -497,6 +501,8 @@ def main() -> None:
                         help="score: the epochs whose kept weights are scored (default: the last)")
     parser.add_argument("--swa", type=int, nargs=2, default=None, metavar=("FIRST", "LAST"),
                         help="score: also the mean of the epoch weights FIRST..LAST")
+    parser.add_argument("--ensembles", action="store_true",
+                        help="choose: ensemble rows (action ensemble) are candidates too")
     args = parser.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
     if args.action == "score":
@@ -507,7 +513,7 @@ def main() -> None:
         score_ensemble(args.data, args.runs, args.recipes, args.spacing, args.folds)
         return
     if args.action == "choose":  # print the recipe the rule picks from the scored folds
-        rows = read_tables(args.runs)
+        rows = read_tables(args.runs, args.ensembles)
         (args.runs / "all.md").write_text(markdown_table(rows))
         recipe, epochs = choose(rows)
         print(recipe, epochs)
