@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from xcalving.data.augment import ocean_mixup, rezoom
-from xcalving.data.stream import PatchStream, balanced
+from xcalving.data.sampling import balanced
+from xcalving.data.stream import PatchStream
 from xcalving.errors import InputError
 from xcalving.zones import GLACIER, OCEAN, ROCK
 

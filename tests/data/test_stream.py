@@ -13,7 +13,8 @@ from skimage.morphology import disk
 import xcalving
 from xcalving.data.augment import thicken_front
 from xcalving.data.caffe import caffe_to_zarr, shipped_scenes
-from xcalving.data.stream import PatchStream, epoch_order, shard
+from xcalving.data.sampling import epoch_order, shard
+from xcalving.data.stream import PatchStream
 from xcalving.errors import InputError, InputTypeError
 from xcalving.scaling import CAFFE_SCALING, fill_value, to_network_input
 from xcalving.testing import write_fixture_tree
