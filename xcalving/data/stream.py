@@ -202,10 +202,9 @@ class PatchStream(IterableDataset):
         self.chunk_len = int(group["sar"].chunks[0])
         self.window = tuple(int(n) for n in group["sar"].shape[1:])
         self.context = bool(context)
-        self.selected = self._select(group, _as_names(glaciers, "glaciers"),
-                                     _as_names(split, "split"))
-        # the glacier of each selected sample, for balance
-        self._glaciers = np.asarray(group["glacier"][:]).astype(object)[self.selected]
+        # the store indices of the samples used, and the glacier of each (for balance)
+        self.selected, self._glaciers = self._select(group, _as_names(glaciers, "glaciers"),
+                                                     _as_names(split, "split"))
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -227,7 +226,7 @@ class PatchStream(IterableDataset):
         return self._group
 
     def _select(self, group: Any, glaciers: Sequence[str] | None,
-                split: Sequence[str] | None) -> np.ndarray:
+                split: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
         missing = [name for name in _REQUIRED if name not in group]
         if missing or group["sar"].ndim != 3:
             raise InputError(f"store {self.store!r} is not a patch store (sample, y, x) with "
@@ -237,12 +236,13 @@ class PatchStream(IterableDataset):
             raise InputError(f"context=True: store {self.store!r} has no temporal context "
                              f"({', '.join(_CONTEXT)}). Write it with "
                              "xcalving.data.caffe.caffe_to_zarr(..., context=True).")
-        keep = _matching(np.asarray(group["glacier"][:]).astype(object), glaciers, "glaciers")
+        glacier_of = np.asarray(group["glacier"][:]).astype(object)
+        keep = _matching(glacier_of, glaciers, "glaciers")
         keep &= _matching(np.asarray(group["split"][:]).astype(object), split, "split")
         if not keep.any():
             raise InputError(f"no sample of store {self.store!r} is of glaciers={glaciers} and "
                              f"split={split}; widen the selection.")
-        return np.flatnonzero(keep)
+        return np.flatnonzero(keep), glacier_of[keep]
 
     @property
     def pixel_spacing(self) -> float | None:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "probability_encoding", "run_blocks", "run_on_input_grid", "spatial_chunks", "to_dataset",
-    "warn_rechunk",
+    "warn_rechunk", "zone_argmax",
 ]
 
 
@@ -157,23 +157,34 @@ def _run_block(block: np.ndarray, origin: tuple[int, int], core: tuple[int, int,
 
 
 # --- the output ----------------------------------------------------------------------------------
-def _zones_of_block(block: np.ndarray, axis: int) -> np.ndarray:
-    """Arg-max zone (uint8) of a (..., 5, y, x) block of predict's output; 0 where it is NaN.
+def zone_argmax(probs: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """Arg-max zone (uint8) over the first axis of ``probs`` (a plane a zone); 0 at ``missing``.
 
-    Channel by channel (contiguous planes), which is several times faster than ``np.argmax``
-    over a middle axis; ties go to the first zone, as ``argmax`` does.
+    Plane by plane (contiguous), which is several times faster than ``np.argmax`` over a middle
+    axis; ties go to the first zone, as ``argmax`` does.
+
+    Examples
+    --------
+    >>> p = np.array([[0.1, 0.7], [0.6, 0.2], [0.3, 0.1]])[:, :, None]  # 3 zones, 2 pixels
+    >>> zone_argmax(p, np.array([[False], [True]])).ravel().tolist()
+    [1, 0]
     """
-    probs = np.moveaxis(block, axis, 0)
-    best = probs[1].copy()
+    best = probs[0].copy()
     zones = np.zeros(best.shape, np.uint8)
     where = np.empty(best.shape, bool)  # one mask, reused: no temporaries
-    for k in range(2, N_CHANNELS):
+    for k in range(1, len(probs)):
         np.greater(probs[k], best, out=where)
-        np.copyto(zones, np.uint8(k - 1), where=where)
-        if k < N_CHANNELS - 1:
+        np.copyto(zones, np.uint8(k), where=where)
+        if k < len(probs) - 1:
             np.maximum(best, probs[k], out=best)
-    np.copyto(zones, np.uint8(0), where=np.isnan(probs[0], out=where))
+    np.copyto(zones, np.uint8(0), where=missing)
     return zones
+
+
+def _zones_of_block(block: np.ndarray, axis: int) -> np.ndarray:
+    """Arg-max zone (uint8) of a (..., 5, y, x) block of predict's output; 0 where it is NaN."""
+    probs = np.moveaxis(block, axis, 0)
+    return zone_argmax(probs[1:], np.isnan(probs[0]))
 
 
 def _zones_keeping_axis(block: np.ndarray, axis: int) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from xcalving.errors import InputError, InputTypeError
+from xcalving.inference.execute import zone_argmax
 
 __all__ = ["FLIPS", "MEMBER_VARIABLE", "MEMBER_VARIABLES", "MEMBER_ZONES", "combine", "flip",
            "member_names"]
@@ -115,7 +116,7 @@ def combine(predictions: Sequence[xr.Dataset] | Mapping[str, xr.Dataset]) -> xr.
     out["front_probability"].encoding = dict(first["front_probability"].encoding)
     out[MEMBER_VARIABLE] = front.assign_attrs(
         long_name="calving front probability of each member", units="1")
-    out = out.assign(_zones(aligned))
+    out = out.assign(_zones(aligned, members))
     if all("zones" in ds for ds in aligned):
         out[MEMBER_ZONES] = xr.concat([ds["zones"] for ds in aligned], members).assign_attrs(
             aligned[0]["zones"].attrs, long_name="zones of each member")
@@ -143,18 +144,24 @@ def _named(predictions: Any) -> dict[str, xr.Dataset]:
     return named
 
 
-def _zones(aligned: Sequence[xr.Dataset]) -> dict[str, xr.DataArray]:
+def _zones(aligned: Sequence[xr.Dataset], members: xr.DataArray) -> dict[str, xr.DataArray]:
     """Mean zone probabilities and their arg-max, or the first member's zones."""
+    first = aligned[0]
     if not all("zone_probability" in ds for ds in aligned):
-        return {"zones": aligned[0]["zones"]} if "zones" in aligned[0] else {}
-    mean = sum(ds["zone_probability"] for ds in aligned[1:]) + aligned[0]["zone_probability"]
-    mean = (mean / len(aligned)).assign_attrs(aligned[0]["zone_probability"].attrs)
-    mean.encoding = dict(aligned[0]["zone_probability"].encoding)
-    best = mean.fillna(-1.0).argmax("zone").astype(np.uint8)
-    zones = best.where(mean.isel(zone=0, drop=True).notnull(), 0).astype(np.uint8)
-    if "zones" in aligned[0]:
-        zones = zones.assign_attrs(aligned[0]["zones"].attrs)
-    return {"zone_probability": mean, "zones": zones}
+        return {"zones": first["zones"]} if "zones" in first else {}
+    mean = xr.concat([ds["zone_probability"] for ds in aligned], members).mean(
+        "member", skipna=False).assign_attrs(first["zone_probability"].attrs)
+    mean.encoding = dict(first["zone_probability"].encoding)
+    zones = xr.apply_ufunc(_zones_of_mean, mean, input_core_dims=[["zone"]],
+                           dask="parallelized", output_dtypes=[np.uint8])
+    return {"zone_probability": mean,
+            "zones": zones.assign_attrs(first["zones"].attrs) if "zones" in first else zones}
+
+
+def _zones_of_mean(probs: np.ndarray) -> np.ndarray:
+    """Predict's arg-max rule on (..., zone) probabilities: 0 where they are NaN."""
+    planes = np.moveaxis(probs, -1, 0)
+    return zone_argmax(planes, np.isnan(planes[0]))
 
 
 def _attrs(aligned: Sequence[xr.Dataset], names: list[str]) -> dict[str, Any]:
