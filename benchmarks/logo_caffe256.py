@@ -50,6 +50,8 @@ import numpy as np
 import xarray as xr
 
 GLACIERS = ("DBE", "JAC", "Jorum", "SI")
+#: ROBUST_SCALING.to_dict(), written out so that reading the recipes needs no import
+ROBUST = {"domain": "uint8", "mean": 0.3262, "std": 0.2704, "fill": 0.0, "stretch": [1.0, 99.0]}
 
 #: The recipes compared: TrainConfig fields, and how a front is read from the model.
 RECIPES: dict[str, dict[str, Any]] = {
@@ -75,6 +77,17 @@ RECIPES: dict[str, dict[str, Any]] = {
     "glacierdl-aimed": {"config": {"width": 8, "lr": 1e-4, "zone_weight": 0.0,
                                    "front_weight": 1.0, "augment": "aimed", "balance": True},
                         "method": "probability"},
+    # GlacierDL's recipe with robust per-scene scaling (each scene stretched from its 1st to
+    # its 99th percentile; each patch in training), two seeds: the sixth round
+    "glacierdl-robust": {"config": {"width": 8, "lr": 1e-4, "zone_weight": 0.0,
+                                    "front_weight": 1.0, "augment": True,
+                                    "scaling": ROBUST}, "method": "probability"},
+    "glacierdl-robust-s1": {"config": {"width": 8, "lr": 1e-4, "zone_weight": 0.0,
+                                       "front_weight": 1.0, "augment": True, "seed": 1,
+                                       "scaling": ROBUST}, "method": "probability"},
+    # GlacierDL's recipe with a third seed: the baseline re-run in the sixth round
+    "glacierdl-s2": {"config": {"width": 8, "lr": 1e-4, "zone_weight": 0.0, "front_weight": 1.0,
+                                "augment": True, "seed": 2}, "method": "probability"},
     # temporal context: the shipped recipe, each scene fed with the median and spread of its
     # six nearest other dates (xcalving.model.context)
     "temporal": {"config": {"width": 8, "lr": 1e-4, "zone_weight": 0.0, "front_weight": 1.0,

@@ -22,9 +22,9 @@ from xcalving.errors import InputError, UnknownScalingError, did_you_mean
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["CAFFE_SCALING", "DB_RANGE", "INPUT_KINDS", "MIN_SAMPLE", "Scaling", "check_values",
-           "db_to_grey", "fill_value", "grey_to_db", "input_kind", "to_network_input",
-           "value_sample"]
+__all__ = ["CAFFE_SCALING", "DB_RANGE", "INPUT_KINDS", "MIN_SAMPLE", "ROBUST_SCALING", "Scaling",
+           "check_values", "db_to_grey", "fill_value", "grey_to_db", "input_kind", "normalise",
+           "stretch_bounds", "to_domain", "to_network_input", "value_sample"]
 
 #: dB range that the documented dB <-> 8-bit rule maps onto grey values 1..255 (0 is no data).
 DB_RANGE = (-25.0, 5.0)
@@ -51,26 +51,49 @@ class Scaling:
     fill
         The value, in the domain, that no-data pixels get before they reach the network (the
         output is NaN there whatever the network says).
+    stretch
+        ``None`` (a fixed normalisation), or percentiles ``(low, high)`` such as ``(1, 99)``:
+        robust per-scene scaling. Each scene's values (in the domain) are first mapped from the
+        scene's own ``low``..``high`` percentile of valid pixels onto 0..1, clipped, and then
+        normalised with ``mean`` and ``std``; a sensor's or a scene's gain and offset cancel.
+        No-data pixels get the stretched 0 (:func:`fill_value`).
     """
 
     domain: Literal["uint8", "db"] = "uint8"
     mean: float = 0.3047
     std: float = 0.3219
     fill: float = 0.0
+    stretch: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.stretch is None:
+            return
+        low, high = (float(p) for p in self.stretch)
+        if not 0.0 <= low < high <= 100.0:
+            raise InputError(f"Scaling.stretch must be percentiles (low, high) with "
+                             f"0 <= low < high <= 100, such as (1, 99); got {self.stretch!r}.")
+        object.__setattr__(self, "stretch", (low, high))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (weights metadata)."""
-        return {"domain": self.domain, "mean": self.mean, "std": self.std, "fill": self.fill}
+        out = {"domain": self.domain, "mean": self.mean, "std": self.std, "fill": self.fill}
+        return out if self.stretch is None else {**out, "stretch": list(self.stretch)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Scaling:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (weights saved before ``stretch`` existed have none)."""
+        stretch = d.get("stretch")
         return cls(domain=d["domain"], mean=float(d["mean"]), std=float(d["std"]),
-                   fill=float(d["fill"]))
+                   fill=float(d["fill"]),
+                   stretch=None if stretch is None else (float(stretch[0]), float(stretch[1])))
 
 
 #: CaFFe's reference normalisation: 8-bit images scaled to [0, 1], mean 0.3047, std 0.3219.
 CAFFE_SCALING = Scaling("uint8", 0.3047, 0.3219, 0.0)
+#: Robust per-scene scaling: 8-bit grey values stretched from each scene's 1st..99th percentile
+#: of valid pixels onto 0..1; mean and std of the stretched values measured on the CaFFe 75 m
+#: patch store (a third of its patches).
+ROBUST_SCALING = Scaling("uint8", 0.3262, 0.2704, 0.0, stretch=(1.0, 99.0))
 
 
 def input_kind(da: xr.DataArray, scaling: str = "auto") -> str:
@@ -163,7 +186,7 @@ def grey_to_db(grey: np.ndarray) -> np.ndarray:
 
 
 def to_network_input(values: np.ndarray, kind: str, scaling: Scaling,
-                     nodata: float | None = None) -> np.ndarray:
+                     nodata: float | None = None, bounds: np.ndarray | None = None) -> np.ndarray:
     """Convert backscatter of ``kind`` to what a network trained with ``scaling`` expects.
 
     Pixels that are NaN or infinite, equal to ``nodata``, ``<= 0`` in linear power, or 0 in 8-bit
@@ -171,14 +194,34 @@ def to_network_input(values: np.ndarray, kind: str, scaling: Scaling,
     there. (``-inf`` is what ``10·log10`` makes of zero power: no data, like NaN.)
 
     The dB <-> 8-bit rule maps :data:`DB_RANGE` linearly onto grey values 1..255, clipping
-    outside it; linear power becomes dB by ``10·log10``.
+    outside it; linear power becomes dB by ``10·log10``. A ``scaling`` with a ``stretch`` uses
+    ``bounds`` (:func:`stretch_bounds`, from the whole scene) where given, else the stretch
+    of ``values`` itself, one per entry of its leading axes.
+
+    Examples
+    --------
+    >>> grey = np.array([[0, 10, 20], [30, 40, 50]], dtype=np.uint8)
+    >>> stretched = Scaling("uint8", 0.0, 1.0, 0.0, stretch=(0, 100))
+    >>> to_network_input(grey, "uint8", stretched).round(2).tolist()
+    [[nan, 0.0, 0.25], [0.5, 0.75, 1.0]]
+    >>> brighter = np.where(grey > 0, 2 * grey + 7, 0)  # another gain and offset: the same
+    >>> to_network_input(brighter, "uint8", stretched).round(2).tolist()[1]
+    [0.5, 0.75, 1.0]
+    """
+    x = to_domain(values, kind, scaling, nodata)
+    return x if kind == "none" else normalise(x, scaling, bounds)
+
+
+def to_domain(values: np.ndarray, kind: str, scaling: Scaling,
+              nodata: float | None = None) -> np.ndarray:
+    """Backscatter of ``kind`` in ``scaling``'s domain (grey values or dB), NaN = no data.
+
+    ``kind="none"`` leaves the values as they are (the caller vouches for them).
     """
     x: np.ndarray = np.asarray(values, dtype=np.float32)
     invalid = ~np.isfinite(x)
     if nodata is not None and not np.isnan(nodata):
         invalid |= x == np.float32(nodata)
-    if kind == "none":
-        return np.where(invalid, np.float32(np.nan), x).astype(np.float32)
     if kind == "uint8":
         invalid |= x == 0
     if kind == "linear":
@@ -189,14 +232,57 @@ def to_network_input(values: np.ndarray, kind: str, scaling: Scaling,
         x = db_to_grey(x)
     elif kind == "uint8" and scaling.domain == "db":
         x = grey_to_db(x)
-    if scaling.domain == "uint8":
-        x = x / 255.0
-    x = (x - scaling.mean) / scaling.std
     return np.where(invalid, np.float32(np.nan), x).astype(np.float32)
 
 
+def normalise(x: np.ndarray, scaling: Scaling, bounds: np.ndarray | None = None) -> np.ndarray:
+    """Values in ``scaling``'s domain (NaN = no data) as the network sees them.
+
+    ``bounds`` (..., 2) are the stretch's (low, high) for each entry of ``x``'s leading axes
+    (:func:`stretch_bounds`; computed from ``x`` where not given). Without a stretch 8-bit
+    values are divided by 255. Then ``(value - mean) / std``.
+    """
+    if scaling.stretch is None:
+        y = x / np.float32(255.0) if scaling.domain == "uint8" else x
+    else:
+        b = stretch_bounds(x, scaling) if bounds is None else np.asarray(bounds, np.float32)
+        low, high = b[..., 0, None, None], b[..., 1, None, None]
+        y = np.clip((x - low) / np.maximum(high - low, np.float32(1e-6)), 0.0, 1.0)
+    return ((y - scaling.mean) / scaling.std).astype(np.float32)
+
+
+def stretch_bounds(x: np.ndarray, scaling: Scaling) -> np.ndarray:
+    """The stretch's (low, high) percentiles of the valid values of each (y, x) slice of ``x``.
+
+    ``x`` (..., y, x) is in the domain, NaN = no data; the result is (..., 2), float32. A slice
+    with no valid value gets (0, 1); a constant one (v, v + 1), so nothing divides by zero.
+
+    Examples
+    --------
+    >>> x = np.array([[[np.nan, 1.0], [3.0, 5.0]], [[np.nan] * 2] * 2])
+    >>> stretch_bounds(x, Scaling(stretch=(0, 100))).tolist()
+    [[1.0, 5.0], [0.0, 1.0]]
+    """
+    if scaling.stretch is None:
+        raise InputError("stretch_bounds needs a Scaling with a stretch, such as ROBUST_SCALING.")
+    flat = np.asarray(x, np.float32).reshape(*x.shape[:-2], -1)
+    out = np.zeros((*flat.shape[:-1], 2), np.float32)
+    out[..., 1] = 1.0
+    for index in np.ndindex(*flat.shape[:-1]):
+        valid = flat[index][np.isfinite(flat[index])]
+        if valid.size:
+            low, high = np.percentile(valid, scaling.stretch)
+            out[index] = (low, max(high, low + 1.0) if high <= low else high)
+    return out
+
+
 def fill_value(scaling: Scaling) -> float:
-    """The normalised value no-data pixels get before they reach the network."""
+    """The normalised value no-data pixels get before they reach the network.
+
+    With a stretch, the stretched 0 (the bottom of every scene's range) whatever ``fill`` is.
+    """
+    if scaling.stretch is not None:
+        return float((0.0 - scaling.mean) / scaling.std)
     fill = scaling.fill / 255.0 if scaling.domain == "uint8" else scaling.fill
     return float((fill - scaling.mean) / scaling.std)
 

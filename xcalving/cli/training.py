@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from xcalving.cli._dask import connect
 from xcalving.errors import InputError, InputNotFoundError
+from xcalving.scaling import ROBUST_SCALING
 
 if TYPE_CHECKING:
     from xcalving.train.config import TrainConfig
@@ -44,6 +45,9 @@ def _add_run_options(parser: Any, *, width: int, epochs: int) -> None:
                              "another scene mixed into the ocean three times in ten")
     parser.add_argument("--balance", action="store_true",
                         help="draw every training glacier equally often in each epoch")
+    parser.add_argument("--robust-scaling", action="store_true",
+                        help="robust per-scene scaling: each scene (each patch in training) "
+                             "stretched from its 1st to its 99th percentile before the network")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="time budget in minutes (of each run; default: none)")
     parser.add_argument("--seed", type=int, default=0,
@@ -55,6 +59,8 @@ def _train_config(args: argparse.Namespace, **options: Any) -> TrainConfig:
     # heavy: xcalving.train.config loads torch, matplotlib, safetensors
     from xcalving.train.config import TrainConfig
 
+    if args.robust_scaling:
+        options = {"scaling": ROBUST_SCALING.to_dict(), **options}
     return TrainConfig(
         store=args.store, out=args.out, train_glaciers=args.train_glaciers,
         val_glaciers=args.val_glaciers, train_split=args.train_split, val_split=args.val_split,

@@ -105,7 +105,10 @@ class PatchStream(IterableDataset):
     split
         Keep only samples of this split (``"train"``, ``"test"``) or splits.
     scaling
-        The network's input normalisation; see :func:`xcalving.scaling.to_network_input`.
+        The network's input normalisation; see :func:`xcalving.scaling.to_network_input`. With
+        a ``stretch`` (robust per-scene scaling) each patch is stretched by its own
+        percentiles after augmentation (at the store's 75 m a 256-px patch holds most of a
+        CaFFe scene; ``predict`` stretches by the whole scene's).
     augment
         Random flips, quarter turns (square patches), Gamma speckle on intensity and
         contrast/brightness jitter; geometry is applied to image and labels alike.
@@ -202,6 +205,9 @@ class PatchStream(IterableDataset):
         self.chunk_len = int(group["sar"].chunks[0])
         self.window = tuple(int(n) for n in group["sar"].shape[1:])
         self.context = bool(context)
+        if self.context and scaling.stretch is not None:
+            raise InputError("context=True and a scaling with a stretch cannot be combined: the "
+                             "store's context is summarised from unstretched scenes.")
         # the store indices of the samples used, and the glacier of each (for balance)
         self.selected, self._glaciers = self._select(group, _as_names(glaciers, "glaciers"),
                                                      _as_names(split, "split"))

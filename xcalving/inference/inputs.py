@@ -33,12 +33,17 @@ import xarray as xr
 from xcalving.bands import choose_polarisation, polarisation_of
 from xcalving.errors import InputError, XcalvingWarning, did_you_mean
 from xcalving.grid import check_monotonic
-from xcalving.scaling import check_values, fill_value, to_network_input
+from xcalving.scaling import check_values, fill_value, stretch_bounds, to_domain, to_network_input
 
 if TYPE_CHECKING:
     from xcalving.model.weights import ModelSpec
 
-__all__ = ["BAND_DIM_NAMES", "SCENE_DIM_NAMES", "check_values_in_memory", "prepare_input"]
+__all__ = ["BAND_DIM_NAMES", "SCENE_DIM_NAMES", "STRETCH_SAMPLE", "check_values_in_memory",
+           "prepare_input", "scene_bounds"]
+
+#: Robust per-scene scaling reads each scene's percentiles from a strided sample of at most
+#: this many rows and columns, taken on the whole scene's grid (so it never depends on chunks).
+STRETCH_SAMPLE = 512
 
 #: Sentinel-1 and other SAR polarisations: the co-polarised ones the network can use, HH first.
 #: Dim names (lower case) that hold bands or polarisations whatever their labels.
@@ -220,21 +225,58 @@ def network_input(data: Any, da: Any, kind: str, spec: ModelSpec) -> Any:
 
     ``kind`` is what the values are (:func:`xcalving.scaling.input_kind`). Each block's values
     are checked against it (:func:`xcalving.scaling.check_values`) when the block is computed;
-    the error names the block.
+    the error names the block. Weights with robust per-scene scaling (a ``stretch``) get every
+    block stretched by its whole scene's percentiles (:func:`scene_bounds`).
     """
-    return data.map_blocks(_checked_network_input, kind, spec.scaling, _nodata(da),
-                           tuple(str(d) for d in da.dims), dtype=np.float32)
+    import dask.array as dsa  # heavy: dask, loaded on first use
+
+    args = (kind, spec.scaling, _nodata(da), tuple(str(d) for d in da.dims))
+    if spec.scaling.stretch is None:
+        return data.map_blocks(_checked_network_input, *args, dtype=np.float32)
+    low, high = scene_bounds(data, kind, spec.scaling, args[2])
+    return dsa.map_blocks(_checked_stretched, data, low, high, *args, dtype=np.float32)
+
+
+def scene_bounds(data: Any, kind: str, scaling: Any, nodata: float | None) -> tuple[Any, Any]:
+    """Each scene's stretch (low, high) as two lazy arrays (..., 1, 1), in the domain.
+
+    From every ``ceil(n / STRETCH_SAMPLE)``-th row and column of the scene: a fixed sample of
+    the whole grid, the same whatever the chunks (:func:`xcalving.scaling.stretch_bounds`).
+    """
+    step = [max(1, -(-n // STRETCH_SAMPLE)) for n in data.shape[-2:]]
+    sample = data[..., ::step[0], ::step[1]].rechunk({data.ndim - 2: -1, data.ndim - 1: -1})
+    bounds = sample.map_blocks(_sample_bounds, kind, scaling, nodata, dtype=np.float32,
+                               chunks=(*sample.chunks[:-2], (1,), (2,)))
+    return bounds[..., 0:1], bounds[..., 1:2]
+
+
+def _sample_bounds(block: np.ndarray, kind: str, scaling: Any,
+                   nodata: float | None) -> np.ndarray:
+    return stretch_bounds(to_domain(block, kind, scaling, nodata), scaling)[..., None, :]
 
 
 def _checked_network_input(block: np.ndarray, kind: str, scaling: Any, nodata: float | None,
                            dims: tuple[str, ...], block_info: Any = None) -> np.ndarray:
+    _check_block(block, kind, nodata, dims, block_info)
+    return to_network_input(block, kind, scaling, nodata)
+
+
+def _checked_stretched(block: np.ndarray, low: np.ndarray, high: np.ndarray, kind: str,
+                       scaling: Any, nodata: float | None, dims: tuple[str, ...],
+                       block_info: Any = None) -> np.ndarray:
+    _check_block(block, kind, nodata, dims, block_info)
+    bounds = np.stack([low[..., 0, 0], high[..., 0, 0]], axis=-1)
+    return to_network_input(block, kind, scaling, nodata, bounds=bounds)
+
+
+def _check_block(block: np.ndarray, kind: str, nodata: float | None, dims: tuple[str, ...],
+                 block_info: Any) -> None:
     where = "da"
     if block_info and 0 in block_info:
         place = ", ".join(f"{dim} {start}:{stop}" for dim, (start, stop)
                           in zip(dims, block_info[0]["array-location"], strict=True))
         where = f"da's chunk at {place}"
     check_values(block, kind, nodata, where=where)
-    return to_network_input(block, kind, scaling, nodata)
 
 
 # --- temporal context ----------------------------------------------------------------------------
@@ -247,6 +289,10 @@ def model_input(data: Any, da: Any, kind: str, spec: ModelSpec) -> Any:
     x = network_input(data, da, kind, spec)
     if spec.in_channels == 1:
         return x
+    if spec.scaling.stretch is not None:
+        raise InputError("model: these weights combine temporal context with robust per-scene "
+                         "scaling, which xcalving does not train or serve (the context channels "
+                         "are summarised before any stretch). Use weights with one of the two.")
     return with_context(x, scene_times(da), fill_value(spec.scaling))
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from xcalving.data.augment import AUGMENTS
 from xcalving.errors import InputError
-from xcalving.scaling import CAFFE_SCALING
+from xcalving.scaling import CAFFE_SCALING, Scaling
 from xcalving.train.losses import FRONT_LOSSES, ZONE_LOSSES
 
 __all__ = ["TrainConfig", "learning_rate"]
@@ -87,6 +87,18 @@ class TrainConfig:
                              f"{self.front_loss!r}.")
         if self.augment not in AUGMENTS:
             raise InputError(f"augment must be one of {AUGMENTS}; got {self.augment!r}.")
+        self._check_scaling()
+
+    def _check_scaling(self) -> None:
+        try:
+            scaling = Scaling.from_dict(self.scaling)
+        except (KeyError, TypeError, ValueError) as err:
+            raise InputError(f"scaling must be a Scaling's to_dict() (e.g. "
+                             f"ROBUST_SCALING.to_dict()); got {self.scaling!r}.") from err
+        if self.context and scaling.stretch is not None:
+            raise InputError("context=True and a scaling with a stretch (robust per-scene "
+                             "scaling) cannot be combined: the stored context is summarised from "
+                             "unstretched scenes. Pass one of the two.")
 
 
 def learning_rate(config: TrainConfig, step: int, total: int) -> float:
