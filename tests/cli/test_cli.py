@@ -531,3 +531,7 @@ def test_synth_jitters_size_and_spacing_and_train_warm_starts_with_heavy_augment
                  "--balance"]) == 0
     config = json.loads((tmp_path / "d" / "summary.json").read_text())["config"]
     assert (config["augment"], config["balance"]) == ("aimed", True)
+    from xcalving.scaling import ROBUST_SCALING
+
+    assert main(["train", *common, "--out", str(tmp_path / "e"), "--robust-scaling"]) == 0
+    assert load_model(tmp_path / "e" / "best.safetensors").xcalving_scaling == ROBUST_SCALING

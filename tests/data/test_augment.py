@@ -117,6 +117,23 @@ def test_stream_balance_and_aimed_augmentation(store):
         assert (item["zones"].numpy()[~valid] == 0).all()
 
 
+def test_stream_with_robust_scaling_stretches_each_patch_after_augmentation(store):
+    from xcalving.scaling import ROBUST_SCALING, fill_value
+
+    stream = PatchStream(store, glaciers=["JAC", "SI"], scaling=ROBUST_SCALING, seed=2)
+    low, high = fill_value(ROBUST_SCALING), (1 - ROBUST_SCALING.mean) / ROBUST_SCALING.std
+    for item in stream:
+        image, valid = item["image"].numpy()[0], item["valid"].numpy()
+        assert image.min() >= low - 1e-5 and image.max() <= high + 1e-5  # stretched 0..1
+        assert np.allclose(image[~valid], low)  # no data: the stretched 0
+        inside = image[valid]  # each patch's own percentiles, after the speckle and contrast
+        if inside.size > 100 and inside.std() > 0:
+            assert np.isclose(inside.min(), low, atol=1e-5)
+            assert np.isclose(inside.max(), high, atol=1e-5)
+    with pytest.raises(InputError, match="context=True and a scaling with a stretch"):
+        PatchStream(store, scaling=ROBUST_SCALING, context=True)
+
+
 def test_stream_refuses_unknown_augment(store):
     with pytest.raises(InputError, match="augment must be one of"):
         PatchStream(store, augment="strong")
