@@ -448,6 +448,31 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def seed_rule(rows: list[dict[str, Any]], candidate: list[str], baseline: list[str],
+              ensembles: tuple[str, str]) -> dict[str, Any]:
+    """The sixth round's rule: a recipe against the baseline by its seeds, never one run.
+
+    ``candidate`` and ``baseline`` are the row labels of each recipe's seeds, ``ensembles`` the
+    labels of (candidate, baseline) seed ensembles. The candidate wins if every one of its seeds
+    leaves at most :data:`MAX_NO_FRONT` of held-out scenes without a front on every fold, the
+    mean of its seeds' four-fold mean MDE (m) is below the baseline seeds', and its seed
+    ensemble's four-fold mean is below the baseline ensemble's.
+    """
+    def fold_mean(label: str) -> float:
+        picked = [r for r in rows if r["recipe"] == label]
+        if sorted(r["held_out"] for r in picked) != sorted(GLACIERS):
+            raise SystemExit(f"{label} is not scored on all four folds")
+        return float(np.mean([r.get("mde_m", r["mde_px"]) for r in picked]))
+
+    means = {label: fold_mean(label) for label in (*candidate, *baseline, *ensembles)}
+    eligible = all(r["n_no_front"] <= MAX_NO_FRONT * r["n_scenes"]
+                   for r in rows if r["recipe"] in candidate)
+    seeds = (float(np.mean([means[c] for c in candidate])),
+             float(np.mean([means[b] for b in baseline])))
+    wins = eligible and seeds[0] < seeds[1] and means[ensembles[0]] < means[ensembles[1]]
+    return {"means": means, "eligible": eligible, "seed_means": seeds, "candidate_wins": wins}
+
+
 def train_final(store: Path, runs: Path, recipe: str, epochs: int,
                 max_minutes: float | None = None, augment: str | None = None) -> Path:
     """Train ``recipe`` on all four glaciers for ``epochs`` (chosen by the folds), no stopping.
@@ -493,7 +518,8 @@ def main() -> None:
     """Train the folds, or score them."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["train", "score", "final", "choose", "ensemble"])
+    parser.add_argument("action",
+                        choices=["train", "score", "final", "choose", "ensemble", "seeds"])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/caffe256"))
     parser.add_argument("--runs", type=Path, default=Path("runs/logo"))
     parser.add_argument("--folds", nargs="+", default=list(GLACIERS), choices=GLACIERS)
@@ -514,6 +540,12 @@ def main() -> None:
                         help="score: the epochs whose kept weights are scored (default: the last)")
     parser.add_argument("--swa", type=int, nargs=2, default=None, metavar=("FIRST", "LAST"),
                         help="score: also the mean of the epoch weights FIRST..LAST")
+    parser.add_argument("--candidate", nargs="+", default=["glacierdl-robust",
+                                                           "glacierdl-robust-s1"],
+                        help="seeds: the candidate's seed rows")
+    parser.add_argument("--baseline", nargs="+", default=["glacierdl", "glacierdl-s1",
+                                                          "glacierdl-s2"],
+                        help="seeds: the baseline's seed rows (its ensemble: the first two)")
     parser.add_argument("--ensembles", action="store_true",
                         help="choose: ensemble rows (action ensemble) are candidates too")
     args = parser.parse_args()
@@ -524,6 +556,13 @@ def main() -> None:
         return
     if args.action == "ensemble":  # the mean prediction of the --recipes' fold models
         score_ensemble(args.data, args.runs, args.recipes, args.spacing, args.folds)
+        return
+    if args.action == "seeds":  # the sixth round's rule: --recipes CANDIDATE-SEEDS -- BASELINE
+        rows = read_tables(args.runs, ensembles=True)
+        (args.runs / "all.md").write_text(markdown_table(rows))
+        print(json.dumps(seed_rule(rows, args.candidate, args.baseline,
+                                   (f"ensemble({'+'.join(args.candidate)})",
+                                    f"ensemble({'+'.join(args.baseline[:2])})")), indent=1))
         return
     if args.action == "choose":  # print the recipe the rule picks from the scored folds
         rows = read_tables(args.runs, args.ensembles)
