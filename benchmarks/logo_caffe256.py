@@ -375,9 +375,11 @@ def score_ensemble(data: Path, runs: Path, members: list[str], spacing: float | 
 
 def score(data: Path, runs: Path, at: list[int] | None = None,
           swa: tuple[int, int] | None = None, spacing: float | None = None,
-          methods: list[str] | None = None,
-          folds: list[str] | None = None) -> list[dict[str, Any]]:
+          methods: list[str] | None = None, folds: list[str] | None = None,
+          recipes: list[str] | None = None) -> list[dict[str, Any]]:
     """Score every run on its held-out glacier (at the epochs ``at``, else the last epoch).
+
+    ``recipes`` (where given) limits the runs scored to theirs; the table's name then says so.
 
     With ``swa=(first, last)``, the mean of the epoch weights first..last is scored too, as the
     recipe ``NAME+swa``. Writes table.json and table.md; with ``folds`` (a subset, scored in
@@ -387,7 +389,8 @@ def score(data: Path, runs: Path, at: list[int] | None = None,
     for run in sorted(p for p in runs.iterdir() if (p / "summary.json").exists()
                       and not p.name.startswith("final-")):
         recipe, held_out = run.name.rsplit("-", 1)
-        if folds is not None and held_out not in folds:
+        if (folds is not None and held_out not in folds) or \
+                (recipes is not None and recipe not in recipes):
             continue
         summary = json.loads((run / "summary.json").read_text())
         minutes_per_epoch = summary["train_seconds"] / 60 / summary["epochs"]
@@ -406,6 +409,7 @@ def score(data: Path, runs: Path, at: list[int] | None = None,
                 print(row, flush=True)
     name = "table" if folds is None or set(folds) == set(GLACIERS) else \
         "table-" + "-".join(sorted(folds))
+    name += "" if recipes is None else "-" + "+".join(recipes)
     (runs / f"{name}.json").write_text(json.dumps(rows, indent=2))
     (runs / f"{name}.md").write_text(markdown_table(rows))
     return rows
@@ -552,7 +556,8 @@ def main() -> None:
     args.runs.mkdir(parents=True, exist_ok=True)
     if args.action == "score":
         score(args.data, args.runs, args.at, args.swa, args.spacing, args.methods,
-              args.folds if args.folds != list(GLACIERS) else None)
+              args.folds if args.folds != list(GLACIERS) else None,
+              args.recipes if args.recipes != list(RECIPES) else None)
         return
     if args.action == "ensemble":  # the mean prediction of the --recipes' fold models
         score_ensemble(args.data, args.runs, args.recipes, args.spacing, args.folds)
