@@ -357,7 +357,7 @@ def score_ensemble(data: Path, runs: Path, members: list[str], spacing: float | 
     """Score, on each fold, the mean prediction of the members' fold models (last epochs).
 
     Every member of a fold never saw its held-out glacier, so the ensemble did not either; it
-    costs ``len(members)`` predictions. Rows go to ensemble-FOLDS.json.
+    costs ``len(members)`` predictions. Rows go to ensemble-MEMBERS-FOLDS.json.
     """
     rows = []
     for held_out in folds:
@@ -369,7 +369,8 @@ def score_ensemble(data: Path, runs: Path, members: list[str], spacing: float | 
                **evaluate(weights, scenes, method, spacing)}
         rows.append(row)
         print(row, flush=True)
-    (runs / f"ensemble-{'-'.join(folds)}.json").write_text(json.dumps(rows, indent=2))
+    name = f"ensemble-{'+'.join(members)}-{'-'.join(folds)}.json"
+    (runs / name).write_text(json.dumps(rows, indent=2))
     return rows
 
 
