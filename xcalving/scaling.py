@@ -272,7 +272,7 @@ def stretch_bounds(x: np.ndarray, scaling: Scaling) -> np.ndarray:
         valid = flat[index][np.isfinite(flat[index])]
         if valid.size:
             low, high = np.percentile(valid, scaling.stretch)
-            out[index] = (low, max(high, low + 1.0) if high <= low else high)
+            out[index] = (low, high if high > low else low + 1.0)
     return out
 
 

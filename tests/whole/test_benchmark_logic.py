@@ -58,3 +58,32 @@ def test_replay_picks_never_take_the_adapted_glacier():
         assert picks["glacier"].value_counts().to_dict() == {
             g: 2 for g in glaciers if g != glacier}
     assert finetune_caffe256.replay_picks(catalog, "DBE", 0) is None
+
+
+def _fold_rows(label: str, mdes: tuple[float, ...], no_front: int = 0) -> list[dict]:
+    return [{"recipe": label, "held_out": g, "mde_px": m / 75, "mde_m": m, "n_no_front": no_front,
+             "n_scenes": 50, "epochs": 5} for g, m in zip(("DBE", "JAC", "Jorum", "SI"), mdes,
+                                                           strict=True)]
+
+
+def test_the_seed_rule_needs_the_seed_mean_the_ensemble_and_every_fold_with_fronts():
+    from benchmarks import logo_caffe256 as logo
+
+    base = [*_fold_rows("b0", (3000,) * 4), *_fold_rows("b1", (4000,) * 4),
+            *_fold_rows("ensemble(b0+b1)", (2900,) * 4)]
+    cand = [*_fold_rows("c0", (2800,) * 4), *_fold_rows("c1", (3900,) * 4)]
+    ens = ("ensemble(c0+c1)", "ensemble(b0+b1)")
+    rule = logo.seed_rule([*base, *cand, *_fold_rows(ens[0], (2800,) * 4)],
+                          ["c0", "c1"], ["b0", "b1"], ens)
+    assert rule["candidate_wins"] and rule["seed_means"] == (3350.0, 3500.0)
+    # an ensemble no better than the baseline's loses, whatever the seeds say
+    worse = logo.seed_rule([*base, *cand, *_fold_rows(ens[0], (2950,) * 4)],
+                           ["c0", "c1"], ["b0", "b1"], ens)
+    assert not worse["candidate_wins"]
+    # a seed leaving more than 10 % of a fold's scenes without a front is not eligible
+    blank = [*base, *_fold_rows("c0", (2800,) * 4, no_front=6), *_fold_rows("c1", (3900,) * 4),
+             *_fold_rows(ens[0], (2800,) * 4)]
+    assert not logo.seed_rule(blank, ["c0", "c1"], ["b0", "b1"], ens)["eligible"]
+    with pytest.raises(SystemExit, match="not scored on all four folds"):
+        logo.seed_rule([*base, *cand[:3], *_fold_rows(ens[0], (2800,) * 4)],
+                       ["c0", "c1"], ["b0", "b1"], ens)
