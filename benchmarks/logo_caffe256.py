@@ -49,9 +49,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from xcalving.scaling import ROBUST_SCALING
+
 GLACIERS = ("DBE", "JAC", "Jorum", "SI")
-#: ROBUST_SCALING.to_dict(), written out so that reading the recipes needs no import
-ROBUST = {"domain": "uint8", "mean": 0.3262, "std": 0.2704, "fill": 0.0, "stretch": [1.0, 99.0]}
+#: robust per-scene scaling, as TrainConfig takes it
+ROBUST = ROBUST_SCALING.to_dict()
 
 #: The recipes compared: TrainConfig fields, and how a front is read from the model.
 RECIPES: dict[str, dict[str, Any]] = {
@@ -563,7 +565,7 @@ def main() -> None:
     if args.action == "ensemble":  # the mean prediction of the --recipes' fold models
         score_ensemble(args.data, args.runs, args.recipes, args.spacing, args.folds)
         return
-    if args.action == "seeds":  # the sixth round's rule: --recipes CANDIDATE-SEEDS -- BASELINE
+    if args.action == "seeds":  # the sixth round's rule: --candidate SEEDS against --baseline
         rows = read_tables(args.runs, ensembles=True)
         (args.runs / "all.md").write_text(markdown_table(rows))
         print(json.dumps(seed_rule(rows, args.candidate, args.baseline,

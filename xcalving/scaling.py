@@ -66,6 +66,7 @@ class Scaling:
     stretch: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        """Check the stretch's percentiles; a list (as JSON gives it) becomes a float tuple."""
         if self.stretch is None:
             return
         low, high = (float(p) for p in self.stretch)
@@ -82,10 +83,8 @@ class Scaling:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Scaling:
         """Inverse of :meth:`to_dict` (weights saved before ``stretch`` existed have none)."""
-        stretch = d.get("stretch")
         return cls(domain=d["domain"], mean=float(d["mean"]), std=float(d["std"]),
-                   fill=float(d["fill"]),
-                   stretch=None if stretch is None else (float(stretch[0]), float(stretch[1])))
+                   fill=float(d["fill"]), stretch=d.get("stretch"))
 
 
 #: CaFFe's reference normalisation: 8-bit images scaled to [0, 1], mean 0.3047, std 0.3219.
